@@ -1,0 +1,436 @@
+//! `cairn.yaml`: read once into a located tree (the raw form), validated once into `Config`.
+//! Nothing downstream re-checks what is validated here.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::repo::Snapshot;
+use crate::yaml::{Key, Node, NodeValue};
+
+pub const CONFIG_FILE: &str = "cairn.yaml";
+
+/// The validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// In the order they are declared.
+    pub environments: Vec<Environment>,
+    pub schemas: Vec<SchemaMapping>,
+    pub policies: Vec<PolicyEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    pub name: String,
+    /// Later layers win.
+    pub layers: Vec<Layer>,
+    pub target: TargetConfig,
+    /// Line of the environment's key in `cairn.yaml`.
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Layer {
+    /// A directory or a single file, relative to the configuration root.
+    pub path: String,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetConfig {
+    /// The embedded default: live state is a directory (relative paths are relative to the
+    /// configuration root).
+    Local { path: String },
+    Kubernetes { context: Option<String>, namespace: Option<String> },
+}
+
+/// `schemas:` — a JSON Schema for one of the repository's own kinds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaMapping {
+    pub api_version: String,
+    pub kind: String,
+    pub schema: String,
+    pub line: u64,
+}
+
+/// `policies:` — a policy binding, or a file holding more bindings.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyEntry {
+    Binding {
+        name: String,
+        plugin: String,
+        environments: Option<Vec<String>>,
+        severity: Severity,
+        settings: serde_json::Value,
+        line: u64,
+    },
+    Include { path: String, line: u64 },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Config {
+    /// Reads and validates `cairn.yaml` from a snapshot.
+    pub fn load(snapshot: &Snapshot) -> Result<Config> {
+        let bytes = snapshot.read(CONFIG_FILE)?.ok_or_else(|| Error::Config {
+            message: format!("{CONFIG_FILE}: not found at the repository root; run `cairn init` to create one"),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::Config {
+            message: format!("{CONFIG_FILE}: not valid UTF-8"),
+        })?;
+        Config::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let root = Node::parse(CONFIG_FILE, text)?;
+        let top = expect_map(&root, "the top level")?;
+        check_keys(top, &["version", "environments", "schemas", "policies"], "the top level")?;
+        if let Some((_, v)) = find(top, "version") {
+            let ok = matches!(&v.value, NodeValue::Number(n) if n.as_u64() == Some(1))
+                || v.as_str() == Some("1");
+            if !ok {
+                return Err(at(v, "unsupported `version`; this cairn reads version 1"));
+            }
+        }
+        let Some((_, envs)) = find(top, "environments") else {
+            return Err(at(&root, "missing `environments`: declare at least one environment"));
+        };
+        let environments = parse_environments(envs)?;
+        let schemas = match find(top, "schemas") {
+            Some((_, node)) => parse_schemas(node)?,
+            None => Vec::new(),
+        };
+        let policies = match find(top, "policies") {
+            Some((_, node)) => parse_policies(node, &environments)?,
+            None => Vec::new(),
+        };
+        Ok(Config { environments, schemas, policies })
+    }
+
+    pub fn environment(&self, name: &str) -> Result<&Environment> {
+        self.environments.iter().find(|e| e.name == name).ok_or_else(|| Error::UnknownEnvironment {
+            name: name.to_string(),
+            known: self.environment_names().join(", "),
+        })
+    }
+
+    pub fn environment_names(&self) -> Vec<&str> {
+        self.environments.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// The environments a command works on: the named ones (each must exist), or all of them.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Environment>> {
+        if names.is_empty() {
+            return Ok(self.environments.iter().collect());
+        }
+        let mut out: Vec<&Environment> = Vec::new();
+        for name in names {
+            let env = self.environment(name)?;
+            if !out.iter().any(|e| e.name == env.name) {
+                out.push(env);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
+    let entries = expect_map(node, "`environments`")?;
+    if entries.is_empty() {
+        return Err(at(node, "`environments` is empty: declare at least one environment"));
+    }
+    let mut out = Vec::new();
+    for (key, value) in entries {
+        let name = key.name.clone();
+        if !valid_name(&name) {
+            return Err(at_key(
+                key,
+                &format!(
+                    "environment name `{name}` is not valid: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"
+                ),
+            ));
+        }
+        let what = format!("environment `{name}`");
+        let map = expect_map(value, &what)?;
+        check_keys(map, &["layers", "target"], &what)?;
+        let Some((_, layers_node)) = find(map, "layers") else {
+            return Err(at_key(key, &format!("{what}: missing `layers` (a list of directories, later ones win)")));
+        };
+        let NodeValue::Seq(items) = &layers_node.value else {
+            return Err(at(layers_node, &format!("{what}: `layers` must be a list, found {}", layers_node.kind_name())));
+        };
+        if items.is_empty() {
+            return Err(at(layers_node, &format!("{what}: `layers` is empty")));
+        }
+        let mut layers = Vec::new();
+        for item in items {
+            let Some(path) = item.as_str() else {
+                return Err(at(item, &format!("{what}: a layer must be a path, found {}", item.kind_name())));
+            };
+            let path = normalize_relative(path).ok_or_else(|| {
+                at(item, &format!("{what}: layer `{path}` must be a relative path inside the repository"))
+            })?;
+            layers.push(Layer { path, line: item.line });
+        }
+        let Some((_, target_node)) = find(map, "target") else {
+            return Err(at_key(key, &format!("{what}: missing `target` (for example `target: {{ local: {{ path: .cairn/live/{name} }} }}`)")));
+        };
+        let target = parse_target(target_node, &what)?;
+        out.push(Environment { name, layers, target, line: key.line });
+    }
+    Ok(out)
+}
+
+fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
+    let map = expect_map(node, &format!("{what}: `target`"))?;
+    check_keys(map, &["local", "kubernetes"], &format!("{what}: `target`"))?;
+    if map.len() != 1 {
+        return Err(at(node, &format!("{what}: `target` must name exactly one of `local` or `kubernetes`")));
+    }
+    let (key, value) = &map[0];
+    match key.name.as_str() {
+        "local" => {
+            let inner = expect_map(value, &format!("{what}: `target.local`"))?;
+            check_keys(inner, &["path"], &format!("{what}: `target.local`"))?;
+            let path = find(inner, "path")
+                .and_then(|(_, v)| v.as_str())
+                .filter(|p| !p.trim().is_empty())
+                .ok_or_else(|| at(value, &format!("{what}: `target.local.path` must be a directory path")))?;
+            Ok(TargetConfig::Local { path: path.to_string() })
+        }
+        _ => {
+            let inner = match &value.value {
+                NodeValue::Null => &[][..],
+                _ => expect_map(value, &format!("{what}: `target.kubernetes`"))?,
+            };
+            check_keys(inner, &["context", "namespace"], &format!("{what}: `target.kubernetes`"))?;
+            let string = |k: &str| -> Result<Option<String>> {
+                match find(inner, k) {
+                    None => Ok(None),
+                    Some((_, v)) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| {
+                        at(v, &format!("{what}: `target.kubernetes.{k}` must be a string"))
+                    }),
+                }
+            };
+            Ok(TargetConfig::Kubernetes { context: string("context")?, namespace: string("namespace")? })
+        }
+    }
+}
+
+fn parse_schemas(node: &Node) -> Result<Vec<SchemaMapping>> {
+    let NodeValue::Seq(items) = &node.value else {
+        return Err(at(node, &format!("`schemas` must be a list, found {}", node.kind_name())));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let map = expect_map(item, "a `schemas` entry")?;
+        check_keys(map, &["apiVersion", "kind", "schema"], "a `schemas` entry")?;
+        let field = |k: &str| -> Result<String> {
+            find(map, k)
+                .and_then(|(_, v)| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| at(item, &format!("a `schemas` entry needs `{k}` (a string)")))
+        };
+        out.push(SchemaMapping {
+            api_version: field("apiVersion")?,
+            kind: field("kind")?,
+            schema: field("schema")?,
+            line: item.line,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<PolicyEntry>> {
+    let NodeValue::Seq(items) = &node.value else {
+        return Err(at(node, &format!("`policies` must be a list, found {}", node.kind_name())));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let map = expect_map(item, "a `policies` entry")?;
+        if let Some((_, path)) = find(map, "include") {
+            check_keys(map, &["include"], "a `policies` include")?;
+            let path = path.as_str().and_then(normalize_relative).ok_or_else(|| {
+                at(path, "`include` must be a relative path to a file of policy bindings")
+            })?;
+            out.push(PolicyEntry::Include { path, line: item.line });
+            continue;
+        }
+        check_keys(map, &["name", "plugin", "environments", "severity", "settings"], "a `policies` entry")?;
+        let string = |k: &str| -> Result<String> {
+            find(map, k)
+                .and_then(|(_, v)| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| at(item, &format!("a `policies` entry needs `{k}` (a string)")))
+        };
+        let envs = match find(map, "environments") {
+            None => None,
+            Some((_, v)) => {
+                let NodeValue::Seq(names) = &v.value else {
+                    return Err(at(v, "`environments` must be a list of environment names"));
+                };
+                let mut list = Vec::new();
+                for n in names {
+                    let name = n.as_str().ok_or_else(|| at(n, "an environment name must be a string"))?;
+                    if !environments.iter().any(|e| e.name == name) {
+                        return Err(at(n, &format!("unknown environment `{name}`{}", suggest(name, environments.iter().map(|e| e.name.as_str())))));
+                    }
+                    list.push(name.to_string());
+                }
+                Some(list)
+            }
+        };
+        let severity = match find(map, "severity") {
+            None => Severity::Error,
+            Some((_, v)) => match v.as_str() {
+                Some("error") => Severity::Error,
+                Some("warning") => Severity::Warning,
+                _ => return Err(at(v, "`severity` must be `error` or `warning`")),
+            },
+        };
+        out.push(PolicyEntry::Binding {
+            name: string("name")?,
+            plugin: string("plugin")?,
+            environments: envs,
+            severity,
+            settings: find(map, "settings").map(|(_, v)| v.to_json()).unwrap_or(serde_json::Value::Null),
+            line: item.line,
+        });
+    }
+    Ok(out)
+}
+
+/// A relative path inside the repository, normalised (no `./`, no trailing `/`); `None` for an
+/// absolute path or one that leaves the repository.
+pub fn normalize_relative(path: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    if path.starts_with('/') || path.contains('\\') {
+        return None;
+    }
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() { None } else { Some(parts.join("/")) }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn expect_map<'a>(node: &'a Node, what: &str) -> Result<&'a [(Key, Node)]> {
+    match &node.value {
+        NodeValue::Map(entries) => Ok(entries),
+        _ => Err(at(node, &format!("{what} must be a mapping, found {}", node.kind_name()))),
+    }
+}
+
+fn find<'a>(map: &'a [(Key, Node)], name: &str) -> Option<&'a (Key, Node)> {
+    map.iter().find(|(k, _)| k.name == name)
+}
+
+/// Rejects unknown keys, naming the key, its line and the nearest valid key.
+fn check_keys(map: &[(Key, Node)], allowed: &[&str], what: &str) -> Result<()> {
+    for (key, _) in map {
+        if !allowed.contains(&key.name.as_str()) {
+            return Err(at_key(
+                key,
+                &format!(
+                    "unknown key `{}` in {what}{} (valid keys: {})",
+                    key.name,
+                    suggest(&key.name, allowed.iter().copied()),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// "; did you mean `x`?" when a candidate is close enough to be a likely typo.
+fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    let best = candidates
+        .map(|c| (strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, c)) if d <= 2.max(word.len() / 3) => format!("; did you mean `{c}`?"),
+        _ => String::new(),
+    }
+}
+
+fn at(node: &Node, message: &str) -> Error {
+    Error::Config { message: format!("{CONFIG_FILE}:{}:{}: {message}", node.line, node.column) }
+}
+
+fn at_key(key: &Key, message: &str) -> Error {
+    Error::Config { message: format!("{CONFIG_FILE}:{}:{}: {message}", key.line, key.column) }
+}
+
+/// Environment names mapped to their index, for stable ordering in reports.
+pub fn environment_order(config: &Config) -> BTreeMap<&str, usize> {
+    config.environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "environments:\n  staging:\n    layers: [base, environments/staging/]\n    target:\n      local: { path: .cairn/live/staging }\n  production:\n    layers: [base, ./environments/production]\n    target:\n      kubernetes: { context: prod, namespace: apps }\n";
+
+    #[test]
+    fn minimal_form_is_accepted() {
+        let config = Config::parse(GOOD).expect("valid");
+        assert_eq!(config.environment_names(), vec!["staging", "production"]);
+        let staging = config.environment("staging").expect("exists");
+        let layers: Vec<&str> = staging.layers.iter().map(|l| l.path.as_str()).collect();
+        assert_eq!(layers, vec!["base", "environments/staging"]);
+        assert_eq!(staging.target, TargetConfig::Local { path: ".cairn/live/staging".into() });
+        assert_eq!(
+            config.environment("production").expect("exists").target,
+            TargetConfig::Kubernetes { context: Some("prod".into()), namespace: Some("apps".into()) }
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_line_and_nearest() {
+        let text = GOOD.replace("    layers: [base, environments/staging/]", "    layer: [base]");
+        let err = Config::parse(&text).err().expect("invalid").to_string();
+        assert!(err.starts_with("cairn.yaml:3:5: unknown key `layer`"), "{err}");
+        assert!(err.contains("did you mean `layers`?"), "{err}");
+    }
+
+    #[test]
+    fn layer_outside_the_repository_is_rejected() {
+        let text = GOOD.replace("environments/staging/", "../elsewhere");
+        let err = Config::parse(&text).err().expect("invalid").to_string();
+        assert!(err.contains("cairn.yaml:3:") && err.contains("relative path inside"), "{err}");
+    }
+
+    #[test]
+    fn unknown_environment_lists_known_ones() {
+        let config = Config::parse(GOOD).expect("valid");
+        let err = config.select(&["prod".into()]).err().expect("unknown").to_string();
+        assert!(err.contains("`prod`") && err.contains("staging, production"), "{err}");
+    }
+
+    #[test]
+    fn target_must_name_one_kind() {
+        let text = "environments:\n  a:\n    layers: [x]\n    target: {}\n";
+        let err = Config::parse(text).err().expect("invalid").to_string();
+        assert!(err.contains("exactly one"), "{err}");
+    }
+}

@@ -1,0 +1,77 @@
+//! The library's error type. Every variant is bad input or a failed operation, so every variant
+//! maps to exit code 2; findings (exit 1) and changes (exit 3) are data, not errors.
+
+use std::path::PathBuf;
+
+/// Errors that stop a command. Messages are one line and name the place (file:line:column where
+/// there is one) and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: not a git repository (run `git init` there, or pass --repo DIR)")]
+    NotARepository { path: PathBuf },
+
+    #[error("unknown revision `{rev}`: {reason}")]
+    UnknownRevision { rev: String, reason: String },
+
+    #[error("{path}: the repository has no commits yet; commit first or omit --rev")]
+    NoCommits { path: PathBuf },
+
+    #[error("git: {message}")]
+    Git { message: String },
+
+    #[error("{file}:{line}:{column}: {message}")]
+    Yaml { file: String, line: u64, column: u64, message: String },
+
+    #[error("{file}:{line}: {message}")]
+    Document { file: String, line: u64, message: String },
+
+    #[error("{message}")]
+    Config { message: String },
+
+    #[error("unknown environment `{name}` (environments in cairn.yaml: {known})")]
+    UnknownEnvironment { name: String, known: String },
+
+    #[error(
+        "environment `{environment}`: layer `{layer}` does not exist (cairn.yaml:{line}); create it or remove it from `layers`"
+    )]
+    MissingLayer { environment: String, layer: String, line: u64 },
+
+    #[error(
+        "{second}:{second_line}: object {object} is defined twice in layer `{layer}` (first at {first}:{first_line}); remove one or move it to another layer"
+    )]
+    DuplicateObject {
+        object: String,
+        layer: String,
+        first: String,
+        first_line: u64,
+        second: String,
+        second_line: u64,
+    },
+
+    #[error("{path}: {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "environment `{environment}` is locked by {holder}; wait for that apply to finish (the lock is {path})"
+    )]
+    Locked { environment: String, holder: String, path: PathBuf },
+
+    #[error("{path}: corrupt state file: {message}; remove or restore it")]
+    CorruptState { path: PathBuf, message: String },
+
+    #[error("{message}")]
+    Usage { message: String },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), action, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

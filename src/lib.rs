@@ -1,0 +1,10 @@
+//! cairn: a GitOps engine. The pipeline runs one way through typed stages:
+//! repository snapshot → rendered objects → validation findings → plan → apply → release record.
+
+pub mod config;
+pub mod error;
+pub mod render;
+pub mod repo;
+pub mod yaml;
+
+pub use error::{Error, Result};

@@ -1,0 +1,367 @@
+//! Layers → objects per environment. Later layers are merged over earlier ones with JSON merge
+//! patch semantics (RFC 7386); `$patch: delete` removes an object; the output order is stable.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{Environment, Layer};
+use crate::error::{Error, Result};
+use crate::repo::{EntryKind, Snapshot};
+use crate::yaml;
+
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "cairn";
+pub const ENVIRONMENT_LABEL: &str = "cairn/environment";
+
+/// Identity of an object: (API group, kind, namespace, name). The version is not part of it, so
+/// `apps/v1` and `apps/v1beta2` documents of one Deployment are the same object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectId {
+    pub group: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectId {
+    /// `Deployment.apps apps/web`, `ConfigMap apps/settings`, `Namespace apps`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.kind)?;
+        if !self.group.is_empty() {
+            write!(f, ".{}", self.group)?;
+        }
+        match &self.namespace {
+            Some(ns) => write!(f, " {ns}/{}", self.name),
+            None => write!(f, " {}", self.name),
+        }
+    }
+}
+
+impl ObjectId {
+    /// The order objects are applied in: namespaces and cluster-wide prerequisites first, then
+    /// what others refer to, then workloads. Deletions run in reverse.
+    pub fn apply_rank(&self) -> usize {
+        const ORDER: &[&str] = &[
+            "Namespace",
+            "ResourceQuota",
+            "LimitRange",
+            "PodSecurityPolicy",
+            "CustomResourceDefinition",
+            "PriorityClass",
+            "StorageClass",
+            "ServiceAccount",
+            "Secret",
+            "ConfigMap",
+            "PersistentVolume",
+            "PersistentVolumeClaim",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "DaemonSet",
+            "Pod",
+            "ReplicaSet",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "StatefulSet",
+            "Job",
+            "CronJob",
+            "Ingress",
+        ];
+        ORDER.iter().position(|k| *k == self.kind).unwrap_or(ORDER.len())
+    }
+
+    /// Key for the stable output order.
+    pub fn sort_key(&self) -> (usize, &str, &str, Option<&str>, &str) {
+        (self.apply_rank(), &self.group, &self.kind, self.namespace.as_deref(), &self.name)
+    }
+
+    /// Reads the identity of a document, or says what is missing.
+    pub fn of(value: &Value) -> std::result::Result<ObjectId, String> {
+        let Value::Object(map) = value else {
+            return Err(format!("a document must be a mapping, found {}", json_kind(value)));
+        };
+        let api_version = match map.get("apiVersion") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s,
+            Some(_) => return Err("`apiVersion` must be a non-empty string".into()),
+            None => return Err("missing `apiVersion` (for example `apiVersion: v1`)".into()),
+        };
+        let kind = match map.get("kind") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s,
+            Some(_) => return Err("`kind` must be a non-empty string".into()),
+            None => return Err("missing `kind` (for example `kind: ConfigMap`)".into()),
+        };
+        let metadata = match map.get("metadata") {
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err("`metadata` must be a mapping".into()),
+            None => return Err("missing `metadata.name`".into()),
+        };
+        let name = match metadata.get("name") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err("`metadata.name` must be a string".into()),
+            None => return Err("missing `metadata.name`".into()),
+        };
+        check_path_safe("metadata.name", name)?;
+        let namespace = match metadata.get("namespace") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                check_path_safe("metadata.namespace", s)?;
+                Some(s.clone())
+            }
+            Some(_) => return Err("`metadata.namespace` must be a string".into()),
+        };
+        let group = match api_version.rsplit_once('/') {
+            Some((group, _)) => group.to_string(),
+            None => String::new(),
+        };
+        Ok(ObjectId { group, kind: kind.clone(), namespace, name: name.clone() })
+    }
+}
+
+/// Names become file names in the local target and URL path segments in Kubernetes; reject the
+/// few spellings that would escape either.
+fn check_path_safe(field: &str, value: &str) -> std::result::Result<(), String> {
+    if value.is_empty() || value == "." || value == ".." || value.contains('/') || value.contains('\0') {
+        return Err(format!("`{field}` `{value}` is not a valid name (empty, `.`, `..`, or contains `/`)"));
+    }
+    Ok(())
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// A document that contributed to an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub file: String,
+    pub line: u64,
+}
+
+impl fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A rendered object: identity, merged body, and every document that shaped it (layer order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Object {
+    pub id: ObjectId,
+    pub body: Value,
+    pub sources: Vec<SourceRef>,
+}
+
+/// Every object of one environment, in stable order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendered {
+    pub environment: String,
+    pub objects: Vec<Object>,
+}
+
+/// Renders one environment from a snapshot.
+pub fn render(snapshot: &Snapshot, env: &Environment) -> Result<Rendered> {
+    let mut objects: HashMap<ObjectId, Object> = HashMap::new();
+    for layer in &env.layers {
+        let files = layer_files(snapshot, env, layer)?;
+        let mut texts = Vec::with_capacity(files.len());
+        for file in files {
+            let bytes = snapshot.read(&file)?.unwrap_or_default();
+            texts.push((file, bytes));
+        }
+        // Parsing dominates rendering time; files are independent.
+        let parsed: Vec<(String, Vec<yaml::Document>)> = texts
+            .into_par_iter()
+            .map(|(file, bytes)| {
+                let text = String::from_utf8(bytes).map_err(|e| Error::Document {
+                    file: file.clone(),
+                    line: 1,
+                    message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                })?;
+                let docs = yaml::parse_documents(&file, &text)?;
+                Ok((file, docs))
+            })
+            .collect::<Result<_>>()?;
+        apply_layer(&mut objects, &layer.path, parsed)?;
+    }
+    let mut objects: Vec<Object> = objects.into_values().collect();
+    for object in &mut objects {
+        label_managed(&mut object.body, &env.name);
+    }
+    objects.sort_by(|a, b| a.id.sort_key().cmp(&b.id.sort_key()));
+    Ok(Rendered { environment: env.name.clone(), objects })
+}
+
+/// The YAML files of a layer: every `*.yaml`/`*.yml` under a directory, or the file itself.
+fn layer_files(snapshot: &Snapshot, env: &Environment, layer: &Layer) -> Result<Vec<String>> {
+    match snapshot.entry_kind(&layer.path)? {
+        Some(EntryKind::File) => Ok(vec![layer.path.clone()]),
+        Some(EntryKind::Dir) => Ok(snapshot
+            .files_under(&layer.path)?
+            .into_iter()
+            .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml"))
+            .collect()),
+        None => Err(Error::MissingLayer {
+            environment: env.name.clone(),
+            layer: layer.path.clone(),
+            line: layer.line,
+        }),
+    }
+}
+
+fn apply_layer(
+    objects: &mut HashMap<ObjectId, Object>,
+    layer: &str,
+    parsed: Vec<(String, Vec<yaml::Document>)>,
+) -> Result<()> {
+    let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
+    for (file, docs) in parsed {
+        for doc in docs {
+            let here = SourceRef { file: file.clone(), line: doc.line };
+            let id = ObjectId::of(&doc.value)
+                .map_err(|message| Error::Document { file: file.clone(), line: doc.line, message })?;
+            if let Some(first) = seen.get(&id) {
+                return Err(Error::DuplicateObject {
+                    object: id.to_string(),
+                    layer: layer.to_string(),
+                    first: first.file.clone(),
+                    first_line: first.line,
+                    second: here.file,
+                    second_line: here.line,
+                });
+            }
+            seen.insert(id.clone(), here.clone());
+            let mut body = doc.value;
+            if let Some(directive) = body.as_object_mut().and_then(|m| m.remove("$patch")) {
+                if directive != Value::String("delete".into()) {
+                    return Err(Error::Document {
+                        file,
+                        line: doc.line,
+                        message: format!("unsupported `$patch: {directive}`; only `$patch: delete` is supported"),
+                    });
+                }
+                if objects.remove(&id).is_none() {
+                    return Err(Error::Document {
+                        file,
+                        line: doc.line,
+                        message: format!(
+                            "`$patch: delete` of {id}, which no earlier layer defines; check the identity or remove the document"
+                        ),
+                    });
+                }
+                continue;
+            }
+            match objects.get_mut(&id) {
+                Some(existing) => {
+                    merge_patch(&mut existing.body, body);
+                    existing.sources.push(here);
+                }
+                None => {
+                    let mut base = Value::Object(Map::new());
+                    merge_patch(&mut base, body);
+                    objects.insert(id.clone(), Object { id, body: base, sources: vec![here] });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RFC 7386 JSON merge patch: maps merge, scalars and lists replace, `null` deletes a key.
+pub fn merge_patch(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(patch) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(target) = target {
+                for (key, value) in patch {
+                    if value.is_null() {
+                        target.remove(&key);
+                    } else {
+                        let slot = target.entry(key).or_insert(Value::Null);
+                        merge_patch(slot, value);
+                    }
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+/// Marks an object as managed by cairn for this environment; prune and inventory rely on it.
+fn label_managed(body: &mut Value, environment: &str) {
+    let Some(map) = body.as_object_mut() else { return };
+    let metadata = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let Some(metadata) = metadata.as_object_mut() else { return };
+    let labels = metadata.entry("labels").or_insert_with(|| Value::Object(Map::new()));
+    if !labels.is_object() {
+        *labels = Value::Object(Map::new());
+    }
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert(MANAGED_BY_LABEL.into(), Value::String(MANAGED_BY_VALUE.into()));
+        labels.insert(ENVIRONMENT_LABEL.into(), Value::String(environment.into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        // The RFC's own example.
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut target, json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}}));
+
+        let mut lists = json!({"a": [1, 2], "b": 1});
+        merge_patch(&mut lists, json!({"a": [3], "b": {"x": null, "y": 1}}));
+        assert_eq!(lists, json!({"a": [3], "b": {"y": 1}}));
+    }
+
+    #[test]
+    fn identity_uses_group_not_version() {
+        let a = ObjectId::of(&json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}));
+        let b = ObjectId::of(&json!({"apiVersion": "apps/v1beta2", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}));
+        assert_eq!(a, b);
+        assert_eq!(a.expect("valid").to_string(), "Deployment.apps n/w");
+        let core = ObjectId::of(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}));
+        assert_eq!(core.expect("valid").to_string(), "ConfigMap c");
+    }
+
+    #[test]
+    fn identity_errors_say_what_is_missing() {
+        let err = ObjectId::of(&json!({"apiVersion": "v1", "metadata": {"name": "x"}})).err();
+        assert!(err.expect("missing kind").contains("missing `kind`"));
+        let err = ObjectId::of(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})).err();
+        assert!(err.expect("missing name").contains("metadata.name"));
+        let err = ObjectId::of(&json!(["a"])).err();
+        assert!(err.expect("not a map").contains("must be a mapping, found a list"));
+        let err = ObjectId::of(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "../x"}})).err();
+        assert!(err.expect("unsafe").contains("not a valid name"));
+    }
+
+    #[test]
+    fn apply_order_puts_namespaces_first() {
+        let ns = ObjectId { group: String::new(), kind: "Namespace".into(), namespace: None, name: "z".into() };
+        let dep = ObjectId { group: "apps".into(), kind: "Deployment".into(), namespace: Some("z".into()), name: "a".into() };
+        let custom = ObjectId { group: "example.org".into(), kind: "AppSettings".into(), namespace: None, name: "a".into() };
+        assert!(ns.sort_key() < dep.sort_key());
+        assert!(dep.sort_key() < custom.sort_key());
+    }
+}
