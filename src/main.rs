@@ -1,1 +1,42 @@
-fn main(){}
+//! The `cairn` binary: parse arguments, run the library, map the outcome to the exit code
+//! contract (0 success, 1 findings, 2 error, 3 changes with --detailed-exitcode).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use cairn::cli::{Cli, run};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = run(&cli, &mut out).and_then(|status| {
+        out.flush().map_err(|e| cairn::Error::Io { path: "<stdout>".into(), action: "cannot write results", source: e })?;
+        Ok(status)
+    });
+    match result {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(cairn::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            // The reader went away (`cairn render | head`): nothing left to say.
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,344 @@
+//! Command-line interface: clap definitions and the commands they run. Results go to the
+//! writer given (stdout); logs and progress go to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::apply::{self, ApplyOptions};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan;
+use crate::release;
+use crate::render::{self, Rendered};
+use crate::repo::{Repo, Snapshot};
+use crate::report::{self, Format, Style};
+use crate::scaffold;
+use crate::target;
+use crate::validate::{self, Level};
+
+/// A GitOps engine: render, validate, plan and apply per-environment configuration from git.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The configuration repository (a git work tree or a directory inside one).
+    #[arg(long, global = true, value_name = "DIR", env = "CAIRN_REPO", default_value = ".")]
+    pub repo: PathBuf,
+
+    /// When to colour human output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "CAIRN_COLOR")]
+    pub color: ColorChoice,
+
+    /// More log output on stderr (-v: info, -vv: debug). `CAIRN_LOG` takes a tracing filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a small working configuration repository (git-initialised, two environments).
+    Init {
+        /// Where to create it; must not exist or be empty.
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Print the rendered objects of environments as a multi-document YAML stream.
+    Render {
+        #[command(flatten)]
+        select: Select,
+        /// `human` prints YAML; `json` prints the objects with their identities and sources.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Check rendered objects; exits 1 when any error-level finding exists.
+    Validate {
+        #[command(flatten)]
+        select: Select,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Show what apply would change in each environment.
+    Plan {
+        #[command(flatten)]
+        select: Select,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Exit 3 when the plan has changes (0 when it has none).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Keep objects cairn applied earlier and no longer renders.
+        #[arg(long)]
+        no_prune: bool,
+        /// Leave out the unified YAML diffs (field changes are still listed).
+        #[arg(long)]
+        no_diff: bool,
+    },
+    /// Apply environments to their targets and record a release for each.
+    Apply {
+        /// Environment to apply (repeatable; required).
+        #[arg(long = "env", value_name = "ENV", required = true)]
+        envs: Vec<String>,
+        /// Apply exactly this commit instead of the working tree.
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
+        /// Keep objects cairn applied earlier and no longer renders.
+        #[arg(long)]
+        no_prune: bool,
+        /// Who is applying; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// List the releases of an environment, newest first.
+    History {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        /// Show at most this many releases.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// List the paths changed between two revisions and the environments they touch.
+    Changes {
+        #[arg(long, value_name = "REV")]
+        base: String,
+        #[arg(long, value_name = "REV", default_value = "HEAD")]
+        head: String,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// Which environments, at which revision.
+#[derive(Debug, Args)]
+pub struct Select {
+    /// Environment to work on (repeatable); all environments when absent.
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
+    /// Read this revision (branch, tag, sha, `HEAD~2`) instead of the working tree.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+}
+
+/// What a command concluded, mapped to the exit code contract by the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// Findings, or an apply refused: exit 1.
+    Findings,
+    /// A failed apply of some objects: exit 2 after the report is printed.
+    Failed,
+    /// `plan --detailed-exitcode` with changes: exit 3.
+    Changes,
+}
+
+impl Status {
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::Findings => 1,
+            Status::Failed => 2,
+            Status::Changes => 3,
+        }
+    }
+}
+
+impl Cli {
+    fn style(&self) -> Style {
+        let color = match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Style { color }
+    }
+}
+
+/// Runs the parsed command, writing results to `out`.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
+    let style = cli.style();
+    match &cli.command {
+        Command::Init { dir, format } => {
+            let author = std::env::var("CAIRN_ACTOR").unwrap_or_else(|_| "cairn init".to_string());
+            let made = scaffold::init(dir, (&author, "cairn@localhost"))?;
+            match format {
+                Format::Json => report_io(report::write_json(out, &made))?,
+                _ => report_io(writeln!(
+                    out,
+                    "Created a configuration repository in {} (commit {}).\nNext: cd {} && cairn plan && cairn apply --env staging",
+                    made.path,
+                    &made.commit[..12.min(made.commit.len())],
+                    made.path
+                ))?,
+            }
+            Ok(Status::Success)
+        }
+        Command::Render { select, format } => {
+            let (_, _, rendered) = load(&cli.repo, select)?;
+            report_io(report::write_rendered(out, &rendered, *format))?;
+            Ok(Status::Success)
+        }
+        Command::Validate { select, format } => {
+            let (_, _, rendered) = load(&cli.repo, select)?;
+            let findings: Vec<_> = rendered.iter().flat_map(validate::validate).collect();
+            let names: Vec<String> = rendered.iter().map(|r| r.environment.clone()).collect();
+            report_io(report::write_findings(out, &names, &findings, *format, style))?;
+            Ok(if findings.iter().any(|f| f.severity == Level::Error) { Status::Findings } else { Status::Success })
+        }
+        Command::Plan { select, format, detailed_exitcode, no_prune, no_diff } => {
+            let (repo, snapshot, rendered) = load(&cli.repo, select)?;
+            let config = Config::load(&snapshot)?;
+            let mut plans = Vec::new();
+            for r in &rendered {
+                let env = config.environment(&r.environment)?;
+                let target = target::open(repo.root(), env)?;
+                plans.push(plan::plan(r, &target, &snapshot.source, !no_prune)?);
+            }
+            report_io(report::write_plans(out, &plans, *format, style, !no_diff))?;
+            let changed = plans.iter().any(plan::Plan::has_changes);
+            Ok(if *detailed_exitcode && changed { Status::Changes } else { Status::Success })
+        }
+        Command::Apply { envs, rev, no_prune, actor, format } => {
+            let select = Select { envs: envs.clone(), rev: rev.clone() };
+            let (repo, snapshot, rendered) = load(&cli.repo, &select)?;
+            let findings: Vec<_> = rendered.iter().flat_map(validate::validate).collect();
+            if findings.iter().any(|f| f.severity == Level::Error) {
+                // Nothing is written when the configuration is invalid; the findings say why.
+                report_io(report::write_findings(out, envs, &findings, *format, style))?;
+                return Ok(Status::Findings);
+            }
+            let config = Config::load(&snapshot)?;
+            let actor = actor.clone().unwrap_or_else(|| resolve_actor(&repo));
+            let options = ApplyOptions { prune: !no_prune, actor };
+            let mut reports = Vec::new();
+            for r in &rendered {
+                let env = config.environment(&r.environment)?;
+                let target = target::open(repo.root(), env)?;
+                let progress = progress_bar(&format!("applying {}", r.environment));
+                reports.push(apply::apply(&target, r, &snapshot.source, &options, &progress)?);
+            }
+            report_io(report::write_apply(out, &reports, *format, style))?;
+            Ok(if reports.iter().all(apply::ApplyReport::succeeded) { Status::Success } else { Status::Failed })
+        }
+        Command::History { env, limit, format } => {
+            let repo = Repo::open(&cli.repo)?;
+            let snapshot = repo.snapshot(None)?;
+            let config = Config::load(&snapshot)?;
+            let environment = config.environment(env)?;
+            let target = target::open(repo.root(), environment)?;
+            let mut releases = release::list(&target)?;
+            if let Some(n) = limit {
+                let skip = releases.len().saturating_sub(*n);
+                releases.drain(..skip);
+            }
+            report_io(report::write_history(out, env, &releases, *format, style))?;
+            Ok(Status::Success)
+        }
+        Command::Changes { base, head, format } => {
+            let repo = Repo::open(&cli.repo)?;
+            let changes = repo.changed_paths(base, head)?;
+            let config = Config::load(&repo.snapshot(Some(head))?)?;
+            let touched = touched_environments(&config, &changes.paths);
+            match format {
+                Format::Json => {
+                    #[derive(serde::Serialize)]
+                    struct Out<'a> {
+                        base: &'a str,
+                        head: &'a str,
+                        paths: &'a [String],
+                        environments: Vec<&'a str>,
+                    }
+                    report_io(report::write_json(
+                        out,
+                        &Out { base: &changes.base, head: &changes.head, paths: &changes.paths, environments: touched },
+                    ))?;
+                }
+                _ => {
+                    for path in &changes.paths {
+                        report_io(writeln!(out, "{path}"))?;
+                    }
+                    report_io(writeln!(
+                        out,
+                        "{} path(s) changed; environments touched: {}",
+                        changes.paths.len(),
+                        if touched.is_empty() { "none".to_string() } else { touched.join(", ") }
+                    ))?;
+                }
+            }
+            Ok(Status::Success)
+        }
+    }
+}
+
+/// Environments whose layers contain a changed path; a change to `cairn.yaml` touches all.
+pub fn touched_environments<'a>(config: &'a Config, paths: &[String]) -> Vec<&'a str> {
+    let global = paths.iter().any(|p| p == crate::config::CONFIG_FILE);
+    config
+        .environments
+        .iter()
+        .filter(|env| {
+            global
+                || env.layers.iter().any(|layer| {
+                    paths.iter().any(|p| p == &layer.path || p.starts_with(&format!("{}/", layer.path)))
+                })
+        })
+        .map(|env| env.name.as_str())
+        .collect()
+}
+
+/// Opens the repository, reads the snapshot and renders the selected environments.
+fn load(repo_dir: &Path, select: &Select) -> Result<(Repo, Snapshot, Vec<Rendered>)> {
+    let repo = Repo::open(repo_dir)?;
+    let snapshot = repo.snapshot(select.rev.as_deref())?;
+    let config = Config::load(&snapshot)?;
+    let mut rendered = Vec::new();
+    for env in config.select(&select.envs)? {
+        tracing::info!(environment = %env.name, source = %snapshot.source.label(), "rendering");
+        rendered.push(render::render(&snapshot, env)?);
+    }
+    Ok((repo, snapshot, rendered))
+}
+
+/// CAIRN_ACTOR, then GITHUB_ACTOR, then git's `user.name <user.email>`, then the login name.
+fn resolve_actor(repo: &Repo) -> String {
+    let from_env = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    from_env("CAIRN_ACTOR")
+        .or_else(|| from_env("GITHUB_ACTOR"))
+        .or_else(|| repo.configured_user())
+        .or_else(|| from_env("USER"))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// A bar on stderr when it is a terminal; hidden otherwise so CI logs stay clean.
+fn progress_bar(message: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Writing results failed: a closed pipe is not an error worth a message (the binary exits
+/// quietly), anything else is reported.
+fn report_io(result: std::io::Result<()>) -> Result<()> {
+    result.map_err(|e| Error::io("<stdout>", "cannot write results", e))
+}

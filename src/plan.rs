@@ -1,0 +1,256 @@
+//! Desired objects against live state: per object create / update / delete / unchanged, the
+//! changed fields as JSON pointers, and a unified YAML diff for people.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::render::{ObjectId, Rendered, SourceRef};
+use crate::repo::SourceInfo;
+use crate::target::{LocalTarget, digest};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Unchanged,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One changed field: its JSON pointer, the live value and the desired value (absent = no value).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub pointer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub object: ObjectId,
+    pub action: Action,
+    /// For updates: every changed field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// The desired object (creates and updates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<Value>,
+    /// The live object (updates and deletes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Value>,
+    /// Digest of the desired object, or of the live one for deletes.
+    pub digest: String,
+    /// The documents that produced the desired object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceRef>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.create + self.update + self.delete > 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub environment: String,
+    pub target: String,
+    pub source: SourceInfo,
+    /// Whether objects cairn applied earlier and no longer renders are deleted.
+    pub prune: bool,
+    pub summary: Summary,
+    /// Changes in apply order: creates and updates in dependency order, then deletes in reverse.
+    pub changes: Vec<Change>,
+    /// Objects cairn manages but no longer renders, kept because pruning is off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<ObjectId>,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.summary.has_changes()
+    }
+}
+
+/// Compares the rendered environment with the target's live state.
+pub fn plan(rendered: &Rendered, target: &LocalTarget, source: &SourceInfo, prune: bool) -> Result<Plan> {
+    let inventory = target.inventory()?;
+    let mut ids: Vec<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
+    let desired_ids: std::collections::HashSet<&ObjectId> = ids.iter().copied().collect();
+    let stale: Vec<&ObjectId> = inventory.objects.iter().filter(|id| !desired_ids.contains(id)).collect();
+    ids.extend(stale.iter().copied());
+    let live = target.read_objects(&ids)?;
+    Ok(compare(rendered, &live, &stale, target.describe(), source, prune))
+}
+
+/// The pure part of planning: desired versus observed.
+pub fn compare(
+    rendered: &Rendered,
+    live: &HashMap<ObjectId, Value>,
+    stale: &[&ObjectId],
+    target: String,
+    source: &SourceInfo,
+    prune: bool,
+) -> Plan {
+    let mut summary = Summary::default();
+    let mut changes = Vec::with_capacity(rendered.objects.len() + stale.len());
+    for object in &rendered.objects {
+        let change = match live.get(&object.id) {
+            None => {
+                summary.create += 1;
+                Change {
+                    object: object.id.clone(),
+                    action: Action::Create,
+                    fields: Vec::new(),
+                    desired: Some(object.body.clone()),
+                    live: None,
+                    digest: digest(&object.body),
+                    sources: object.sources.clone(),
+                }
+            }
+            Some(current) if *current == object.body => {
+                summary.unchanged += 1;
+                Change {
+                    object: object.id.clone(),
+                    action: Action::Unchanged,
+                    fields: Vec::new(),
+                    desired: None,
+                    live: None,
+                    digest: digest(&object.body),
+                    sources: Vec::new(),
+                }
+            }
+            Some(current) => {
+                summary.update += 1;
+                let mut fields = Vec::new();
+                diff_fields(current, &object.body, &mut String::new(), &mut fields);
+                Change {
+                    object: object.id.clone(),
+                    action: Action::Update,
+                    fields,
+                    desired: Some(object.body.clone()),
+                    live: Some(current.clone()),
+                    digest: digest(&object.body),
+                    sources: object.sources.clone(),
+                }
+            }
+        };
+        changes.push(change);
+    }
+    let mut orphans = Vec::new();
+    let mut deletes: Vec<Change> = Vec::new();
+    for id in stale {
+        // An inventoried object that is already gone needs no delete.
+        let Some(current) = live.get(*id) else { continue };
+        if prune {
+            summary.delete += 1;
+            deletes.push(Change {
+                object: (*id).clone(),
+                action: Action::Delete,
+                fields: Vec::new(),
+                desired: None,
+                live: Some(current.clone()),
+                digest: digest(current),
+                sources: Vec::new(),
+            });
+        } else {
+            orphans.push((*id).clone());
+        }
+    }
+    deletes.sort_by(|a, b| b.object.sort_key().cmp(&a.object.sort_key()));
+    changes.extend(deletes);
+    orphans.sort();
+    Plan { environment: rendered.environment.clone(), target, source: source.clone(), prune, summary, changes, orphans }
+}
+
+/// Collects the differences between two values as JSON pointers. Lists of different length are
+/// reported as a whole; lists of equal length element by element.
+pub fn diff_fields(old: &Value, new: &Value, pointer: &mut String, out: &mut Vec<FieldChange>) {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, av) in a {
+                let len = pointer.len();
+                push_token(pointer, key);
+                match b.get(key) {
+                    Some(bv) => diff_fields(av, bv, pointer, out),
+                    None => out.push(FieldChange { pointer: pointer.clone(), old: Some(av.clone()), new: None }),
+                }
+                pointer.truncate(len);
+            }
+            for (key, bv) in b {
+                if !a.contains_key(key) {
+                    let len = pointer.len();
+                    push_token(pointer, key);
+                    out.push(FieldChange { pointer: pointer.clone(), old: None, new: Some(bv.clone()) });
+                    pointer.truncate(len);
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (av, bv)) in a.iter().zip(b).enumerate() {
+                let len = pointer.len();
+                push_token(pointer, &i.to_string());
+                diff_fields(av, bv, pointer, out);
+                pointer.truncate(len);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => out.push(FieldChange { pointer: pointer.clone(), old: Some(a.clone()), new: Some(b.clone()) }),
+    }
+}
+
+/// Appends one RFC 6901 reference token (`~` → `~0`, `/` → `~1`).
+fn push_token(pointer: &mut String, token: &str) {
+    pointer.push('/');
+    for c in token.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn field_changes_are_json_pointers_with_old_and_new() {
+        let old = json!({"metadata": {"labels": {"a/b": "1", "gone": "x"}}, "spec": {"replicas": 1, "ports": [80, 443]}});
+        let new = json!({"metadata": {"labels": {"a/b": "2", "new~": "y"}}, "spec": {"replicas": 1, "ports": [80]}});
+        let mut out = Vec::new();
+        diff_fields(&old, &new, &mut String::new(), &mut out);
+        let pointers: Vec<&str> = out.iter().map(|f| f.pointer.as_str()).collect();
+        assert_eq!(pointers, vec!["/metadata/labels/a~1b", "/metadata/labels/gone", "/metadata/labels/new~0", "/spec/ports"]);
+        assert_eq!(out[0].old, Some(json!("1")));
+        assert_eq!(out[0].new, Some(json!("2")));
+        assert_eq!(out[1].new, None);
+        assert_eq!(out[2].old, None);
+    }
+}

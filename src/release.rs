@@ -1,0 +1,123 @@
+//! Release records: what an apply put where, when, by whom, with whose approval, and how it
+//! ended. Stored with the target; `history` reads them back.
+
+use std::fs;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::plan::{Action, Summary};
+use crate::render::ObjectId;
+use crate::repo::CommitInfo;
+use crate::target::LocalTarget;
+use crate::target::local::{LockGuard, write_json_atomically};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Written when an apply starts; an apply that dies leaves this behind.
+    InProgress,
+    Succeeded,
+    /// At least one object could not be applied; the others were.
+    Failed,
+    /// The apply stopped before finishing (process killed); found and marked by the next apply.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::InProgress => "in-progress",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What happened to one object in a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseObject {
+    pub object: ObjectId,
+    pub action: Action,
+    pub digest: String,
+    /// Why applying this object failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: u64,
+    pub environment: String,
+    /// The commit applied; absent when applying the working tree of a repository without commits.
+    pub commit: Option<CommitInfo>,
+    /// `abc123def456`, `abc123def456+dirty` (working tree with uncommitted edits), …
+    pub source: String,
+    pub previous: Option<u64>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub actor: String,
+    /// Approvers named in the commit's `Approved-by:` trailers.
+    pub approvals: Vec<String>,
+    pub target: String,
+    pub prune: bool,
+    pub summary: Summary,
+    pub objects: Vec<ReleaseObject>,
+    pub outcome: Outcome,
+}
+
+impl Release {
+    /// Seconds from start to finish, when finished.
+    pub fn duration_seconds(&self) -> Option<f64> {
+        let start: jiff::Timestamp = self.started_at.parse().ok()?;
+        let end: jiff::Timestamp = self.finished_at.as_ref()?.parse().ok()?;
+        Some((end - start).total(jiff::Unit::Second).ok()?.max(0.0))
+    }
+}
+
+/// Now, as RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Every release of the target's environment, oldest first.
+pub fn list(target: &LocalTarget) -> Result<Vec<Release>> {
+    let dir = target.releases_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&dir, "cannot list releases", e)),
+    };
+    let mut releases = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&dir, "cannot list releases", e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        let path = entry.path();
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
+        let release: Release = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::CorruptState { path: path.clone(), message: e.to_string() })?;
+        releases.push(release);
+    }
+    releases.sort_by_key(|r| r.id);
+    Ok(releases)
+}
+
+/// Writes (or rewrites) a release record. Call only while holding the lock.
+pub fn write(target: &LocalTarget, _lock: &LockGuard, release: &Release) -> Result<()> {
+    let path = target.releases_dir().join(format!("{:06}.json", release.id));
+    write_json_atomically(&path, release)
+}
+
+/// Marks releases left in progress by a killed apply as interrupted. Call only while holding
+/// the lock: then nobody else can be running them.
+pub fn mark_interrupted(target: &LocalTarget, lock: &LockGuard, releases: &mut [Release]) -> Result<()> {
+    for release in releases.iter_mut().filter(|r| r.outcome == Outcome::InProgress) {
+        release.outcome = Outcome::Interrupted;
+        write(target, lock, release)?;
+    }
+    Ok(())
+}

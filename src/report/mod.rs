@@ -1,0 +1,187 @@
+//! Every output format. Reporters take a writer; nothing here decides where output goes.
+
+mod plan;
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+pub use plan::{write_apply, write_plans};
+
+use crate::release::Release;
+use crate::render::Rendered;
+use crate::validate::{Finding, Level};
+use crate::yaml;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Markdown,
+}
+
+/// How human output is styled.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub(crate) fn paint(&self, style: anstyle::Style, text: &str) -> String {
+        if self.color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
+    }
+}
+
+pub(crate) mod colors {
+    use anstyle::{AnsiColor, Style};
+    pub const GREEN: Style = AnsiColor::Green.on_default();
+    pub const RED: Style = AnsiColor::Red.on_default();
+    pub const YELLOW: Style = AnsiColor::Yellow.on_default();
+    pub const CYAN: Style = AnsiColor::Cyan.on_default();
+    pub const BOLD: Style = Style::new().bold();
+    pub const DIM: Style = Style::new().dimmed();
+}
+
+pub(crate) fn write_json<T: Serialize + ?Sized>(w: &mut dyn Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, value)?;
+    writeln!(w)
+}
+
+/// `render`: a multi-document YAML stream (each document headed by a comment naming the
+/// environment and the files it came from), or JSON.
+pub fn write_rendered(w: &mut dyn Write, rendered: &[Rendered], format: Format) -> io::Result<()> {
+    match format {
+        Format::Json => write_json(w, rendered),
+        Format::Human | Format::Markdown => {
+            for env in rendered {
+                for object in &env.objects {
+                    let sources: Vec<String> = object.sources.iter().map(ToString::to_string).collect();
+                    writeln!(w, "---")?;
+                    writeln!(w, "# environment: {}; from: {}", env.environment, sources.join(", "))?;
+                    w.write_all(yaml::to_yaml(&object.body).as_bytes())?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `validate`: findings grouped by file, or JSON.
+pub fn write_findings(w: &mut dyn Write, environments: &[String], findings: &[Finding], format: Format, style: Style) -> io::Result<()> {
+    let errors = findings.iter().filter(|f| f.severity == Level::Error).count();
+    let warnings = findings.len() - errors;
+    match format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                environments: &'a [String],
+                errors: usize,
+                warnings: usize,
+                findings: &'a [Finding],
+            }
+            write_json(w, &Out { environments, errors, warnings, findings })
+        }
+        Format::Human => {
+            for f in findings {
+                let level = match f.severity {
+                    Level::Error => style.paint(colors::RED, "error"),
+                    Level::Warning => style.paint(colors::YELLOW, "warning"),
+                };
+                writeln!(w, "{}:{}: {level}[{}] {}: {} (at {})", f.file, f.line, f.code, f.object, f.message, f.pointer)?;
+                writeln!(w, "    in environment {}", f.environment)?;
+            }
+            writeln!(
+                w,
+                "{} environment(s) checked: {errors} error(s), {warnings} warning(s).",
+                environments.len()
+            )
+        }
+        Format::Markdown => {
+            writeln!(w, "### Validation: {errors} error(s), {warnings} warning(s)\n")?;
+            if findings.is_empty() {
+                return writeln!(w, "No findings in {}.", environments.join(", "));
+            }
+            writeln!(w, "| severity | code | environment | object | location | message |")?;
+            writeln!(w, "|---|---|---|---|---|---|")?;
+            for f in findings {
+                writeln!(
+                    w,
+                    "| {:?} | `{}` | {} | `{}` | `{}:{}` | {} |",
+                    f.severity,
+                    f.code,
+                    f.environment,
+                    f.object,
+                    f.file,
+                    f.line,
+                    markdown_cell(&f.message)
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `history`: one line per release, newest first, or JSON.
+pub fn write_history(w: &mut dyn Write, environment: &str, releases: &[Release], format: Format, style: Style) -> io::Result<()> {
+    match format {
+        Format::Json => write_json(w, releases),
+        Format::Human => {
+            if releases.is_empty() {
+                return writeln!(w, "No releases in {environment} yet.");
+            }
+            writeln!(
+                w,
+                "{}",
+                style.paint(colors::BOLD, &format!("{:<6} {:<12} {:<20} {:>8} {:<18} {:<20} {}", "ID", "OUTCOME", "STARTED", "DURATION", "COMMIT", "ACTOR", "CHANGES"))
+            )?;
+            for r in releases.iter().rev() {
+                let outcome = match r.outcome.as_str() {
+                    "succeeded" => style.paint(colors::GREEN, &format!("{:<12}", "succeeded")),
+                    other => style.paint(colors::RED, &format!("{other:<12}")),
+                };
+                let duration = r.duration_seconds().map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
+                writeln!(
+                    w,
+                    "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}",
+                    r.id,
+                    r.started_at.get(..19).unwrap_or(&r.started_at).replace('T', " "),
+                    duration,
+                    r.source,
+                    truncate(&r.actor, 20),
+                    r.summary.create,
+                    r.summary.update,
+                    r.summary.delete
+                )?;
+            }
+            Ok(())
+        }
+        Format::Markdown => {
+            writeln!(w, "| id | outcome | started | commit | actor | create | update | delete |")?;
+            writeln!(w, "|---|---|---|---|---|---|---|---|")?;
+            for r in releases.iter().rev() {
+                writeln!(
+                    w,
+                    "| {} | {} | {} | `{}` | {} | {} | {} | {} |",
+                    r.id,
+                    r.outcome.as_str(),
+                    r.started_at,
+                    r.source,
+                    markdown_cell(&r.actor),
+                    r.summary.create,
+                    r.summary.update,
+                    r.summary.delete
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max { s.to_string() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
+}
+
+/// Makes text safe inside a Markdown table cell.
+pub(crate) fn markdown_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}

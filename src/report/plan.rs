@@ -1,0 +1,225 @@
+//! Plans and apply results for people (terminal, Markdown) and machines (JSON).
+
+use std::io::{self, Write};
+
+use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
+
+use super::{Format, Style, colors, markdown_cell, truncate, write_json};
+use crate::apply::ApplyReport;
+use crate::plan::{Action, Change, Plan, Summary};
+use crate::yaml;
+
+/// Writes plans for one or more environments.
+pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Style, show_diff: bool) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            #[derive(serde::Serialize)]
+            struct Out<'a> {
+                summary: Summary,
+                plans: &'a [Plan],
+            }
+            write_json(w, &Out { summary: total(plans), plans })
+        }
+        Format::Human => {
+            for plan in plans {
+                write_plan_human(w, plan, style, show_diff)?;
+            }
+            if plans.len() > 1 {
+                let t = total(plans);
+                writeln!(
+                    w,
+                    "{}",
+                    style.paint(colors::BOLD, &format!("Plan: {} across {} environments.", summary_text(&t), plans.len()))
+                )?;
+            }
+            Ok(())
+        }
+        Format::Markdown => write_plans_markdown(w, plans, show_diff),
+    }
+}
+
+fn total(plans: &[Plan]) -> Summary {
+    plans.iter().fold(Summary::default(), |mut t, p| {
+        t.create += p.summary.create;
+        t.update += p.summary.update;
+        t.delete += p.summary.delete;
+        t.unchanged += p.summary.unchanged;
+        t
+    })
+}
+
+fn summary_text(s: &Summary) -> String {
+    format!("{} to create, {} to update, {} to delete, {} unchanged", s.create, s.update, s.delete, s.unchanged)
+}
+
+fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: bool) -> io::Result<()> {
+    writeln!(
+        w,
+        "{} {} ({}) from {}",
+        style.paint(colors::BOLD, "Environment"),
+        style.paint(colors::BOLD, &plan.environment),
+        plan.target,
+        plan.source.label()
+    )?;
+    for change in plan.changes.iter().filter(|c| c.action != Action::Unchanged) {
+        let (mark, paint) = match change.action {
+            Action::Create => ("+ create", colors::GREEN),
+            Action::Update => ("~ update", colors::YELLOW),
+            Action::Delete => ("- delete", colors::RED),
+            Action::Unchanged => continue,
+        };
+        let origin = change.sources.last().map(|s| format!("  ({s})")).unwrap_or_default();
+        writeln!(w, "  {} {}{}", style.paint(paint, mark), change.object, style.paint(colors::DIM, &origin))?;
+        for field in &change.fields {
+            writeln!(w, "      {}: {} → {}", field.pointer, show_value(field.old.as_ref()), show_value(field.new.as_ref()))?;
+        }
+        if show_diff {
+            for line in unified_diff(change).lines() {
+                let painted = match line.as_bytes().first() {
+                    Some(b'+') => style.paint(colors::GREEN, line),
+                    Some(b'-') => style.paint(colors::RED, line),
+                    Some(b'@') => style.paint(colors::CYAN, line),
+                    _ => line.to_string(),
+                };
+                writeln!(w, "      {painted}")?;
+            }
+        }
+    }
+    if !plan.orphans.is_empty() {
+        writeln!(w, "  kept because pruning is off (--no-prune): {} object(s) cairn applied earlier and no longer renders:", plan.orphans.len())?;
+        for id in &plan.orphans {
+            writeln!(w, "    {id}")?;
+        }
+    }
+    let line = format!("{}: {}.", plan.environment, summary_text(&plan.summary));
+    let line = if plan.has_changes() { line } else { format!("{} No changes.", line) };
+    writeln!(w, "{}", style.paint(colors::BOLD, &line))
+}
+
+/// A value on one line, shortened for people: `3`, `"text"`, `{…}` when long.
+fn show_value(value: Option<&Value>) -> String {
+    match value {
+        None => "(absent)".to_string(),
+        Some(v) => truncate(&v.to_string(), 80),
+    }
+}
+
+/// The unified YAML diff of one change: live above, desired below.
+pub fn unified_diff(change: &Change) -> String {
+    let old = change.live.as_ref().map(yaml::to_yaml).unwrap_or_default();
+    let new = change.desired.as_ref().map(yaml::to_yaml).unwrap_or_default();
+    let diff = TextDiff::from_lines(&old, &new);
+    let mut out = String::new();
+    let (old_label, new_label) = match change.action {
+        Action::Create => ("/dev/null".to_string(), format!("desired/{}", change.object)),
+        Action::Delete => (format!("live/{}", change.object), "/dev/null".to_string()),
+        _ => (format!("live/{}", change.object), format!("desired/{}", change.object)),
+    };
+    out.push_str(&format!("--- {old_label}\n+++ {new_label}\n"));
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        out.push_str(&format!("{}\n", hunk.header()));
+        for change in hunk.iter_changes() {
+            let sign = match change.tag() {
+                ChangeTag::Delete => '-',
+                ChangeTag::Insert => '+',
+                ChangeTag::Equal => ' ',
+            };
+            out.push(sign);
+            out.push_str(change.value());
+            if change.missing_newline() {
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+fn write_plans_markdown(w: &mut dyn Write, plans: &[Plan], show_diff: bool) -> io::Result<()> {
+    writeln!(w, "## cairn plan\n")?;
+    writeln!(w, "| environment | source | create | update | delete | unchanged |")?;
+    writeln!(w, "|---|---|---:|---:|---:|---:|")?;
+    for p in plans {
+        writeln!(
+            w,
+            "| {} | `{}` | {} | {} | {} | {} |",
+            p.environment,
+            p.source.label(),
+            p.summary.create,
+            p.summary.update,
+            p.summary.delete,
+            p.summary.unchanged
+        )?;
+    }
+    for p in plans {
+        writeln!(w, "\n### {}\n", p.environment)?;
+        if !p.has_changes() {
+            writeln!(w, "No changes.")?;
+        }
+        for change in p.changes.iter().filter(|c| c.action != Action::Unchanged) {
+            writeln!(w, "<details><summary><b>{}</b> <code>{}</code></summary>\n", change.action.as_str(), change.object)?;
+            if !change.fields.is_empty() {
+                writeln!(w, "| field | live | desired |\n|---|---|---|")?;
+                for f in &change.fields {
+                    writeln!(
+                        w,
+                        "| `{}` | `{}` | `{}` |",
+                        markdown_cell(&f.pointer),
+                        markdown_cell(&show_value(f.old.as_ref())),
+                        markdown_cell(&show_value(f.new.as_ref()))
+                    )?;
+                }
+                writeln!(w)?;
+            }
+            if show_diff {
+                writeln!(w, "```diff\n{}```\n", unified_diff(change))?;
+            }
+            writeln!(w, "</details>")?;
+        }
+        if !p.orphans.is_empty() {
+            writeln!(w, "\nKept because pruning is off: {}", p.orphans.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", "))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the outcome of applies.
+pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, style: Style) -> io::Result<()> {
+    match format {
+        Format::Json => write_json(w, reports),
+        Format::Human | Format::Markdown => {
+            for report in reports {
+                let r = &report.release;
+                let s = &r.summary;
+                let duration = r.duration_seconds().map_or_else(String::new, |d| format!(" in {d:.2}s"));
+                let headline = format!(
+                    "{}: release {} {} ({}): {} created, {} updated, {} deleted, {} unchanged{duration}.",
+                    r.environment,
+                    r.id,
+                    r.outcome.as_str(),
+                    r.source,
+                    s.create,
+                    s.update,
+                    s.delete,
+                    s.unchanged
+                );
+                let paint = if report.succeeded() { colors::GREEN } else { colors::RED };
+                writeln!(w, "{}", style.paint(paint, &headline))?;
+                for object in r.objects.iter().filter(|o| o.error.is_some()) {
+                    writeln!(
+                        w,
+                        "  {} {} {}: {}",
+                        style.paint(colors::RED, "failed"),
+                        object.action.as_str(),
+                        object.object,
+                        object.error.as_deref().unwrap_or_default()
+                    )?;
+                }
+                if !report.plan.orphans.is_empty() {
+                    writeln!(w, "  kept {} object(s) no longer rendered (--no-prune)", report.plan.orphans.len())?;
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `cairn init DIR`: a small working configuration repository (the one in `examples/shop`),
+//! git-initialised with a first commit, so a new user has something real to plan and apply.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The files of the scaffold, taken from `examples/shop` so the example and the scaffold never
+/// drift apart.
+pub const FILES: &[(&str, &str)] = &[
+    ("cairn.yaml", include_str!("../examples/shop/cairn.yaml")),
+    (".gitignore", include_str!("../examples/shop/.gitignore")),
+    ("CODEOWNERS", include_str!("../examples/shop/CODEOWNERS")),
+    ("base/namespace.yaml", include_str!("../examples/shop/base/namespace.yaml")),
+    ("base/settings.yaml", include_str!("../examples/shop/base/settings.yaml")),
+    ("base/web.yaml", include_str!("../examples/shop/base/web.yaml")),
+    ("environments/staging/web.yaml", include_str!("../examples/shop/environments/staging/web.yaml")),
+    ("environments/production/web.yaml", include_str!("../examples/shop/environments/production/web.yaml")),
+];
+
+/// What `init` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Scaffolded {
+    pub path: String,
+    pub files: Vec<String>,
+    pub commit: String,
+}
+
+/// Writes the scaffold into `dir` (which must be absent or empty), initialises a git repository
+/// there and commits the files as `author` ("Name <email>").
+pub fn init(dir: &Path, author: (&str, &str)) -> Result<Scaffolded> {
+    if let Ok(mut entries) = std::fs::read_dir(dir)
+        && entries.next().is_some()
+    {
+        return Err(Error::Usage {
+            message: format!("{}: directory is not empty; choose a new directory for the scaffold", dir.display()),
+        });
+    }
+    if dir.is_file() {
+        return Err(Error::Usage { message: format!("{}: is a file; choose a new directory", dir.display()) });
+    }
+    for (path, text) in FILES {
+        let full = dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "cannot create directory", e))?;
+        }
+        std::fs::write(&full, text).map_err(|e| Error::io(&full, "cannot write", e))?;
+    }
+    let commit = commit_all(dir, author)?;
+    Ok(Scaffolded {
+        path: dir.display().to_string(),
+        files: FILES.iter().map(|(p, _)| (*p).to_string()).collect(),
+        commit,
+    })
+}
+
+fn commit_all(dir: &Path, (name, email): (&str, &str)) -> Result<String> {
+    let git = |e: &dyn std::fmt::Display| Error::Git { message: format!("initialising {}: {e}", dir.display()) };
+    let repo = gix::init(dir).map_err(|e| git(&e))?;
+    let mut editor = repo.edit_tree(repo.empty_tree().id).map_err(|e| git(&e))?;
+    for (path, text) in FILES {
+        let blob = repo.write_blob(text.as_bytes()).map_err(|e| git(&e))?;
+        editor
+            .upsert(*path, gix::object::tree::EntryKind::Blob, blob.detach())
+            .map_err(|e| git(&e))?;
+    }
+    let tree = editor.write().map_err(|e| git(&e))?.detach();
+    let now = gix::date::Time::now_local_or_utc();
+    let signature = gix::actor::Signature { name: name.into(), email: email.into(), time: now };
+    let mut buf = gix::date::parse::TimeBuf::default();
+    let sig = signature.to_ref(&mut buf);
+    let id = repo
+        .commit_as(sig, sig, "HEAD", "chore: scaffold a cairn configuration repository", tree, Vec::<gix::ObjectId>::new())
+        .map_err(|e| git(&e))?;
+    // Without an index git would show every committed file as deleted and untracked.
+    let mut index = repo.index_from_tree(&tree).map_err(|e| git(&e))?;
+    index.write(Default::default()).map_err(|e| git(&e))?;
+    Ok(id.to_string())
+}
