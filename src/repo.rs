@@ -143,7 +143,11 @@ impl Repo {
             if self.repo.head_id().is_err() {
                 Error::NoCommits { path: self.root.clone() }
             } else {
-                Error::UnknownRevision { rev: rev.to_string(), reason: first_line(&e.to_string()) }
+                tracing::debug!(rev, error = %e, "revision did not resolve");
+                Error::UnknownRevision {
+                    rev: rev.to_string(),
+                    reason: "no branch, tag or commit matches it (try a sha, a tag, `main` or `HEAD~1`)".to_string(),
+                }
             }
         })?;
         let object = id.object().map_err(git_error)?;
@@ -167,7 +171,7 @@ impl Repo {
                     Ok(c) => Some(commit_info(&c)?),
                     Err(_) => None,
                 };
-                let dirty = head.is_some() && self.repo.is_dirty().unwrap_or(true);
+                let dirty = head.is_some() && self.is_dirty();
                 Ok(Snapshot {
                     files: Files::WorkTree { root: self.root.clone() },
                     source: SourceInfo::WorkTree { head, dirty },
@@ -194,6 +198,26 @@ impl Repo {
                     files: Files::Revision { repo: self.repo.clone(), tree: tree_id },
                     source: SourceInfo::Revision { rev: rev.to_string(), commit: info },
                 })
+            }
+        }
+    }
+
+    /// Whether anything under the configuration root differs from HEAD: staged or unstaged edits,
+    /// deletions, or untracked files that are not ignored (a new layer file changes what renders).
+    /// When status cannot be computed the answer is "dirty", the safe side for a release record.
+    fn is_dirty(&self) -> bool {
+        let patterns: Vec<gix::bstr::BString> =
+            if self.prefix.is_empty() { Vec::new() } else { vec![format!("{}/", self.prefix).into()] };
+        let status = self
+            .repo
+            .status(gix::progress::Discard)
+            .map(|s| s.untracked_files(gix::status::UntrackedFiles::Files))
+            .and_then(|s| s.into_iter(patterns).map_err(Into::into));
+        match status {
+            Ok(mut items) => items.next().is_some(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot compute the work tree status");
+                true
             }
         }
     }

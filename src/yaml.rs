@@ -11,8 +11,19 @@ use crate::error::Error;
 
 /// Options for every YAML read: Kubernetes reads manifests with YAML 1.1 rules, where `0644` is
 /// octal (420). Reading it as decimal 644 would silently change file modes.
+///
+/// The parser's default budget (1,024 documents, 250,000 nodes a stream) is sized for single
+/// configuration files; one generated manifest file can hold thousands of objects. Alias and
+/// anchor limits, which guard against alias bombs, stay at their defaults.
 pub fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! { legacy_octal_numbers: true }
+    serde_saphyr::options! {
+        legacy_octal_numbers: true,
+        budget: serde_saphyr::budget! {
+            max_documents: 1_000_000,
+            max_nodes: 50_000_000,
+            max_events: 100_000_000,
+        },
+    }
 }
 
 /// One document of a multi-document stream and the line it starts on (1-based).
@@ -42,6 +53,11 @@ pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Error {
     let message = match first.find(": ") {
         Some(i) if first[..i].contains("line ") => first[i + 2..].trim().to_string(),
         _ => first.trim_start_matches("error: ").to_string(),
+    };
+    // Some messages repeat the position at the end; it is already in the prefix.
+    let message = match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(", column ") => message[..i].to_string(),
+        _ => message,
     };
     Error::Yaml { file: file.to_string(), line, column, message }
 }
@@ -224,6 +240,12 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("bad.yaml:1:4: "), "{text}");
         assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn large_generated_streams_are_accepted() {
+        let text: String = (0..3000).map(|i| format!("---\nname: n{i}\nlist: [1, 2, 3]\n")).collect();
+        assert_eq!(parse_documents("big.yaml", &text).expect("parses").len(), 3000);
     }
 
     #[test]

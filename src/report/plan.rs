@@ -22,10 +22,14 @@ pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Sty
             write_json(w, &Out { summary: total(plans), plans })
         }
         Format::Human => {
-            for plan in plans {
+            for (i, plan) in plans.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
                 write_plan_human(w, plan, style, show_diff)?;
             }
             if plans.len() > 1 {
+                writeln!(w)?;
                 let t = total(plans);
                 writeln!(
                     w,
