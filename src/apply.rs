@@ -55,7 +55,11 @@ pub fn apply(
         environment: rendered.environment.clone(),
         commit,
         source: source.label(),
-        previous: history.iter().rev().find(|r| r.outcome == Outcome::Succeeded).map(|r| r.id),
+        previous: history
+            .iter()
+            .rev()
+            .find(|r| r.outcome == Outcome::Succeeded)
+            .map(|r| r.id),
         started_at: release::now(),
         finished_at: None,
         actor: options.actor.clone(),
@@ -71,7 +75,10 @@ pub fn apply(
     // Record everything that may exist after this apply before touching objects, so an apply
     // killed half-way still leaves every object it wrote in the inventory for the next prune.
     let old = target.inventory()?;
-    let mut inventory = Inventory { environment: rendered.environment.clone(), objects: old.objects.clone() };
+    let mut inventory = Inventory {
+        environment: rendered.environment.clone(),
+        objects: old.objects.clone(),
+    };
     inventory.objects.extend(rendered.objects.iter().map(|o| o.id.clone()));
     if inventory != old {
         target.write_inventory(&lock, &inventory)?;
@@ -113,7 +120,10 @@ pub fn apply(
     } else {
         inventory.objects.difference(&deleted).cloned().collect()
     };
-    let final_inventory = Inventory { environment: rendered.environment.clone(), objects: final_objects };
+    let final_inventory = Inventory {
+        environment: rendered.environment.clone(),
+        objects: final_objects,
+    };
     if final_inventory != inventory {
         target.write_inventory(&lock, &final_inventory)?;
     }

@@ -43,7 +43,10 @@ pub enum TargetConfig {
     /// The embedded default: live state is a directory (relative paths are relative to the
     /// configuration root).
     Local { path: String },
-    Kubernetes { context: Option<String>, namespace: Option<String> },
+    Kubernetes {
+        context: Option<String>,
+        namespace: Option<String>,
+    },
 }
 
 /// `schemas:` — a JSON Schema for one of the repository's own kinds.
@@ -67,7 +70,10 @@ pub enum PolicyEntry {
         settings: serde_json::Value,
         line: u64,
     },
-    Include { path: String, line: u64 },
+    Include {
+        path: String,
+        line: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -92,10 +98,13 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config> {
         let root = Node::parse(CONFIG_FILE, text)?;
         let top = expect_map(&root, "the top level")?;
-        check_keys(top, &["version", "environments", "schemas", "policies"], "the top level")?;
+        check_keys(
+            top,
+            &["version", "environments", "schemas", "policies"],
+            "the top level",
+        )?;
         if let Some((_, v)) = find(top, "version") {
-            let ok = matches!(&v.value, NodeValue::Number(n) if n.as_u64() == Some(1))
-                || v.as_str() == Some("1");
+            let ok = matches!(&v.value, NodeValue::Number(n) if n.as_u64() == Some(1)) || v.as_str() == Some("1");
             if !ok {
                 return Err(at(v, "unsupported `version`; this cairn reads version 1"));
             }
@@ -112,14 +121,21 @@ impl Config {
             Some((_, node)) => parse_policies(node, &environments)?,
             None => Vec::new(),
         };
-        Ok(Config { environments, schemas, policies })
+        Ok(Config {
+            environments,
+            schemas,
+            policies,
+        })
     }
 
     pub fn environment(&self, name: &str) -> Result<&Environment> {
-        self.environments.iter().find(|e| e.name == name).ok_or_else(|| Error::UnknownEnvironment {
-            name: name.to_string(),
-            known: self.environment_names().join(", "),
-        })
+        self.environments
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| Error::UnknownEnvironment {
+                name: name.to_string(),
+                known: self.environment_names().join(", "),
+            })
     }
 
     pub fn environment_names(&self) -> Vec<&str> {
@@ -162,10 +178,16 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
         let map = expect_map(value, &what)?;
         check_keys(map, &["layers", "target"], &what)?;
         let Some((_, layers_node)) = find(map, "layers") else {
-            return Err(at_key(key, &format!("{what}: missing `layers` (a list of directories, later ones win)")));
+            return Err(at_key(
+                key,
+                &format!("{what}: missing `layers` (a list of directories, later ones win)"),
+            ));
         };
         let NodeValue::Seq(items) = &layers_node.value else {
-            return Err(at(layers_node, &format!("{what}: `layers` must be a list, found {}", layers_node.kind_name())));
+            return Err(at(
+                layers_node,
+                &format!("{what}: `layers` must be a list, found {}", layers_node.kind_name()),
+            ));
         };
         if items.is_empty() {
             return Err(at(layers_node, &format!("{what}: `layers` is empty")));
@@ -173,18 +195,34 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
         let mut layers = Vec::new();
         for item in items {
             let Some(path) = item.as_str() else {
-                return Err(at(item, &format!("{what}: a layer must be a path, found {}", item.kind_name())));
+                return Err(at(
+                    item,
+                    &format!("{what}: a layer must be a path, found {}", item.kind_name()),
+                ));
             };
             let path = normalize_relative(path).ok_or_else(|| {
-                at(item, &format!("{what}: layer `{path}` must be a relative path inside the repository"))
+                at(
+                    item,
+                    &format!("{what}: layer `{path}` must be a relative path inside the repository"),
+                )
             })?;
             layers.push(Layer { path, line: item.line });
         }
         let Some((_, target_node)) = find(map, "target") else {
-            return Err(at_key(key, &format!("{what}: missing `target` (for example `target: {{ local: {{ path: .cairn/live/{name} }} }}`)")));
+            return Err(at_key(
+                key,
+                &format!(
+                    "{what}: missing `target` (for example `target: {{ local: {{ path: .cairn/live/{name} }} }}`)"
+                ),
+            ));
         };
         let target = parse_target(target_node, &what)?;
-        out.push(Environment { name, layers, target, line: key.line });
+        out.push(Environment {
+            name,
+            layers,
+            target,
+            line: key.line,
+        });
     }
     Ok(out)
 }
@@ -193,7 +231,10 @@ fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
     let map = expect_map(node, &format!("{what}: `target`"))?;
     check_keys(map, &["local", "kubernetes"], &format!("{what}: `target`"))?;
     if map.len() != 1 {
-        return Err(at(node, &format!("{what}: `target` must name exactly one of `local` or `kubernetes`")));
+        return Err(at(
+            node,
+            &format!("{what}: `target` must name exactly one of `local` or `kubernetes`"),
+        ));
     }
     let (key, value) = &map[0];
     match key.name.as_str() {
@@ -211,23 +252,34 @@ fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
                 NodeValue::Null => &[][..],
                 _ => expect_map(value, &format!("{what}: `target.kubernetes`"))?,
             };
-            check_keys(inner, &["context", "namespace"], &format!("{what}: `target.kubernetes`"))?;
+            check_keys(
+                inner,
+                &["context", "namespace"],
+                &format!("{what}: `target.kubernetes`"),
+            )?;
             let string = |k: &str| -> Result<Option<String>> {
                 match find(inner, k) {
                     None => Ok(None),
-                    Some((_, v)) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| {
-                        at(v, &format!("{what}: `target.kubernetes.{k}` must be a string"))
-                    }),
+                    Some((_, v)) => v
+                        .as_str()
+                        .map(|s| Some(s.to_string()))
+                        .ok_or_else(|| at(v, &format!("{what}: `target.kubernetes.{k}` must be a string"))),
                 }
             };
-            Ok(TargetConfig::Kubernetes { context: string("context")?, namespace: string("namespace")? })
+            Ok(TargetConfig::Kubernetes {
+                context: string("context")?,
+                namespace: string("namespace")?,
+            })
         }
     }
 }
 
 fn parse_schemas(node: &Node) -> Result<Vec<SchemaMapping>> {
     let NodeValue::Seq(items) = &node.value else {
-        return Err(at(node, &format!("`schemas` must be a list, found {}", node.kind_name())));
+        return Err(at(
+            node,
+            &format!("`schemas` must be a list, found {}", node.kind_name()),
+        ));
     };
     let mut out = Vec::new();
     for item in items {
@@ -251,20 +303,28 @@ fn parse_schemas(node: &Node) -> Result<Vec<SchemaMapping>> {
 
 fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<PolicyEntry>> {
     let NodeValue::Seq(items) = &node.value else {
-        return Err(at(node, &format!("`policies` must be a list, found {}", node.kind_name())));
+        return Err(at(
+            node,
+            &format!("`policies` must be a list, found {}", node.kind_name()),
+        ));
     };
     let mut out = Vec::new();
     for item in items {
         let map = expect_map(item, "a `policies` entry")?;
         if let Some((_, path)) = find(map, "include") {
             check_keys(map, &["include"], "a `policies` include")?;
-            let path = path.as_str().and_then(normalize_relative).ok_or_else(|| {
-                at(path, "`include` must be a relative path to a file of policy bindings")
-            })?;
+            let path = path
+                .as_str()
+                .and_then(normalize_relative)
+                .ok_or_else(|| at(path, "`include` must be a relative path to a file of policy bindings"))?;
             out.push(PolicyEntry::Include { path, line: item.line });
             continue;
         }
-        check_keys(map, &["name", "plugin", "environments", "severity", "settings"], "a `policies` entry")?;
+        check_keys(
+            map,
+            &["name", "plugin", "environments", "severity", "settings"],
+            "a `policies` entry",
+        )?;
         let string = |k: &str| -> Result<String> {
             find(map, k)
                 .and_then(|(_, v)| v.as_str())
@@ -279,9 +339,17 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
                 };
                 let mut list = Vec::new();
                 for n in names {
-                    let name = n.as_str().ok_or_else(|| at(n, "an environment name must be a string"))?;
+                    let name = n
+                        .as_str()
+                        .ok_or_else(|| at(n, "an environment name must be a string"))?;
                     if !environments.iter().any(|e| e.name == name) {
-                        return Err(at(n, &format!("unknown environment `{name}`{}", suggest(name, environments.iter().map(|e| e.name.as_str())))));
+                        return Err(at(
+                            n,
+                            &format!(
+                                "unknown environment `{name}`{}",
+                                suggest(name, environments.iter().map(|e| e.name.as_str()))
+                            ),
+                        ));
                     }
                     list.push(name.to_string());
                 }
@@ -301,7 +369,9 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
             plugin: string("plugin")?,
             environments: envs,
             severity,
-            settings: find(map, "settings").map(|(_, v)| v.to_json()).unwrap_or(serde_json::Value::Null),
+            settings: find(map, "settings")
+                .map(|(_, v)| v.to_json())
+                .unwrap_or(serde_json::Value::Null),
             line: item.line,
         });
     }
@@ -327,15 +397,22 @@ pub fn normalize_relative(path: &str) -> Option<String> {
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 fn expect_map<'a>(node: &'a Node, what: &str) -> Result<&'a [(Key, Node)]> {
     match &node.value {
         NodeValue::Map(entries) => Ok(entries),
-        _ => Err(at(node, &format!("{what} must be a mapping, found {}", node.kind_name()))),
+        _ => Err(at(
+            node,
+            &format!("{what} must be a mapping, found {}", node.kind_name()),
+        )),
     }
 }
 
@@ -373,16 +450,25 @@ fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String 
 }
 
 fn at(node: &Node, message: &str) -> Error {
-    Error::Config { message: format!("{CONFIG_FILE}:{}:{}: {message}", node.line, node.column) }
+    Error::Config {
+        message: format!("{CONFIG_FILE}:{}:{}: {message}", node.line, node.column),
+    }
 }
 
 fn at_key(key: &Key, message: &str) -> Error {
-    Error::Config { message: format!("{CONFIG_FILE}:{}:{}: {message}", key.line, key.column) }
+    Error::Config {
+        message: format!("{CONFIG_FILE}:{}:{}: {message}", key.line, key.column),
+    }
 }
 
 /// Environment names mapped to their index, for stable ordering in reports.
 pub fn environment_order(config: &Config) -> BTreeMap<&str, usize> {
-    config.environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect()
+    config
+        .environments
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), i))
+        .collect()
 }
 
 #[cfg(test)]
@@ -398,17 +484,25 @@ mod tests {
         let staging = config.environment("staging").expect("exists");
         let layers: Vec<&str> = staging.layers.iter().map(|l| l.path.as_str()).collect();
         assert_eq!(layers, vec!["base", "environments/staging"]);
-        assert_eq!(staging.target, TargetConfig::Local { path: ".cairn/live/staging".into() });
+        assert_eq!(
+            staging.target,
+            TargetConfig::Local {
+                path: ".cairn/live/staging".into()
+            }
+        );
         assert_eq!(
             config.environment("production").expect("exists").target,
-            TargetConfig::Kubernetes { context: Some("prod".into()), namespace: Some("apps".into()) }
+            TargetConfig::Kubernetes {
+                context: Some("prod".into()),
+                namespace: Some("apps".into())
+            }
         );
     }
 
     #[test]
     fn unknown_key_names_key_line_and_nearest() {
         let text = GOOD.replace("    layers: [base, environments/staging/]", "    layer: [base]");
-        let err = Config::parse(&text).err().expect("invalid").to_string();
+        let err = Config::parse(&text).expect_err("invalid").to_string();
         assert!(err.starts_with("cairn.yaml:3:5: unknown key `layer`"), "{err}");
         assert!(err.contains("did you mean `layers`?"), "{err}");
     }
@@ -416,21 +510,24 @@ mod tests {
     #[test]
     fn layer_outside_the_repository_is_rejected() {
         let text = GOOD.replace("environments/staging/", "../elsewhere");
-        let err = Config::parse(&text).err().expect("invalid").to_string();
-        assert!(err.contains("cairn.yaml:3:") && err.contains("relative path inside"), "{err}");
+        let err = Config::parse(&text).expect_err("invalid").to_string();
+        assert!(
+            err.contains("cairn.yaml:3:") && err.contains("relative path inside"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_environment_lists_known_ones() {
         let config = Config::parse(GOOD).expect("valid");
-        let err = config.select(&["prod".into()]).err().expect("unknown").to_string();
+        let err = config.select(&["prod".into()]).expect_err("unknown").to_string();
         assert!(err.contains("`prod`") && err.contains("staging, production"), "{err}");
     }
 
     #[test]
     fn target_must_name_one_kind() {
         let text = "environments:\n  a:\n    layers: [x]\n    target: {}\n";
-        let err = Config::parse(text).err().expect("invalid").to_string();
+        let err = Config::parse(text).expect_err("invalid").to_string();
         assert!(err.contains("exactly one"), "{err}");
     }
 }

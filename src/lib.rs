@@ -8,11 +8,11 @@ pub mod repo;
 pub mod yaml;
 
 pub use error::{Error, Result};
-pub mod plan;
-pub mod target;
 pub mod apply;
+pub mod cli;
+pub mod plan;
 pub mod release;
-pub mod validate;
 pub mod report;
 pub mod scaffold;
-pub mod cli;
+pub mod target;
+pub mod validate;

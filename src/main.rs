@@ -13,7 +13,11 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = run(&cli, &mut out).and_then(|status| {
-        out.flush().map_err(|e| cairn::Error::Io { path: "<stdout>".into(), action: "cannot write results", source: e })?;
+        out.flush().map_err(|e| cairn::Error::Io {
+            path: "<stdout>".into(),
+            action: "cannot write results",
+            source: e,
+        })?;
         Ok(status)
     });
     match result {
@@ -24,7 +28,10 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = out.flush();
-            eprintln!("error: {e}");
+            #[allow(clippy::disallowed_macros)] // The one place that prints an error for people.
+            {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(2)
         }
     }
@@ -38,5 +45,9 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

@@ -79,7 +79,13 @@ impl ObjectId {
 
     /// Key for the stable output order.
     pub fn sort_key(&self) -> (usize, &str, &str, Option<&str>, &str) {
-        (self.apply_rank(), &self.group, &self.kind, self.namespace.as_deref(), &self.name)
+        (
+            self.apply_rank(),
+            &self.group,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
     }
 
     /// Reads the identity of a document, or says what is missing.
@@ -120,7 +126,12 @@ impl ObjectId {
             Some((group, _)) => group.to_string(),
             None => String::new(),
         };
-        Ok(ObjectId { group, kind: kind.clone(), namespace, name: name.clone() })
+        Ok(ObjectId {
+            group,
+            kind: kind.clone(),
+            namespace,
+            name: name.clone(),
+        })
     }
 }
 
@@ -128,7 +139,9 @@ impl ObjectId {
 /// few spellings that would escape either.
 fn check_path_safe(field: &str, value: &str) -> std::result::Result<(), String> {
     if value.is_empty() || value == "." || value == ".." || value.contains('/') || value.contains('\0') {
-        return Err(format!("`{field}` `{value}` is not a valid name (empty, `.`, `..`, or contains `/`)"));
+        return Err(format!(
+            "`{field}` `{value}` is not a valid name (empty, `.`, `..`, or contains `/`)"
+        ));
     }
     Ok(())
 }
@@ -202,7 +215,10 @@ pub fn render(snapshot: &Snapshot, env: &Environment) -> Result<Rendered> {
         label_managed(&mut object.body, &env.name);
     }
     objects.sort_by(|a, b| a.id.sort_key().cmp(&b.id.sort_key()));
-    Ok(Rendered { environment: env.name.clone(), objects })
+    Ok(Rendered {
+        environment: env.name.clone(),
+        objects,
+    })
 }
 
 /// The YAML files of a layer: every `*.yaml`/`*.yml` under a directory, or the file itself.
@@ -230,9 +246,15 @@ fn apply_layer(
     let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
     for (file, docs) in parsed {
         for doc in docs {
-            let here = SourceRef { file: file.clone(), line: doc.line };
-            let id = ObjectId::of(&doc.value)
-                .map_err(|message| Error::Document { file: file.clone(), line: doc.line, message })?;
+            let here = SourceRef {
+                file: file.clone(),
+                line: doc.line,
+            };
+            let id = ObjectId::of(&doc.value).map_err(|message| Error::Document {
+                file: file.clone(),
+                line: doc.line,
+                message,
+            })?;
             if let Some(first) = seen.get(&id) {
                 return Err(Error::DuplicateObject {
                     object: id.to_string(),
@@ -272,7 +294,14 @@ fn apply_layer(
                 None => {
                     let mut base = Value::Object(Map::new());
                     merge_patch(&mut base, body);
-                    objects.insert(id.clone(), Object { id, body: base, sources: vec![here] });
+                    objects.insert(
+                        id.clone(),
+                        Object {
+                            id,
+                            body: base,
+                            sources: vec![here],
+                        },
+                    );
                 }
             }
         }
@@ -306,7 +335,9 @@ pub fn merge_patch(target: &mut Value, patch: Value) {
 fn label_managed(body: &mut Value, environment: &str) {
     let Some(map) = body.as_object_mut() else { return };
     let metadata = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
-    let Some(metadata) = metadata.as_object_mut() else { return };
+    let Some(metadata) = metadata.as_object_mut() else {
+        return;
+    };
     let labels = metadata.entry("labels").or_insert_with(|| Value::Object(Map::new()));
     if !labels.is_object() {
         *labels = Value::Object(Map::new());
@@ -336,8 +367,12 @@ mod tests {
 
     #[test]
     fn identity_uses_group_not_version() {
-        let a = ObjectId::of(&json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}));
-        let b = ObjectId::of(&json!({"apiVersion": "apps/v1beta2", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}));
+        let a = ObjectId::of(
+            &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}),
+        );
+        let b = ObjectId::of(
+            &json!({"apiVersion": "apps/v1beta2", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}),
+        );
         assert_eq!(a, b);
         assert_eq!(a.expect("valid").to_string(), "Deployment.apps n/w");
         let core = ObjectId::of(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}));
@@ -358,9 +393,24 @@ mod tests {
 
     #[test]
     fn apply_order_puts_namespaces_first() {
-        let ns = ObjectId { group: String::new(), kind: "Namespace".into(), namespace: None, name: "z".into() };
-        let dep = ObjectId { group: "apps".into(), kind: "Deployment".into(), namespace: Some("z".into()), name: "a".into() };
-        let custom = ObjectId { group: "example.org".into(), kind: "AppSettings".into(), namespace: None, name: "a".into() };
+        let ns = ObjectId {
+            group: String::new(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: "z".into(),
+        };
+        let dep = ObjectId {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: Some("z".into()),
+            name: "a".into(),
+        };
+        let custom = ObjectId {
+            group: "example.org".into(),
+            kind: "AppSettings".into(),
+            namespace: None,
+            name: "a".into(),
+        };
         assert!(ns.sort_key() < dep.sort_key());
         assert!(dep.sort_key() < custom.sort_key());
     }

@@ -65,8 +65,14 @@ impl CommitInfo {
 pub enum SourceInfo {
     /// The working tree; `head` is the commit it sits on (absent in a repository without
     /// commits) and `dirty` says whether tracked or untracked files differ from it.
-    WorkTree { head: Option<CommitInfo>, dirty: bool },
-    Revision { rev: String, commit: CommitInfo },
+    WorkTree {
+        head: Option<CommitInfo>,
+        dirty: bool,
+    },
+    Revision {
+        rev: String,
+        commit: CommitInfo,
+    },
 }
 
 impl SourceInfo {
@@ -80,8 +86,14 @@ impl SourceInfo {
     /// A short human label: `abc123def456`, `abc123def456+dirty`, or `working tree`.
     pub fn label(&self) -> String {
         match self {
-            SourceInfo::WorkTree { head: Some(c), dirty: true } => format!("{}+dirty", c.short_sha()),
-            SourceInfo::WorkTree { head: Some(c), dirty: false } => c.short_sha().to_string(),
+            SourceInfo::WorkTree {
+                head: Some(c),
+                dirty: true,
+            } => format!("{}+dirty", c.short_sha()),
+            SourceInfo::WorkTree {
+                head: Some(c),
+                dirty: false,
+            } => c.short_sha().to_string(),
             SourceInfo::WorkTree { head: None, .. } => "working tree (no commits)".to_string(),
             SourceInfo::Revision { commit, .. } => commit.short_sha().to_string(),
         }
@@ -95,8 +107,13 @@ pub struct Snapshot {
 }
 
 enum Files {
-    WorkTree { root: PathBuf },
-    Revision { repo: gix::Repository, tree: gix::ObjectId },
+    WorkTree {
+        root: PathBuf,
+    },
+    Revision {
+        repo: Box<gix::Repository>,
+        tree: gix::ObjectId,
+    },
 }
 
 /// Whether a path names a file or a directory in a snapshot.
@@ -120,10 +137,14 @@ impl Repo {
         let root = dir
             .canonicalize()
             .map_err(|e| Error::io(dir, "cannot open the repository directory", e))?;
-        let repo = gix::discover(&root).map_err(|_| Error::NotARepository { path: dir.to_path_buf() })?;
+        let repo = gix::discover(&root).map_err(|_| Error::NotARepository {
+            path: dir.to_path_buf(),
+        })?;
         let workdir = repo
             .workdir()
-            .ok_or_else(|| Error::NotARepository { path: dir.to_path_buf() })?
+            .ok_or_else(|| Error::NotARepository {
+                path: dir.to_path_buf(),
+            })?
             .canonicalize()
             .map_err(|e| Error::io(dir, "cannot open the work tree", e))?;
         let prefix = root
@@ -141,7 +162,9 @@ impl Repo {
     fn resolve(&self, rev: &str) -> Result<gix::Commit<'_>> {
         let id = self.repo.rev_parse_single(rev).map_err(|e| {
             if self.repo.head_id().is_err() {
-                Error::NoCommits { path: self.root.clone() }
+                Error::NoCommits {
+                    path: self.root.clone(),
+                }
             } else {
                 tracing::debug!(rev, error = %e, "revision did not resolve");
                 Error::UnknownRevision {
@@ -173,7 +196,9 @@ impl Repo {
                 };
                 let dirty = head.is_some() && self.is_dirty();
                 Ok(Snapshot {
-                    files: Files::WorkTree { root: self.root.clone() },
+                    files: Files::WorkTree {
+                        root: self.root.clone(),
+                    },
                     source: SourceInfo::WorkTree { head, dirty },
                 })
             }
@@ -195,8 +220,14 @@ impl Repo {
                     }
                 };
                 Ok(Snapshot {
-                    files: Files::Revision { repo: self.repo.clone(), tree: tree_id },
-                    source: SourceInfo::Revision { rev: rev.to_string(), commit: info },
+                    files: Files::Revision {
+                        repo: Box::new(self.repo.clone()),
+                        tree: tree_id,
+                    },
+                    source: SourceInfo::Revision {
+                        rev: rev.to_string(),
+                        commit: info,
+                    },
                 })
             }
         }
@@ -206,13 +237,16 @@ impl Repo {
     /// deletions, or untracked files that are not ignored (a new layer file changes what renders).
     /// When status cannot be computed the answer is "dirty", the safe side for a release record.
     fn is_dirty(&self) -> bool {
-        let patterns: Vec<gix::bstr::BString> =
-            if self.prefix.is_empty() { Vec::new() } else { vec![format!("{}/", self.prefix).into()] };
+        let patterns: Vec<gix::bstr::BString> = if self.prefix.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("{}/", self.prefix).into()]
+        };
         let status = self
             .repo
             .status(gix::progress::Discard)
             .map(|s| s.untracked_files(gix::status::UntrackedFiles::Files))
-            .and_then(|s| s.into_iter(patterns).map_err(Into::into));
+            .and_then(|s| s.into_iter(patterns));
         match status {
             Ok(mut items) => items.next().is_some(),
             Err(e) => {
@@ -248,7 +282,11 @@ impl Repo {
         }
         paths.sort();
         paths.dedup();
-        Ok(ChangeSet { base: old.id.to_string(), head: new.id.to_string(), paths })
+        Ok(ChangeSet {
+            base: old.id.to_string(),
+            head: new.id.to_string(),
+            paths,
+        })
     }
 
     /// `user.name <user.email>` from git configuration, if set.
@@ -273,14 +311,21 @@ impl Snapshot {
                 let full = root.join(path);
                 match std::fs::read(&full) {
                     Ok(bytes) => Ok(Some(bytes)),
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+                        ) =>
+                    {
                         Ok(None)
                     }
                     Err(e) => Err(Error::io(path, "cannot read", e)),
                 }
             }
             Files::Revision { repo, tree } => {
-                let Some(entry) = lookup(repo, *tree, path)? else { return Ok(None) };
+                let Some(entry) = lookup(repo, *tree, path)? else {
+                    return Ok(None);
+                };
                 if entry.0.is_tree() {
                     return Ok(None);
                 }
@@ -293,11 +338,16 @@ impl Snapshot {
     /// Whether `path` is a file, a directory, or absent.
     pub fn entry_kind(&self, path: &str) -> Result<Option<EntryKind>> {
         match &self.files {
-            Files::WorkTree { root } => Ok(std::fs::metadata(root.join(path)).ok().map(|m| {
-                if m.is_dir() { EntryKind::Dir } else { EntryKind::File }
+            Files::WorkTree { root } => Ok(std::fs::metadata(root.join(path))
+                .ok()
+                .map(|m| if m.is_dir() { EntryKind::Dir } else { EntryKind::File })),
+            Files::Revision { repo, tree } => Ok(lookup(repo, *tree, path)?.map(|(mode, _)| {
+                if mode.is_tree() {
+                    EntryKind::Dir
+                } else {
+                    EntryKind::File
+                }
             })),
-            Files::Revision { repo, tree } => Ok(lookup(repo, *tree, path)?
-                .map(|(mode, _)| if mode.is_tree() { EntryKind::Dir } else { EntryKind::File })),
         }
     }
 
@@ -308,7 +358,9 @@ impl Snapshot {
         match &self.files {
             Files::WorkTree { root } => walk_dir(root, dir, &mut out)?,
             Files::Revision { repo, tree } => {
-                let Some((mode, id)) = lookup(repo, *tree, dir)? else { return Ok(out) };
+                let Some((mode, id)) = lookup(repo, *tree, dir)? else {
+                    return Ok(out);
+                };
                 if !mode.is_tree() {
                     return Ok(out);
                 }
@@ -329,7 +381,11 @@ impl Snapshot {
 
 fn join(dir: &str, name: &str) -> String {
     let dir = dir.trim_end_matches('/');
-    if dir.is_empty() || dir == "." { name.to_string() } else { format!("{dir}/{name}") }
+    if dir.is_empty() || dir == "." {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 fn walk_dir(root: &Path, dir: &str, out: &mut Vec<String>) -> Result<()> {
@@ -382,13 +438,23 @@ fn commit_info(commit: &gix::Commit<'_>) -> Result<CommitInfo> {
             let parsed = gix::objs::commit::message::BodyRef::from_bytes(body);
             let trailers = parsed
                 .trailers()
-                .map(|t| Trailer { key: t.token.to_str_lossy().into_owned(), value: t.value.to_str_lossy().into_owned() })
+                .map(|t| Trailer {
+                    key: t.token.to_str_lossy().into_owned(),
+                    value: t.value.to_str_lossy().into_owned(),
+                })
                 .collect();
             (parsed.without_trailer().to_str_lossy().trim().to_string(), trailers)
         }
         None => (String::new(), Vec::new()),
     };
-    Ok(CommitInfo { sha: commit.id.to_string(), author, committer, subject, body, trailers })
+    Ok(CommitInfo {
+        sha: commit.id.to_string(),
+        author,
+        committer,
+        subject,
+        body,
+        trailers,
+    })
 }
 
 fn signature(sig: gix::actor::SignatureRef<'_>) -> Result<Signature> {
@@ -402,9 +468,11 @@ fn signature(sig: gix::actor::SignatureRef<'_>) -> Result<Signature> {
 
 /// RFC 3339 in the signature's own offset.
 pub fn format_time(seconds: i64, offset: i32) -> String {
-    let zoned = jiff::tz::Offset::from_seconds(offset)
-        .ok()
-        .and_then(|off| jiff::Timestamp::from_second(seconds).ok().map(|ts| ts.to_zoned(off.to_time_zone())));
+    let zoned = jiff::tz::Offset::from_seconds(offset).ok().and_then(|off| {
+        jiff::Timestamp::from_second(seconds)
+            .ok()
+            .map(|ts| ts.to_zoned(off.to_time_zone()))
+    });
     match zoned {
         Some(z) => z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
         None => seconds.to_string(),
@@ -412,7 +480,9 @@ pub fn format_time(seconds: i64, offset: i32) -> String {
 }
 
 fn git_error(e: impl std::fmt::Display) -> Error {
-    Error::Git { message: first_line(&e.to_string()) }
+    Error::Git {
+        message: first_line(&e.to_string()),
+    }
 }
 
 fn first_line(s: &str) -> String {

@@ -58,13 +58,19 @@ fn check_object(environment: &str, object: &Object, out: &mut Vec<Finding>) {
         report(
             "object/invalid-name",
             "/metadata/name",
-            format!("namespace name `{}` must be a DNS label: lowercase letters, digits and `-`, at most 63 characters, starting and ending with a letter or digit", id.name),
+            format!(
+                "namespace name `{}` must be a DNS label: lowercase letters, digits and `-`, at most 63 characters, starting and ending with a letter or digit",
+                id.name
+            ),
         );
     } else if !rbac && !is_dns_subdomain(&id.name) {
         report(
             "object/invalid-name",
             "/metadata/name",
-            format!("name `{}` must be a DNS subdomain: lowercase letters, digits, `-` and `.`, at most 253 characters, starting and ending with a letter or digit", id.name),
+            format!(
+                "name `{}` must be a DNS subdomain: lowercase letters, digits, `-` and `.`, at most 253 characters, starting and ending with a letter or digit",
+                id.name
+            ),
         );
     }
     if let Some(ns) = &id.namespace
@@ -82,16 +88,36 @@ fn check_object(environment: &str, object: &Object, out: &mut Vec<Finding>) {
                 for (key, value) in map {
                     let pointer = format!("/metadata/labels/{}", key.replace('~', "~0").replace('/', "~1"));
                     if !is_qualified_name(key) {
-                        report("object/invalid-label", &pointer, format!("label key `{key}` is not a valid qualified name (optional DNS prefix and `/`, then at most 63 letters, digits, `-`, `_` or `.`)"));
+                        report(
+                            "object/invalid-label",
+                            &pointer,
+                            format!(
+                                "label key `{key}` is not a valid qualified name (optional DNS prefix and `/`, then at most 63 letters, digits, `-`, `_` or `.`)"
+                            ),
+                        );
                     }
                     match value {
                         Value::String(v) if is_label_value(v) => {}
-                        Value::String(v) => report("object/invalid-label", &pointer, format!("label value `{v}` is not valid: at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit")),
-                        other => report("object/invalid-label", &pointer, format!("label value must be a string, found `{other}`; quote it")),
+                        Value::String(v) => report(
+                            "object/invalid-label",
+                            &pointer,
+                            format!(
+                                "label value `{v}` is not valid: at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"
+                            ),
+                        ),
+                        other => report(
+                            "object/invalid-label",
+                            &pointer,
+                            format!("label value must be a string, found `{other}`; quote it"),
+                        ),
                     }
                 }
             }
-            _ => report("object/invalid-label", "/metadata/labels", "`metadata.labels` must be a mapping of strings".to_string()),
+            _ => report(
+                "object/invalid-label",
+                "/metadata/labels",
+                "`metadata.labels` must be a mapping of strings".to_string(),
+            ),
         }
     }
 }
@@ -99,7 +125,8 @@ fn check_object(environment: &str, object: &Object, out: &mut Vec<Finding>) {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -111,7 +138,8 @@ fn is_dns_subdomain(s: &str) -> bool {
 fn is_label_value(s: &str) -> bool {
     s.is_empty()
         || (s.len() <= 63
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
             && s.as_bytes()[0].is_ascii_alphanumeric()
             && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric())
 }
@@ -134,7 +162,10 @@ mod tests {
         Object {
             id: ObjectId::of(&body).expect("valid identity"),
             body,
-            sources: vec![SourceRef { file: "base/a.yaml".into(), line: 3 }],
+            sources: vec![SourceRef {
+                file: "base/a.yaml".into(),
+                line: 3,
+            }],
         }
     }
 
@@ -143,9 +174,15 @@ mod tests {
         let rendered = Rendered {
             environment: "staging".into(),
             objects: vec![
-                object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name", "namespace": "apps"}})),
-                object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "Apps", "labels": {"team": "a b", "x/y/z": "1", "n": 5}}})),
-                object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:reader"}})),
+                object(
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name", "namespace": "apps"}}),
+                ),
+                object(
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "Apps", "labels": {"team": "a b", "x/y/z": "1", "n": 5}}}),
+                ),
+                object(
+                    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:reader"}}),
+                ),
             ],
         };
         let findings = validate(&rendered);

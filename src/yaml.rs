@@ -27,6 +27,7 @@ pub fn options() -> serde_saphyr::Options {
 }
 
 /// One document of a multi-document stream and the line it starts on (1-based).
+#[derive(Debug)]
 pub struct Document {
     pub value: serde_json::Value,
     pub line: u64,
@@ -39,7 +40,10 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Error> {
     Ok(docs
         .into_iter()
         .filter(|d| !d.value.is_null())
-        .map(|d| Document { value: d.value, line: d.defined.line().max(1) })
+        .map(|d| Document {
+            value: d.value,
+            line: d.defined.line().max(1),
+        })
         .collect())
 }
 
@@ -59,7 +63,12 @@ pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Error {
         Some(i) if message[i..].contains(", column ") => message[..i].to_string(),
         _ => message,
     };
-    Error::Yaml { file: file.to_string(), line, column, message }
+    Error::Yaml {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
 }
 
 /// A YAML node with the position it was written at, for files whose errors must name the line of
@@ -94,7 +103,11 @@ impl Node {
     pub fn parse(file: &str, text: &str) -> Result<Node, Error> {
         let node: Option<Node> =
             serde_saphyr::from_str_with_options(text, options()).map_err(|e| yaml_error(file, &e))?;
-        Ok(node.unwrap_or(Node { value: NodeValue::Null, line: 1, column: 1 }))
+        Ok(node.unwrap_or(Node {
+            value: NodeValue::Null,
+            line: 1,
+            column: 1,
+        }))
     }
 
     /// What kind of value this is, for messages ("expected a mapping, found a list").
@@ -124,9 +137,9 @@ impl Node {
             NodeValue::Number(n) => serde_json::Value::Number(n.clone()),
             NodeValue::String(s) => serde_json::Value::String(s.clone()),
             NodeValue::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
-            NodeValue::Map(entries) => serde_json::Value::Object(
-                entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect(),
-            ),
+            NodeValue::Map(entries) => {
+                serde_json::Value::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect())
+            }
         }
     }
 }
@@ -136,7 +149,11 @@ struct Inner(NodeValue);
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Inner>::deserialize(deserializer)?;
-        Ok(Node { value: spanned.value.0, line: spanned.defined.line(), column: spanned.defined.column() })
+        Ok(Node {
+            value: spanned.value.0,
+            line: spanned.defined.line(),
+            column: spanned.defined.column(),
+        })
     }
 }
 
@@ -195,7 +212,11 @@ impl<'de> Visitor<'de> for InnerVisitor {
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             let value = map.next_value::<Node>()?;
             entries.push((
-                Key { name: key.value, line: key.defined.line(), column: key.defined.column() },
+                Key {
+                    name: key.value,
+                    line: key.defined.line(),
+                    column: key.defined.column(),
+                },
                 value,
             ));
         }
@@ -229,14 +250,21 @@ mod tests {
     #[test]
     fn node_positions_point_at_keys() {
         let node = Node::parse("c.yaml", "a:\n  bb: 1\n  cc: [x]\n").expect("parses");
-        let NodeValue::Map(top) = &node.value else { panic!("map") };
-        let NodeValue::Map(inner) = &top[0].1.value else { panic!("map") };
-        assert_eq!((inner[1].0.name.as_str(), inner[1].0.line, inner[1].0.column), ("cc", 3, 3));
+        let NodeValue::Map(top) = &node.value else {
+            panic!("map")
+        };
+        let NodeValue::Map(inner) = &top[0].1.value else {
+            panic!("map")
+        };
+        assert_eq!(
+            (inner[1].0.name.as_str(), inner[1].0.line, inner[1].0.column),
+            ("cc", 3, 3)
+        );
     }
 
     #[test]
     fn errors_are_one_line_with_location() {
-        let err = parse_documents("bad.yaml", "a: [1\n").err().expect("fails");
+        let err = parse_documents("bad.yaml", "a: [1\n").expect_err("fails");
         let text = err.to_string();
         assert!(text.starts_with("bad.yaml:1:4: "), "{text}");
         assert!(!text.contains('\n'), "{text}");
@@ -244,13 +272,15 @@ mod tests {
 
     #[test]
     fn large_generated_streams_are_accepted() {
-        let text: String = (0..3000).map(|i| format!("---\nname: n{i}\nlist: [1, 2, 3]\n")).collect();
+        let text: String = (0..3000)
+            .map(|i| format!("---\nname: n{i}\nlist: [1, 2, 3]\n"))
+            .collect();
         assert_eq!(parse_documents("big.yaml", &text).expect("parses").len(), 3000);
     }
 
     #[test]
     fn duplicate_keys_are_rejected() {
-        let err = parse_documents("d.yaml", "a: 1\na: 2\n").err().expect("fails");
+        let err = parse_documents("d.yaml", "a: 1\na: 2\n").expect_err("fails");
         assert!(err.to_string().contains("duplicate"), "{err}");
     }
 }

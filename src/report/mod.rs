@@ -28,7 +28,11 @@ pub struct Style {
 
 impl Style {
     pub(crate) fn paint(&self, style: anstyle::Style, text: &str) -> String {
-        if self.color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
+        if self.color {
+            format!("{}{text}{}", style.render(), style.render_reset())
+        } else {
+            text.to_string()
+        }
     }
 }
 
@@ -67,7 +71,13 @@ pub fn write_rendered(w: &mut dyn Write, rendered: &[Rendered], format: Format) 
 }
 
 /// `validate`: findings grouped by file, or JSON.
-pub fn write_findings(w: &mut dyn Write, environments: &[String], findings: &[Finding], format: Format, style: Style) -> io::Result<()> {
+pub fn write_findings(
+    w: &mut dyn Write,
+    environments: &[String],
+    findings: &[Finding],
+    format: Format,
+    style: Style,
+) -> io::Result<()> {
     let errors = findings.iter().filter(|f| f.severity == Level::Error).count();
     let warnings = findings.len() - errors;
     match format {
@@ -79,7 +89,15 @@ pub fn write_findings(w: &mut dyn Write, environments: &[String], findings: &[Fi
                 warnings: usize,
                 findings: &'a [Finding],
             }
-            write_json(w, &Out { environments, errors, warnings, findings })
+            write_json(
+                w,
+                &Out {
+                    environments,
+                    errors,
+                    warnings,
+                    findings,
+                },
+            )
         }
         Format::Human => {
             for f in findings {
@@ -87,7 +105,11 @@ pub fn write_findings(w: &mut dyn Write, environments: &[String], findings: &[Fi
                     Level::Error => style.paint(colors::RED, "error"),
                     Level::Warning => style.paint(colors::YELLOW, "warning"),
                 };
-                writeln!(w, "{}:{}: {level}[{}] {}: {} (at {})", f.file, f.line, f.code, f.object, f.message, f.pointer)?;
+                writeln!(
+                    w,
+                    "{}:{}: {level}[{}] {}: {} (at {})",
+                    f.file, f.line, f.code, f.object, f.message, f.pointer
+                )?;
                 writeln!(w, "    in environment {}", f.environment)?;
             }
             writeln!(
@@ -122,7 +144,13 @@ pub fn write_findings(w: &mut dyn Write, environments: &[String], findings: &[Fi
 }
 
 /// `history`: one line per release, newest first, or JSON.
-pub fn write_history(w: &mut dyn Write, environment: &str, releases: &[Release], format: Format, style: Style) -> io::Result<()> {
+pub fn write_history(
+    w: &mut dyn Write,
+    environment: &str,
+    releases: &[Release],
+    format: Format,
+    style: Style,
+) -> io::Result<()> {
     match format {
         Format::Json => write_json(w, releases),
         Format::Human => {
@@ -132,14 +160,22 @@ pub fn write_history(w: &mut dyn Write, environment: &str, releases: &[Release],
             writeln!(
                 w,
                 "{}",
-                style.paint(colors::BOLD, &format!("{:<6} {:<12} {:<20} {:>8} {:<18} {:<20} {}", "ID", "OUTCOME", "STARTED", "DURATION", "COMMIT", "ACTOR", "CHANGES"))
+                style.paint(
+                    colors::BOLD,
+                    &format!(
+                        "{:<6} {:<12} {:<20} {:>8} {:<18} {:<20} {}",
+                        "ID", "OUTCOME", "STARTED", "DURATION", "COMMIT", "ACTOR", "CHANGES"
+                    )
+                )
             )?;
             for r in releases.iter().rev() {
                 let outcome = match r.outcome.as_str() {
                     "succeeded" => style.paint(colors::GREEN, &format!("{:<12}", "succeeded")),
                     other => style.paint(colors::RED, &format!("{other:<12}")),
                 };
-                let duration = r.duration_seconds().map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
+                let duration = r
+                    .duration_seconds()
+                    .map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
                 writeln!(
                     w,
                     "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}",
@@ -156,7 +192,10 @@ pub fn write_history(w: &mut dyn Write, environment: &str, releases: &[Release],
             Ok(())
         }
         Format::Markdown => {
-            writeln!(w, "| id | outcome | started | commit | actor | create | update | delete |")?;
+            writeln!(
+                w,
+                "| id | outcome | started | commit | actor | create | update | delete |"
+            )?;
             writeln!(w, "|---|---|---|---|---|---|---|---|")?;
             for r in releases.iter().rev() {
                 writeln!(
@@ -178,7 +217,11 @@ pub fn write_history(w: &mut dyn Write, environment: &str, releases: &[Release],
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_string() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
 }
 
 /// Makes text safe inside a Markdown table cell.

@@ -19,7 +19,13 @@ pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Sty
                 summary: Summary,
                 plans: &'a [Plan],
             }
-            write_json(w, &Out { summary: total(plans), plans })
+            write_json(
+                w,
+                &Out {
+                    summary: total(plans),
+                    plans,
+                },
+            )
         }
         Format::Human => {
             for (i, plan) in plans.iter().enumerate() {
@@ -34,7 +40,10 @@ pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Sty
                 writeln!(
                     w,
                     "{}",
-                    style.paint(colors::BOLD, &format!("Plan: {} across {} environments.", summary_text(&t), plans.len()))
+                    style.paint(
+                        colors::BOLD,
+                        &format!("Plan: {} across {} environments.", summary_text(&t), plans.len())
+                    )
                 )?;
             }
             Ok(())
@@ -54,7 +63,10 @@ fn total(plans: &[Plan]) -> Summary {
 }
 
 fn summary_text(s: &Summary) -> String {
-    format!("{} to create, {} to update, {} to delete, {} unchanged", s.create, s.update, s.delete, s.unchanged)
+    format!(
+        "{} to create, {} to update, {} to delete, {} unchanged",
+        s.create, s.update, s.delete, s.unchanged
+    )
 }
 
 fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: bool) -> io::Result<()> {
@@ -74,9 +86,21 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
             Action::Unchanged => continue,
         };
         let origin = change.sources.last().map(|s| format!("  ({s})")).unwrap_or_default();
-        writeln!(w, "  {} {}{}", style.paint(paint, mark), change.object, style.paint(colors::DIM, &origin))?;
+        writeln!(
+            w,
+            "  {} {}{}",
+            style.paint(paint, mark),
+            change.object,
+            style.paint(colors::DIM, &origin)
+        )?;
         for field in &change.fields {
-            writeln!(w, "      {}: {} → {}", field.pointer, show_value(field.old.as_ref()), show_value(field.new.as_ref()))?;
+            writeln!(
+                w,
+                "      {}: {} → {}",
+                field.pointer,
+                show_value(field.old.as_ref()),
+                show_value(field.new.as_ref())
+            )?;
         }
         if show_diff {
             for line in unified_diff(change).lines() {
@@ -91,13 +115,21 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
         }
     }
     if !plan.orphans.is_empty() {
-        writeln!(w, "  kept because pruning is off (--no-prune): {} object(s) cairn applied earlier and no longer renders:", plan.orphans.len())?;
+        writeln!(
+            w,
+            "  kept because pruning is off (--no-prune): {} object(s) cairn applied earlier and no longer renders:",
+            plan.orphans.len()
+        )?;
         for id in &plan.orphans {
             writeln!(w, "    {id}")?;
         }
     }
     let line = format!("{}: {}.", plan.environment, summary_text(&plan.summary));
-    let line = if plan.has_changes() { line } else { format!("{} No changes.", line) };
+    let line = if plan.has_changes() {
+        line
+    } else {
+        format!("{} No changes.", line)
+    };
     writeln!(w, "{}", style.paint(colors::BOLD, &line))
 }
 
@@ -161,7 +193,12 @@ fn write_plans_markdown(w: &mut dyn Write, plans: &[Plan], show_diff: bool) -> i
             writeln!(w, "No changes.")?;
         }
         for change in p.changes.iter().filter(|c| c.action != Action::Unchanged) {
-            writeln!(w, "<details><summary><b>{}</b> <code>{}</code></summary>\n", change.action.as_str(), change.object)?;
+            writeln!(
+                w,
+                "<details><summary><b>{}</b> <code>{}</code></summary>\n",
+                change.action.as_str(),
+                change.object
+            )?;
             if !change.fields.is_empty() {
                 writeln!(w, "| field | live | desired |\n|---|---|---|")?;
                 for f in &change.fields {
@@ -181,7 +218,15 @@ fn write_plans_markdown(w: &mut dyn Write, plans: &[Plan], show_diff: bool) -> i
             writeln!(w, "</details>")?;
         }
         if !p.orphans.is_empty() {
-            writeln!(w, "\nKept because pruning is off: {}", p.orphans.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", "))?;
+            writeln!(
+                w,
+                "\nKept because pruning is off: {}",
+                p.orphans
+                    .iter()
+                    .map(|o| format!("`{o}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
         }
     }
     Ok(())
@@ -195,7 +240,9 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
             for report in reports {
                 let r = &report.release;
                 let s = &r.summary;
-                let duration = r.duration_seconds().map_or_else(String::new, |d| format!(" in {d:.2}s"));
+                let duration = r
+                    .duration_seconds()
+                    .map_or_else(String::new, |d| format!(" in {d:.2}s"));
                 let headline = format!(
                     "{}: release {} {} ({}): {} created, {} updated, {} deleted, {} unchanged{duration}.",
                     r.environment,
@@ -220,7 +267,11 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
                     )?;
                 }
                 if !report.plan.orphans.is_empty() {
-                    writeln!(w, "  kept {} object(s) no longer rendered (--no-prune)", report.plan.orphans.len())?;
+                    writeln!(
+                        w,
+                        "  kept {} object(s) no longer rendered (--no-prune)",
+                        report.plan.orphans.len()
+                    )?;
                 }
             }
             Ok(())

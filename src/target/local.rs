@@ -40,6 +40,7 @@ pub struct Inventory {
 
 /// An exclusive hold on an environment. Released when dropped, and by the kernel when the
 /// process dies, so a killed apply never leaves a stale lock behind.
+#[derive(Debug)]
 pub struct LockGuard {
     file: File,
 }
@@ -55,12 +56,20 @@ impl Drop for LockGuard {
 impl LocalTarget {
     pub fn new(root: PathBuf, environment: &str) -> LocalTarget {
         let label = root.display().to_string();
-        LocalTarget { root, label, environment: environment.to_string() }
+        LocalTarget {
+            root,
+            label,
+            environment: environment.to_string(),
+        }
     }
 
     /// A target whose reports name it by `label` (the path as written in `cairn.yaml`).
     pub fn with_label(root: PathBuf, label: &str, environment: &str) -> LocalTarget {
-        LocalTarget { root, label: label.to_string(), environment: environment.to_string() }
+        LocalTarget {
+            root,
+            label: label.to_string(),
+            environment: environment.to_string(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -110,7 +119,11 @@ impl LocalTarget {
                 let holder = serde_json::from_str::<Holder>(&text)
                     .map(|h| h.to_string())
                     .unwrap_or_else(|_| "another process".to_string());
-                return Err(Error::Locked { environment: self.environment.clone(), holder, path });
+                return Err(Error::Locked {
+                    environment: self.environment.clone(),
+                    holder,
+                    path,
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, "cannot lock", e)),
         }
@@ -166,11 +179,14 @@ impl LocalTarget {
     pub fn inventory(&self) -> Result<Inventory> {
         let path = self.state_dir().join("inventory.json");
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::CorruptState { path, message: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Inventory { environment: self.environment.clone(), objects: BTreeSet::new() })
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
+                path,
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Inventory {
+                environment: self.environment.clone(),
+                objects: BTreeSet::new(),
+            }),
             Err(e) => Err(Error::io(&path, "cannot read", e)),
         }
     }
@@ -215,7 +231,10 @@ pub fn write_json_atomically<T: Serialize + ?Sized>(path: &Path, value: &T) -> R
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create directory", e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
     let result = (|| {
         let mut options = OpenOptions::new();
@@ -243,7 +262,9 @@ fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         let handle = File::open(dir).map_err(|e| Error::io(dir, "cannot open directory", e))?;
-        handle.sync_all().map_err(|e| Error::io(dir, "cannot sync directory", e))?;
+        handle
+            .sync_all()
+            .map_err(|e| Error::io(dir, "cannot sync directory", e))?;
     }
     Ok(())
 }
@@ -253,7 +274,12 @@ mod tests {
     use super::*;
 
     fn id(name: &str) -> ObjectId {
-        ObjectId { group: String::new(), kind: "ConfigMap".into(), namespace: Some("apps".into()), name: name.into() }
+        ObjectId {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: Some("apps".into()),
+            name: name.into(),
+        }
     }
 
     #[test]
@@ -261,7 +287,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let target = LocalTarget::new(dir.path().to_path_buf(), "staging");
         let first = target.lock(&Holder::current("alice")).expect("first lock");
-        let err = target.lock(&Holder::current("bob")).err().expect("second lock must fail");
+        let err = target.lock(&Holder::current("bob")).expect_err("second lock must fail");
         let text = err.to_string();
         assert!(text.contains("locked by alice"), "{text}");
         drop(first);
@@ -281,7 +307,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(target.object_path(&id("a"))).expect("meta").permissions().mode();
+            let mode = fs::metadata(target.object_path(&id("a")))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         target.delete(&lock, &id("a")).expect("delete");
@@ -296,7 +325,7 @@ mod tests {
         let path = target.object_path(&id("bad"));
         fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         fs::write(&path, b"{ not json").expect("write");
-        let err = target.read_objects(&[&id("bad")]).err().expect("corrupt");
+        let err = target.read_objects(&[&id("bad")]).expect_err("corrupt");
         assert!(err.to_string().contains("bad.json"), "{err}");
     }
 }
