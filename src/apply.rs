@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::plan::{self, Action, Plan};
@@ -86,26 +87,34 @@ pub fn apply(
 
     let work = plan.changes.iter().filter(|c| c.action != Action::Unchanged).count();
     progress.set_length(work as u64);
+    // Objects of one apply rank (and one direction) have no ordering among them, so each group is
+    // written in parallel; groups run one after another, so namespaces exist before what lives
+    // in them and deletions run in reverse order.
+    let mut outcomes: Vec<Option<String>> = Vec::with_capacity(plan.changes.len());
+    for group in plan.changes.chunk_by(|a, b| {
+        a.object.apply_rank() == b.object.apply_rank() && (a.action == Action::Delete) == (b.action == Action::Delete)
+    }) {
+        let results: Vec<Option<String>> = group
+            .par_iter()
+            .map(|change| {
+                let result = match (change.action, &change.desired) {
+                    (Action::Create | Action::Update, Some(body)) => target.put(&lock, &change.object, body),
+                    (Action::Delete, _) => target.delete(&lock, &change.object),
+                    _ => return None,
+                };
+                progress.inc(1);
+                result.err().map(|e| e.to_string())
+            })
+            .collect();
+        outcomes.extend(results);
+    }
     let mut failed = false;
     let mut deleted: BTreeSet<ObjectId> = BTreeSet::new();
-    for change in &plan.changes {
-        let result = match change.action {
-            Action::Create | Action::Update => match &change.desired {
-                Some(body) => target.put(&lock, &change.object, body),
-                None => Ok(()),
-            },
-            Action::Delete => target.delete(&lock, &change.object).map(|()| {
-                deleted.insert(change.object.clone());
-            }),
-            Action::Unchanged => Ok(()),
-        };
-        if change.action != Action::Unchanged {
-            progress.inc(1);
+    for (change, error) in plan.changes.iter().zip(outcomes) {
+        failed |= error.is_some();
+        if change.action == Action::Delete && error.is_none() {
+            deleted.insert(change.object.clone());
         }
-        let error = result.err().map(|e| {
-            failed = true;
-            e.to_string()
-        });
         record.objects.push(ReleaseObject {
             object: change.object.clone(),
             action: change.action,

@@ -347,11 +347,13 @@ fn load(repo_dir: &Path, select: &Select) -> Result<(Repo, Snapshot, Vec<Rendere
     let repo = Repo::open(repo_dir)?;
     let snapshot = repo.snapshot(select.rev.as_deref())?;
     let config = Config::load(&snapshot)?;
+    let mut renderer = render::Renderer::new(&snapshot);
     let mut rendered = Vec::new();
     for env in config.select(&select.envs)? {
         tracing::info!(environment = %env.name, source = %snapshot.source.label(), "rendering");
-        rendered.push(render::render(&snapshot, env)?);
+        rendered.push(renderer.render(env)?);
     }
+    drop(renderer);
     Ok((repo, snapshot, rendered))
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -185,63 +186,89 @@ pub struct Rendered {
     pub objects: Vec<Object>,
 }
 
-/// Renders one environment from a snapshot.
-pub fn render(snapshot: &Snapshot, env: &Environment) -> Result<Rendered> {
-    let mut objects: HashMap<ObjectId, Object> = HashMap::new();
-    for layer in &env.layers {
-        let files = layer_files(snapshot, env, layer)?;
-        let mut texts = Vec::with_capacity(files.len());
-        for file in files {
-            let bytes = snapshot.read(&file)?.unwrap_or_default();
-            texts.push((file, bytes));
-        }
-        // Parsing dominates rendering time; files are independent.
-        let parsed: Vec<(String, Vec<yaml::Document>)> = texts
-            .into_par_iter()
-            .map(|(file, bytes)| {
-                let text = String::from_utf8(bytes).map_err(|e| Error::Document {
-                    file: file.clone(),
-                    line: 1,
-                    message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
-                })?;
-                let docs = yaml::parse_documents(&file, &text)?;
-                Ok((file, docs))
-            })
-            .collect::<Result<_>>()?;
-        apply_layer(&mut objects, &layer.path, parsed)?;
-    }
-    let mut objects: Vec<Object> = objects.into_values().collect();
-    for object in &mut objects {
-        label_managed(&mut object.body, &env.name);
-    }
-    objects.sort_by(|a, b| a.id.sort_key().cmp(&b.id.sort_key()));
-    Ok(Rendered {
-        environment: env.name.clone(),
-        objects,
-    })
+/// A layer's files, parsed: (file, documents) in path order.
+type ParsedLayer = Arc<Vec<(String, Vec<yaml::Document>)>>;
+
+/// Renders environments from one snapshot. Layers shared by several environments (`base`) are
+/// read and parsed once per run, not once per environment.
+pub struct Renderer<'a> {
+    snapshot: &'a Snapshot,
+    parsed: HashMap<String, ParsedLayer>,
 }
 
-/// The YAML files of a layer: every `*.yaml`/`*.yml` under a directory, or the file itself.
-fn layer_files(snapshot: &Snapshot, env: &Environment, layer: &Layer) -> Result<Vec<String>> {
-    match snapshot.entry_kind(&layer.path)? {
-        Some(EntryKind::File) => Ok(vec![layer.path.clone()]),
-        Some(EntryKind::Dir) => Ok(snapshot
-            .files_under(&layer.path)?
-            .into_iter()
-            .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml"))
-            .collect()),
-        None => Err(Error::MissingLayer {
-            environment: env.name.clone(),
-            layer: layer.path.clone(),
-            line: layer.line,
-        }),
+impl<'a> Renderer<'a> {
+    pub fn new(snapshot: &'a Snapshot) -> Renderer<'a> {
+        Renderer {
+            snapshot,
+            parsed: HashMap::new(),
+        }
     }
+
+    /// Renders one environment.
+    pub fn render(&mut self, env: &Environment) -> Result<Rendered> {
+        let mut objects: HashMap<ObjectId, Object> = HashMap::new();
+        for layer in &env.layers {
+            let parsed = match self.parsed.get(&layer.path) {
+                Some(parsed) => Arc::clone(parsed),
+                None => {
+                    let parsed = Arc::new(parse_layer(self.snapshot, env, layer)?);
+                    self.parsed.insert(layer.path.clone(), Arc::clone(&parsed));
+                    parsed
+                }
+            };
+            apply_layer(&mut objects, &layer.path, &parsed)?;
+        }
+        let mut objects: Vec<Object> = objects.into_values().collect();
+        for object in &mut objects {
+            label_managed(&mut object.body, &env.name);
+        }
+        objects.sort_by(|a, b| a.id.sort_key().cmp(&b.id.sort_key()));
+        Ok(Rendered {
+            environment: env.name.clone(),
+            objects,
+        })
+    }
+}
+
+/// Renders one environment from a snapshot.
+pub fn render(snapshot: &Snapshot, env: &Environment) -> Result<Rendered> {
+    Renderer::new(snapshot).render(env)
+}
+
+/// Reads and parses a layer: every `*.yaml`/`*.yml` under a directory, or the file itself.
+fn parse_layer(snapshot: &Snapshot, env: &Environment, layer: &Layer) -> Result<Vec<(String, Vec<yaml::Document>)>> {
+    let texts = match snapshot.entry_kind(&layer.path)? {
+        Some(EntryKind::File) => {
+            vec![(layer.path.clone(), snapshot.read(&layer.path)?.unwrap_or_default())]
+        }
+        Some(EntryKind::Dir) => snapshot.read_under(&layer.path, |f| f.ends_with(".yaml") || f.ends_with(".yml"))?,
+        None => {
+            return Err(Error::MissingLayer {
+                environment: env.name.clone(),
+                layer: layer.path.clone(),
+                line: layer.line,
+            });
+        }
+    };
+    // Parsing dominates rendering time; files are independent.
+    texts
+        .into_par_iter()
+        .map(|(file, bytes)| {
+            let text = String::from_utf8(bytes).map_err(|e| Error::Document {
+                file: file.clone(),
+                line: 1,
+                message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+            })?;
+            let docs = yaml::parse_documents(&file, &text)?;
+            Ok((file, docs))
+        })
+        .collect()
 }
 
 fn apply_layer(
     objects: &mut HashMap<ObjectId, Object>,
     layer: &str,
-    parsed: Vec<(String, Vec<yaml::Document>)>,
+    parsed: &[(String, Vec<yaml::Document>)],
 ) -> Result<()> {
     let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
     for (file, docs) in parsed {
@@ -266,18 +293,17 @@ fn apply_layer(
                 });
             }
             seen.insert(id.clone(), here.clone());
-            let mut body = doc.value;
-            if let Some(directive) = body.as_object_mut().and_then(|m| m.remove("$patch")) {
-                if directive != Value::String("delete".into()) {
+            if let Some(directive) = doc.value.get("$patch") {
+                if directive != "delete" {
                     return Err(Error::Document {
-                        file,
+                        file: file.clone(),
                         line: doc.line,
                         message: format!("unsupported `$patch: {directive}`; only `$patch: delete` is supported"),
                     });
                 }
                 if objects.remove(&id).is_none() {
                     return Err(Error::Document {
-                        file,
+                        file: file.clone(),
                         line: doc.line,
                         message: format!(
                             "`$patch: delete` of {id}, which no earlier layer defines; check the identity or remove the document"
@@ -288,12 +314,12 @@ fn apply_layer(
             }
             match objects.get_mut(&id) {
                 Some(existing) => {
-                    merge_patch(&mut existing.body, body);
+                    merge_patch(&mut existing.body, doc.value.clone());
                     existing.sources.push(here);
                 }
                 None => {
                     let mut base = Value::Object(Map::new());
-                    merge_patch(&mut base, body);
+                    merge_patch(&mut base, doc.value.clone());
                     objects.insert(
                         id.clone(),
                         Object {

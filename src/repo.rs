@@ -354,9 +354,35 @@ impl Snapshot {
     /// Every file under the directory `dir`, recursively, as sorted relative paths. `.git`
     /// directories are skipped.
     pub fn files_under(&self, dir: &str) -> Result<Vec<String>> {
+        Ok(self.entries_under(dir)?.into_iter().map(|(path, _)| path).collect())
+    }
+
+    /// The files under `dir` whose paths pass `keep`, with their contents, in path order. At a
+    /// revision the blobs are read by the ids the tree walk found, without a lookup per path.
+    pub fn read_under(&self, dir: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (path, blob) in self.entries_under(dir)? {
+            if !keep(&path) {
+                continue;
+            }
+            let bytes = match (&self.files, blob) {
+                (Files::Revision { repo, .. }, Some(id)) => repo.find_blob(id).map_err(git_error)?.take_data(),
+                _ => self.read(&path)?.unwrap_or_default(),
+            };
+            out.push((path, bytes));
+        }
+        Ok(out)
+    }
+
+    /// Paths under `dir`, sorted, with their blob ids when read from a revision.
+    fn entries_under(&self, dir: &str) -> Result<Vec<(String, Option<gix::ObjectId>)>> {
         let mut out = Vec::new();
         match &self.files {
-            Files::WorkTree { root } => walk_dir(root, dir, &mut out)?,
+            Files::WorkTree { root } => {
+                let mut paths = Vec::new();
+                walk_dir(root, dir, &mut paths)?;
+                out.extend(paths.into_iter().map(|p| (p, None)));
+            }
             Files::Revision { repo, tree } => {
                 let Some((mode, id)) = lookup(repo, *tree, dir)? else {
                     return Ok(out);
@@ -369,7 +395,7 @@ impl Snapshot {
                 subtree.traverse().breadthfirst(&mut recorder).map_err(git_error)?;
                 for entry in recorder.records {
                     if entry.mode.is_blob() || entry.mode.is_link() {
-                        out.push(join(dir, &entry.filepath.to_str_lossy()));
+                        out.push((join(dir, &entry.filepath.to_str_lossy()), Some(entry.oid)));
                     }
                 }
             }
