@@ -8,6 +8,7 @@ use cairn::cli::{Cli, run};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let stdout = std::io::stdout();
@@ -50,4 +51,20 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// A bug must still end as one line on stderr and exit code 2, without a backtrace and without
+/// the panic's payload (which could quote configuration values).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        #[allow(clippy::disallowed_macros)] // The one place that prints an error for people.
+        {
+            eprintln!("error: internal error{location}; this is a bug in cairn, please report it");
+        }
+        std::process::exit(2);
+    }));
 }
