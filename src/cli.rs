@@ -14,10 +14,10 @@ use crate::plan;
 use crate::release;
 use crate::render::{self, Rendered};
 use crate::repo::{Repo, Snapshot};
-use crate::report::{self, Format, Style};
+use crate::report::{self, FindingsFormat, Format, Style};
 use crate::scaffold;
 use crate::target;
-use crate::validate::{self, Level};
+use crate::validate;
 
 /// A GitOps engine: render, validate, plan and apply per-environment configuration from git.
 #[derive(Debug, Parser)]
@@ -63,12 +63,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
-    /// Check rendered objects; exits 1 when any error-level finding exists.
+    /// Check rendered objects against JSON Schemas and built-in rules; exits 1 on any error finding.
     Validate {
         #[command(flatten)]
         select: Select,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[command(flatten)]
+        schema: SchemaArgs,
+        #[arg(long, value_enum, default_value_t = FindingsFormat::Human)]
+        format: FindingsFormat,
     },
     /// Show what apply would change in each environment.
     Plan {
@@ -122,6 +124,26 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+}
+
+/// How strictly objects are checked against their schemas.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct SchemaArgs {
+    /// Reject properties a schema does not declare (misspelled or misplaced keys).
+    #[arg(long)]
+    pub strict: bool,
+    /// An object whose kind has no schema is an error instead of a warning.
+    #[arg(long)]
+    pub require_schemas: bool,
+}
+
+impl From<SchemaArgs> for validate::Options {
+    fn from(a: SchemaArgs) -> Self {
+        validate::Options {
+            strict: a.strict,
+            require_schemas: a.require_schemas,
+        }
+    }
 }
 
 /// Which environments, at which revision.
@@ -193,12 +215,12 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             report_io(report::write_rendered(out, &rendered, *format))?;
             Ok(Status::Success)
         }
-        Command::Validate { select, format } => {
-            let (_, _, rendered) = load(&cli.repo, select)?;
-            let findings: Vec<_> = rendered.iter().flat_map(validate::validate).collect();
-            let names: Vec<String> = rendered.iter().map(|r| r.environment.clone()).collect();
-            report_io(report::write_findings(out, &names, &findings, *format, style))?;
-            Ok(if findings.iter().any(|f| f.severity == Level::Error) {
+        Command::Validate { select, schema, format } => {
+            let (_, snapshot, rendered) = load(&cli.repo, select)?;
+            let config = Config::load(&snapshot)?;
+            let findings = validate::validate(&snapshot, &config, &rendered, (*schema).into())?;
+            report_io(report::write_findings(out, &rendered, &findings, *format, style))?;
+            Ok(if validate::has_errors(&findings) {
                 Status::Findings
             } else {
                 Status::Success
@@ -239,13 +261,17 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 rev: rev.clone(),
             };
             let (repo, snapshot, rendered) = load(&cli.repo, &select)?;
-            let findings: Vec<_> = rendered.iter().flat_map(validate::validate).collect();
-            if findings.iter().any(|f| f.severity == Level::Error) {
+            let config = Config::load(&snapshot)?;
+            let findings = validate::validate(&snapshot, &config, &rendered, validate::Options::default())?;
+            if validate::has_errors(&findings) {
                 // Nothing is written when the configuration is invalid; the findings say why.
-                report_io(report::write_findings(out, envs, &findings, *format, style))?;
+                let format = match format {
+                    Format::Json => FindingsFormat::Json,
+                    _ => FindingsFormat::Human,
+                };
+                report_io(report::write_findings(out, &rendered, &findings, format, style))?;
                 return Ok(Status::Findings);
             }
-            let config = Config::load(&snapshot)?;
             let actor = actor.clone().unwrap_or_else(|| resolve_actor(&repo));
             let options = ApplyOptions {
                 prune: !no_prune,

@@ -110,6 +110,45 @@ impl Node {
         }))
     }
 
+    /// Parses a multi-document stream into located trees, empty documents skipped.
+    pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Node>, Error> {
+        let docs: Vec<Option<Node>> =
+            serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| yaml_error(file, &e))?;
+        Ok(docs
+            .into_iter()
+            .flatten()
+            .filter(|n| n.value != NodeValue::Null)
+            .collect())
+    }
+
+    /// The node at an RFC 6901 pointer, as far as it exists: the deepest node reached, the
+    /// position of the key (or list item) that leads to it, and how many tokens matched.
+    pub fn walk(&self, pointer: &str) -> (usize, u64, u64) {
+        let mut node = self;
+        let mut depth = 0;
+        let mut at = (self.line, self.column);
+        for token in pointer.split('/').skip(1) {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            let next = match &node.value {
+                NodeValue::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.name == token)
+                    .map(|(k, v)| (v, k.line, k.column)),
+                NodeValue::Seq(items) => token
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .map(|v| (v, v.line, v.column)),
+                _ => None,
+            };
+            let Some((child, line, column)) = next else { break };
+            node = child;
+            depth += 1;
+            at = (line, column);
+        }
+        (depth, at.0, at.1)
+    }
+
     /// What kind of value this is, for messages ("expected a mapping, found a list").
     pub fn kind_name(&self) -> &'static str {
         match self.value {

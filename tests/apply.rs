@@ -248,11 +248,17 @@ fn invalid_objects_are_findings_and_block_apply() {
     let first = &v["findings"][0];
     assert_eq!(first["code"], "object/invalid-name");
     assert_eq!(first["file"], "base/bad.yaml");
-    assert_eq!(first["line"], 1);
+    assert_eq!((first["line"].as_u64(), first["column"].as_u64()), (Some(4), Some(3)));
     assert_eq!(first["pointer"], "/metadata/name");
     let human = f.ok(&["validate", "--env", "staging"], 1);
     assert!(
-        human.contains("base/bad.yaml:1: error[object/invalid-name] ConfigMap shop/Bad_Name"),
+        human.contains(
+            "base/bad.yaml\n  4:3 error [object/invalid-name] ConfigMap shop/Bad_Name (staging): name `Bad_Name`"
+        ),
+        "{human}"
+    );
+    assert!(
+        human.contains("       4 |   name: Bad_Name\n         |   ^\n"),
         "{human}"
     );
     f.ok(&["apply", "--env", "staging"], 1);

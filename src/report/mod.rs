@@ -1,16 +1,17 @@
 //! Every output format. Reporters take a writer; nothing here decides where output goes.
 
+mod findings;
 mod plan;
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
+pub use findings::{FindingsFormat, write_findings};
 pub use plan::{write_apply, write_plans};
 
 use crate::release::Release;
 use crate::render::Rendered;
-use crate::validate::{Finding, Level};
 use crate::yaml;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,79 +65,6 @@ pub fn write_rendered(w: &mut dyn Write, rendered: &[Rendered], format: Format) 
                     writeln!(w, "# environment: {}; from: {}", env.environment, sources.join(", "))?;
                     w.write_all(yaml::to_yaml(&object.body).as_bytes())?;
                 }
-            }
-            Ok(())
-        }
-    }
-}
-
-/// `validate`: findings grouped by file, or JSON.
-pub fn write_findings(
-    w: &mut dyn Write,
-    environments: &[String],
-    findings: &[Finding],
-    format: Format,
-    style: Style,
-) -> io::Result<()> {
-    let errors = findings.iter().filter(|f| f.severity == Level::Error).count();
-    let warnings = findings.len() - errors;
-    match format {
-        Format::Json => {
-            #[derive(Serialize)]
-            struct Out<'a> {
-                environments: &'a [String],
-                errors: usize,
-                warnings: usize,
-                findings: &'a [Finding],
-            }
-            write_json(
-                w,
-                &Out {
-                    environments,
-                    errors,
-                    warnings,
-                    findings,
-                },
-            )
-        }
-        Format::Human => {
-            for f in findings {
-                let level = match f.severity {
-                    Level::Error => style.paint(colors::RED, "error"),
-                    Level::Warning => style.paint(colors::YELLOW, "warning"),
-                };
-                writeln!(
-                    w,
-                    "{}:{}: {level}[{}] {}: {} (at {})",
-                    f.file, f.line, f.code, f.object, f.message, f.pointer
-                )?;
-                writeln!(w, "    in environment {}", f.environment)?;
-            }
-            writeln!(
-                w,
-                "{} environment(s) checked: {errors} error(s), {warnings} warning(s).",
-                environments.len()
-            )
-        }
-        Format::Markdown => {
-            writeln!(w, "### Validation: {errors} error(s), {warnings} warning(s)\n")?;
-            if findings.is_empty() {
-                return writeln!(w, "No findings in {}.", environments.join(", "));
-            }
-            writeln!(w, "| severity | code | environment | object | location | message |")?;
-            writeln!(w, "|---|---|---|---|---|---|")?;
-            for f in findings {
-                writeln!(
-                    w,
-                    "| {:?} | `{}` | {} | `{}` | `{}:{}` | {} |",
-                    f.severity,
-                    f.code,
-                    f.environment,
-                    f.object,
-                    f.file,
-                    f.line,
-                    markdown_cell(&f.message)
-                )?;
             }
             Ok(())
         }

@@ -1,53 +1,20 @@
 //! Checks on rendered objects that hold for every kind: names, namespaces and labels the API
-//! server would reject. Findings are diagnostics (data with a stable code), not errors.
+//! server would reject, whether or not a schema is known for the kind.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::render::{Object, ObjectId, Rendered};
+use super::{Level, Unplaced};
+use crate::render::Object;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Error,
-    Warning,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    /// Stable code, documented in docs/findings.md.
-    pub code: String,
-    pub severity: Level,
-    pub environment: String,
-    pub object: ObjectId,
-    /// The document that defined the object (relative to the repository root).
-    pub file: String,
-    pub line: u64,
-    /// JSON pointer of the offending value in the rendered object.
-    pub pointer: String,
-    pub message: String,
-}
-
-/// Runs every built-in check over an environment's objects.
-pub fn validate(rendered: &Rendered) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for object in &rendered.objects {
-        check_object(&rendered.environment, object, &mut findings);
-    }
-    findings
-}
-
-fn check_object(environment: &str, object: &Object, out: &mut Vec<Finding>) {
-    let mut report = |code: &str, pointer: &str, message: String| {
-        let source = object.sources.first();
-        out.push(Finding {
-            code: code.to_string(),
+/// Runs the built-in checks over one object.
+pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
+    let mut out = Vec::new();
+    let mut report = |code: &'static str, pointer: &str, message: String| {
+        out.push(Unplaced {
+            code,
             severity: Level::Error,
-            environment: environment.to_string(),
-            object: object.id.clone(),
-            file: source.map(|s| s.file.clone()).unwrap_or_default(),
-            line: source.map_or(0, |s| s.line),
             pointer: pointer.to_string(),
+            schema_path: String::new(),
             message,
         });
     };
@@ -120,6 +87,7 @@ fn check_object(environment: &str, object: &Object, out: &mut Vec<Finding>) {
             ),
         }
     }
+    out
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -155,7 +123,7 @@ fn is_qualified_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::SourceRef;
+    use crate::render::{ObjectId, SourceRef};
     use serde_json::json;
 
     fn object(body: Value) -> Object {
@@ -169,35 +137,30 @@ mod tests {
         }
     }
 
+    fn codes(body: Value) -> Vec<(&'static str, String)> {
+        check(&object(body)).into_iter().map(|u| (u.code, u.pointer)).collect()
+    }
+
     #[test]
     fn reports_bad_names_namespaces_and_labels() {
-        let rendered = Rendered {
-            environment: "staging".into(),
-            objects: vec![
-                object(
-                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name", "namespace": "apps"}}),
-                ),
-                object(
-                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "Apps", "labels": {"team": "a b", "x/y/z": "1", "n": 5}}}),
-                ),
-                object(
-                    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:reader"}}),
-                ),
-            ],
-        };
-        let findings = validate(&rendered);
-        let got: Vec<(&str, &str)> = findings.iter().map(|f| (f.code.as_str(), f.pointer.as_str())).collect();
         assert_eq!(
-            got,
+            codes(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name", "namespace": "apps"}})
+            ),
+            vec![("object/invalid-name", "/metadata/name".to_string())]
+        );
+        assert_eq!(
+            codes(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "Apps", "labels": {"team": "a b", "x/y/z": "1", "n": 5}}})
+            ),
             vec![
-                ("object/invalid-name", "/metadata/name"),
-                ("object/invalid-namespace", "/metadata/namespace"),
-                ("object/invalid-label", "/metadata/labels/team"),
-                ("object/invalid-label", "/metadata/labels/x~1y~1z"),
-                ("object/invalid-label", "/metadata/labels/n"),
+                ("object/invalid-namespace", "/metadata/namespace".to_string()),
+                ("object/invalid-label", "/metadata/labels/team".to_string()),
+                ("object/invalid-label", "/metadata/labels/x~1y~1z".to_string()),
+                ("object/invalid-label", "/metadata/labels/n".to_string()),
             ]
         );
-        assert_eq!((findings[0].file.as_str(), findings[0].line), ("base/a.yaml", 3));
+        assert!(codes(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:reader"}})).is_empty());
     }
 
     #[test]

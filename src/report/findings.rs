@@ -1,0 +1,290 @@
+//! Validation findings for people (terminal, Markdown), machines (JSON), code scanning (SARIF
+//! 2.1.0), test dashboards (JUnit XML) and GitHub Actions (workflow-command annotations).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use quick_xml::escape::escape;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Style, colors, markdown_cell, write_json};
+use crate::render::{ObjectId, Rendered};
+use crate::validate::{Finding, Level};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FindingsFormat {
+    Human,
+    Json,
+    Markdown,
+    Sarif,
+    Junit,
+    Github,
+}
+
+/// Writes findings. `rendered` gives the objects checked (JUnit has one test case per object).
+pub fn write_findings(
+    w: &mut dyn Write,
+    rendered: &[Rendered],
+    findings: &[Finding],
+    format: FindingsFormat,
+    style: Style,
+) -> io::Result<()> {
+    let errors = findings.iter().filter(|f| f.severity == Level::Error).count();
+    let warnings = findings.len() - errors;
+    let environments: Vec<&str> = rendered.iter().map(|r| r.environment.as_str()).collect();
+    let objects: usize = rendered.iter().map(|r| r.objects.len()).sum();
+    match format {
+        FindingsFormat::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                environments: &'a [&'a str],
+                objects: usize,
+                errors: usize,
+                warnings: usize,
+                findings: &'a [Finding],
+            }
+            write_json(
+                w,
+                &Out {
+                    environments: &environments,
+                    objects,
+                    errors,
+                    warnings,
+                    findings,
+                },
+            )
+        }
+        FindingsFormat::Human => {
+            let mut by_file: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+            for f in findings {
+                by_file.entry(f.file.as_str()).or_default().push(f);
+            }
+            for (file, list) in by_file {
+                writeln!(
+                    w,
+                    "{}",
+                    style.paint(colors::BOLD, if file.is_empty() { "(no source)" } else { file })
+                )?;
+                for f in list {
+                    let level = match f.severity {
+                        Level::Error => style.paint(colors::RED, "error"),
+                        Level::Warning => style.paint(colors::YELLOW, "warning"),
+                    };
+                    writeln!(
+                        w,
+                        "  {}:{} {level} [{}] {} ({}): {}",
+                        f.line, f.column, f.code, f.object, f.environment, f.message
+                    )?;
+                    if let Some(excerpt) = &f.excerpt {
+                        writeln!(
+                            w,
+                            "    {} | {}",
+                            style.paint(colors::DIM, &format!("{:>4}", f.line)),
+                            excerpt
+                        )?;
+                        let pad = " ".repeat(f.column.saturating_sub(1) as usize);
+                        writeln!(w, "    {} | {pad}{}", " ".repeat(4), style.paint(colors::RED, "^"))?;
+                    }
+                }
+            }
+            writeln!(
+                w,
+                "{objects} object(s) in {} environment(s) checked: {errors} error(s), {warnings} warning(s).",
+                environments.len()
+            )
+        }
+        FindingsFormat::Markdown => {
+            writeln!(
+                w,
+                "### Validation: {errors} error(s), {warnings} warning(s) in {objects} object(s)\n"
+            )?;
+            if findings.is_empty() {
+                return writeln!(w, "No findings in {}.", environments.join(", "));
+            }
+            writeln!(w, "| severity | code | environment | object | location | message |")?;
+            writeln!(w, "|---|---|---|---|---|---|")?;
+            for f in findings {
+                writeln!(
+                    w,
+                    "| {} | `{}` | {} | `{}` | `{}:{}:{}` | {} |",
+                    level_name(f.severity),
+                    f.code,
+                    f.environment,
+                    f.object,
+                    f.file,
+                    f.line,
+                    f.column,
+                    markdown_cell(&f.message)
+                )?;
+            }
+            Ok(())
+        }
+        FindingsFormat::Sarif => write_json(w, &sarif(findings)),
+        FindingsFormat::Junit => write_junit(w, rendered, findings),
+        FindingsFormat::Github => {
+            for f in findings {
+                let command = match f.severity {
+                    Level::Error => "error",
+                    Level::Warning => "warning",
+                };
+                writeln!(
+                    w,
+                    "::{command} file={},line={},col={},title={}::{}",
+                    github_property(&f.file),
+                    f.line,
+                    f.column,
+                    github_property(&f.code),
+                    github_data(&format!("{} ({}): {}", f.object, f.environment, f.message))
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error",
+        Level::Warning => "warning",
+    }
+}
+
+/// SARIF 2.1.0, one run, one rule per finding code.
+fn sarif(findings: &[Finding]) -> serde_json::Value {
+    let mut codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let rules: Vec<serde_json::Value> = codes
+        .iter()
+        .map(|code| {
+            json!({
+                "id": code,
+                "shortDescription": {"text": code},
+                "help": {"text": "See docs/findings.md in the cairn documentation for what the code means and what to do."},
+            })
+        })
+        .collect();
+    let results: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| {
+            json!({
+                "ruleId": f.code,
+                "ruleIndex": codes.iter().position(|c| *c == f.code).unwrap_or(0),
+                "level": level_name(f.severity),
+                "message": {"text": format!("{} ({}): {}", f.object, f.environment, f.message)},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": f.file, "uriBaseId": "%SRCROOT%"},
+                        "region": {"startLine": f.line.max(1), "startColumn": f.column.max(1)}
+                    },
+                    "logicalLocations": [{"fullyQualifiedName": f.object.to_string(), "kind": "object"}]
+                }],
+                "properties": {"environment": f.environment, "pointer": f.pointer, "schemaPath": f.schema_path}
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "cairn",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules
+            }},
+            "results": results
+        }]
+    })
+}
+
+/// JUnit XML: a suite per environment, a test case per object, a failure per error finding
+/// (warnings go to the case's system-out).
+fn write_junit(w: &mut dyn Write, rendered: &[Rendered], findings: &[Finding]) -> io::Result<()> {
+    let mut by_object: BTreeMap<(&str, &ObjectId), Vec<&Finding>> = BTreeMap::new();
+    for f in findings {
+        by_object
+            .entry((f.environment.as_str(), &f.object))
+            .or_default()
+            .push(f);
+    }
+    let total: usize = rendered.iter().map(|r| r.objects.len()).sum();
+    let failing = |env: &str, id: &ObjectId| {
+        by_object
+            .get(&(env, id))
+            .is_some_and(|list| list.iter().any(|f| f.severity == Level::Error))
+    };
+    let failures: usize = rendered
+        .iter()
+        .map(|r| r.objects.iter().filter(|o| failing(&r.environment, &o.id)).count())
+        .sum();
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(
+        w,
+        r#"<testsuites name="cairn validate" tests="{total}" failures="{failures}">"#
+    )?;
+    for env in rendered {
+        let env_failures = env.objects.iter().filter(|o| failing(&env.environment, &o.id)).count();
+        writeln!(
+            w,
+            r#"  <testsuite name="{}" tests="{}" failures="{env_failures}">"#,
+            escape(env.environment.as_str()),
+            env.objects.len()
+        )?;
+        for object in &env.objects {
+            let name = object.id.to_string();
+            let list = by_object
+                .get(&(env.environment.as_str(), &object.id))
+                .cloned()
+                .unwrap_or_default();
+            let file = object.sources.last().map(|s| s.file.as_str()).unwrap_or_default();
+            write!(
+                w,
+                r#"    <testcase classname="{}" name="{}" file="{}""#,
+                escape(env.environment.as_str()),
+                escape(name.as_str()),
+                escape(file)
+            )?;
+            if list.is_empty() {
+                writeln!(w, "/>")?;
+                continue;
+            }
+            writeln!(w, ">")?;
+            for f in list.iter().filter(|f| f.severity == Level::Error) {
+                let text = format!("{}:{}:{}: {} (at {})", f.file, f.line, f.column, f.message, f.pointer);
+                writeln!(
+                    w,
+                    r#"      <failure type="{}" message="{}">{}</failure>"#,
+                    escape(f.code.as_str()),
+                    escape(f.message.as_str()),
+                    escape(text.as_str())
+                )?;
+            }
+            let warnings: Vec<String> = list
+                .iter()
+                .filter(|f| f.severity == Level::Warning)
+                .map(|f| format!("warning [{}] {}:{}:{}: {}", f.code, f.file, f.line, f.column, f.message))
+                .collect();
+            if !warnings.is_empty() {
+                writeln!(
+                    w,
+                    "      <system-out>{}</system-out>",
+                    escape(warnings.join("\n").as_str())
+                )?;
+            }
+            writeln!(w, "    </testcase>")?;
+        }
+        writeln!(w, "  </testsuite>")?;
+    }
+    writeln!(w, "</testsuites>")
+}
+
+/// Escapes the message of a workflow command (`%`, CR, LF).
+fn github_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escapes a workflow command property (also `:` and `,`).
+fn github_property(s: &str) -> String {
+    github_data(s).replace(':', "%3A").replace(',', "%2C")
+}

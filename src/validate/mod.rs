@@ -1,0 +1,106 @@
+//! Validation of rendered objects: built-in checks that hold for every kind, and JSON Schema
+//! validation against the repository's own schemas, CRDs arriving in the same environment, and
+//! the bundled schemas of the built-in Kubernetes kinds. Findings are diagnostics (data with a
+//! stable code), not errors; a schema that cannot be used is an error.
+
+mod builtin;
+mod locate;
+pub mod schema;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::render::{ObjectId, Rendered};
+use crate::repo::Snapshot;
+
+pub use schema::{Options, Schemas};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable code, documented in docs/findings.md.
+    pub code: String,
+    pub severity: Level,
+    pub environment: String,
+    pub object: ObjectId,
+    /// The layer document that produced the offending value (relative to the repository root).
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    /// JSON pointer of the offending value in the rendered object.
+    pub pointer: String,
+    /// JSON pointer of the schema keyword that failed (empty for built-in checks).
+    #[serde(default)]
+    pub schema_path: String,
+    pub message: String,
+    /// The source line, for people (not serialized).
+    #[serde(skip)]
+    pub excerpt: Option<String>,
+}
+
+/// A finding before it is placed in a file: where in the object, not yet where in the source.
+pub(crate) struct Unplaced {
+    pub code: &'static str,
+    pub severity: Level,
+    pub pointer: String,
+    pub schema_path: String,
+    pub message: String,
+}
+
+/// Validates every object of every rendered environment. Findings are sorted by file, line,
+/// column and code.
+pub fn validate(snapshot: &Snapshot, config: &Config, rendered: &[Rendered], options: Options) -> Result<Vec<Finding>> {
+    let schemas = Schemas::load(snapshot, config, options)?;
+    let mut locator = locate::Locator::new(snapshot);
+    let mut findings = Vec::new();
+    for env in rendered {
+        let validators = schemas.for_environment(env)?;
+        let raw: Vec<(usize, Vec<Unplaced>)> = env
+            .objects
+            .par_iter()
+            .enumerate()
+            .map(|(i, object)| {
+                let mut out = builtin::check(object);
+                out.extend(validators.check(object));
+                (i, out)
+            })
+            .filter(|(_, out)| !out.is_empty())
+            .collect();
+        for (i, unplaced) in raw {
+            let object = &env.objects[i];
+            for u in unplaced {
+                let place = locator.locate(&object.sources, &u.pointer)?;
+                findings.push(Finding {
+                    code: u.code.to_string(),
+                    severity: u.severity,
+                    environment: env.environment.clone(),
+                    object: object.id.clone(),
+                    file: place.file,
+                    line: place.line,
+                    column: place.column,
+                    pointer: u.pointer,
+                    schema_path: u.schema_path,
+                    message: u.message,
+                    excerpt: place.excerpt,
+                });
+            }
+        }
+    }
+    findings.sort_by(|a, b| {
+        (&a.file, a.line, a.column, &a.code, &a.environment).cmp(&(&b.file, b.line, b.column, &b.code, &b.environment))
+    });
+    Ok(findings)
+}
+
+/// Whether any finding blocks (exit 1, no apply).
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Level::Error)
+}
