@@ -47,20 +47,14 @@ pub fn apply(
     let plan = plan::plan(rendered, target, source, options.prune)?;
 
     let commit = source.commit().cloned();
-    let approvals = commit
-        .as_ref()
-        .map(|c| c.trailer_values("Approved-by").map(str::to_string).collect())
-        .unwrap_or_default();
+    let approvals =
+        commit.as_ref().map(|c| c.trailer_values("Approved-by").map(str::to_string).collect()).unwrap_or_default();
     let mut record = Release {
         id: history.last().map_or(1, |r| r.id + 1),
         environment: rendered.environment.clone(),
         commit,
         source: source.label(),
-        previous: history
-            .iter()
-            .rev()
-            .find(|r| r.outcome == Outcome::Succeeded)
-            .map(|r| r.id),
+        previous: history.iter().rev().find(|r| r.outcome == Outcome::Succeeded).map(|r| r.id),
         started_at: release::now(),
         finished_at: None,
         actor: options.actor.clone(),
@@ -76,10 +70,7 @@ pub fn apply(
     // Record everything that may exist after this apply before touching objects, so an apply
     // killed half-way still leaves every object it wrote in the inventory for the next prune.
     let old = target.inventory()?;
-    let mut inventory = Inventory {
-        environment: rendered.environment.clone(),
-        objects: old.objects.clone(),
-    };
+    let mut inventory = Inventory { environment: rendered.environment.clone(), objects: old.objects.clone() };
     inventory.objects.extend(rendered.objects.iter().map(|o| o.id.clone()));
     if inventory != old {
         target.write_inventory(&lock, &inventory)?;
@@ -124,15 +115,9 @@ pub fn apply(
     }
 
     let desired: BTreeSet<ObjectId> = rendered.objects.iter().map(|o| o.id.clone()).collect();
-    let final_objects: BTreeSet<ObjectId> = if options.prune && !failed {
-        desired
-    } else {
-        inventory.objects.difference(&deleted).cloned().collect()
-    };
-    let final_inventory = Inventory {
-        environment: rendered.environment.clone(),
-        objects: final_objects,
-    };
+    let final_objects: BTreeSet<ObjectId> =
+        if options.prune && !failed { desired } else { inventory.objects.difference(&deleted).cloned().collect() };
+    let final_inventory = Inventory { environment: rendered.environment.clone(), objects: final_objects };
     if final_inventory != inventory {
         target.write_inventory(&lock, &final_inventory)?;
     }

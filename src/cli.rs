@@ -139,10 +139,7 @@ pub struct SchemaArgs {
 
 impl From<SchemaArgs> for validate::Options {
     fn from(a: SchemaArgs) -> Self {
-        validate::Options {
-            strict: a.strict,
-            require_schemas: a.require_schemas,
-        }
+        validate::Options { strict: a.strict, require_schemas: a.require_schemas }
     }
 }
 
@@ -220,19 +217,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             let config = Config::load(&snapshot)?;
             let findings = validate::validate(&snapshot, &config, &rendered, (*schema).into())?;
             report_io(report::write_findings(out, &rendered, &findings, *format, style))?;
-            Ok(if validate::has_errors(&findings) {
-                Status::Findings
-            } else {
-                Status::Success
-            })
+            Ok(if validate::has_errors(&findings) { Status::Findings } else { Status::Success })
         }
-        Command::Plan {
-            select,
-            format,
-            detailed_exitcode,
-            no_prune,
-            no_diff,
-        } => {
+        Command::Plan { select, format, detailed_exitcode, no_prune, no_diff } => {
             let (repo, snapshot, rendered) = load(&cli.repo, select)?;
             let config = Config::load(&snapshot)?;
             let mut plans = Vec::new();
@@ -243,23 +230,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             }
             report_io(report::write_plans(out, &plans, *format, style, !no_diff))?;
             let changed = plans.iter().any(plan::Plan::has_changes);
-            Ok(if *detailed_exitcode && changed {
-                Status::Changes
-            } else {
-                Status::Success
-            })
+            Ok(if *detailed_exitcode && changed { Status::Changes } else { Status::Success })
         }
-        Command::Apply {
-            envs,
-            rev,
-            no_prune,
-            actor,
-            format,
-        } => {
-            let select = Select {
-                envs: envs.clone(),
-                rev: rev.clone(),
-            };
+        Command::Apply { envs, rev, no_prune, actor, format } => {
+            let select = Select { envs: envs.clone(), rev: rev.clone() };
             let (repo, snapshot, rendered) = load(&cli.repo, &select)?;
             let config = Config::load(&snapshot)?;
             let findings = validate::validate(&snapshot, &config, &rendered, validate::Options::default())?;
@@ -273,10 +247,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 return Ok(Status::Findings);
             }
             let actor = actor.clone().unwrap_or_else(|| resolve_actor(&repo));
-            let options = ApplyOptions {
-                prune: !no_prune,
-                actor,
-            };
+            let options = ApplyOptions { prune: !no_prune, actor };
             let mut reports = Vec::new();
             for r in &rendered {
                 let env = config.environment(&r.environment)?;
@@ -285,11 +256,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 reports.push(apply::apply(&target, r, &snapshot.source, &options, &progress)?);
             }
             report_io(report::write_apply(out, &reports, *format, style))?;
-            Ok(if reports.iter().all(apply::ApplyReport::succeeded) {
-                Status::Success
-            } else {
-                Status::Failed
-            })
+            Ok(if reports.iter().all(apply::ApplyReport::succeeded) { Status::Success } else { Status::Failed })
         }
         Command::History { env, limit, format } => {
             let repo = Repo::open(&cli.repo)?;
@@ -321,12 +288,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                     }
                     report_io(report::write_json(
                         out,
-                        &Out {
-                            base: &changes.base,
-                            head: &changes.head,
-                            paths: &changes.paths,
-                            environments: touched,
-                        },
+                        &Out { base: &changes.base, head: &changes.head, paths: &changes.paths, environments: touched },
                     ))?;
                 }
                 _ => {
@@ -337,11 +299,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                         out,
                         "{} path(s) changed; environments touched: {}",
                         changes.paths.len(),
-                        if touched.is_empty() {
-                            "none".to_string()
-                        } else {
-                            touched.join(", ")
-                        }
+                        if touched.is_empty() { "none".to_string() } else { touched.join(", ") }
                     ))?;
                 }
             }
@@ -358,11 +316,10 @@ pub fn touched_environments<'a>(config: &'a Config, paths: &[String]) -> Vec<&'a
         .iter()
         .filter(|env| {
             global
-                || env.layers.iter().any(|layer| {
-                    paths
-                        .iter()
-                        .any(|p| p == &layer.path || p.starts_with(&format!("{}/", layer.path)))
-                })
+                || env
+                    .layers
+                    .iter()
+                    .any(|layer| paths.iter().any(|p| p == &layer.path || p.starts_with(&format!("{}/", layer.path))))
         })
         .map(|env| env.name.as_str())
         .collect()
@@ -385,12 +342,7 @@ fn load(repo_dir: &Path, select: &Select) -> Result<(Repo, Snapshot, Vec<Rendere
 
 /// CAIRN_ACTOR, then GITHUB_ACTOR, then git's `user.name <user.email>`, then the login name.
 fn resolve_actor(repo: &Repo) -> String {
-    let from_env = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
+    let from_env = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     from_env("CAIRN_ACTOR")
         .or_else(|| from_env("GITHUB_ACTOR"))
         .or_else(|| repo.configured_user())

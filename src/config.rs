@@ -42,7 +42,9 @@ pub struct Layer {
 pub enum TargetConfig {
     /// The embedded default: live state is a directory (relative paths are relative to the
     /// configuration root).
-    Local { path: String },
+    Local {
+        path: String,
+    },
     Kubernetes {
         context: Option<String>,
         namespace: Option<String>,
@@ -89,20 +91,15 @@ impl Config {
         let bytes = snapshot.read(CONFIG_FILE)?.ok_or_else(|| Error::Config {
             message: format!("{CONFIG_FILE}: not found at the repository root; run `cairn init` to create one"),
         })?;
-        let text = String::from_utf8(bytes).map_err(|_| Error::Config {
-            message: format!("{CONFIG_FILE}: not valid UTF-8"),
-        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Config { message: format!("{CONFIG_FILE}: not valid UTF-8") })?;
         Config::parse(&text)
     }
 
     pub fn parse(text: &str) -> Result<Config> {
         let root = Node::parse(CONFIG_FILE, text)?;
         let top = expect_map(&root, "the top level")?;
-        check_keys(
-            top,
-            &["version", "environments", "schemas", "policies"],
-            "the top level",
-        )?;
+        check_keys(top, &["version", "environments", "schemas", "policies"], "the top level")?;
         if let Some((_, v)) = find(top, "version") {
             let ok = matches!(&v.value, NodeValue::Number(n) if n.as_u64() == Some(1)) || v.as_str() == Some("1");
             if !ok {
@@ -121,21 +118,14 @@ impl Config {
             Some((_, node)) => parse_policies(node, &environments)?,
             None => Vec::new(),
         };
-        Ok(Config {
-            environments,
-            schemas,
-            policies,
-        })
+        Ok(Config { environments, schemas, policies })
     }
 
     pub fn environment(&self, name: &str) -> Result<&Environment> {
-        self.environments
-            .iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| Error::UnknownEnvironment {
-                name: name.to_string(),
-                known: self.environment_names().join(", "),
-            })
+        self.environments.iter().find(|e| e.name == name).ok_or_else(|| Error::UnknownEnvironment {
+            name: name.to_string(),
+            known: self.environment_names().join(", "),
+        })
     }
 
     pub fn environment_names(&self) -> Vec<&str> {
@@ -178,10 +168,7 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
         let map = expect_map(value, &what)?;
         check_keys(map, &["layers", "target"], &what)?;
         let Some((_, layers_node)) = find(map, "layers") else {
-            return Err(at_key(
-                key,
-                &format!("{what}: missing `layers` (a list of directories, later ones win)"),
-            ));
+            return Err(at_key(key, &format!("{what}: missing `layers` (a list of directories, later ones win)")));
         };
         let NodeValue::Seq(items) = &layers_node.value else {
             return Err(at(
@@ -195,16 +182,10 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
         let mut layers = Vec::new();
         for item in items {
             let Some(path) = item.as_str() else {
-                return Err(at(
-                    item,
-                    &format!("{what}: a layer must be a path, found {}", item.kind_name()),
-                ));
+                return Err(at(item, &format!("{what}: a layer must be a path, found {}", item.kind_name())));
             };
             let path = normalize_relative(path).ok_or_else(|| {
-                at(
-                    item,
-                    &format!("{what}: layer `{path}` must be a relative path inside the repository"),
-                )
+                at(item, &format!("{what}: layer `{path}` must be a relative path inside the repository"))
             })?;
             layers.push(Layer { path, line: item.line });
         }
@@ -217,12 +198,7 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
             ));
         };
         let target = parse_target(target_node, &what)?;
-        out.push(Environment {
-            name,
-            layers,
-            target,
-            line: key.line,
-        });
+        out.push(Environment { name, layers, target, line: key.line });
     }
     Ok(out)
 }
@@ -231,10 +207,7 @@ fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
     let map = expect_map(node, &format!("{what}: `target`"))?;
     check_keys(map, &["local", "kubernetes"], &format!("{what}: `target`"))?;
     if map.len() != 1 {
-        return Err(at(
-            node,
-            &format!("{what}: `target` must name exactly one of `local` or `kubernetes`"),
-        ));
+        return Err(at(node, &format!("{what}: `target` must name exactly one of `local` or `kubernetes`")));
     }
     let (key, value) = &map[0];
     match key.name.as_str() {
@@ -252,11 +225,7 @@ fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
                 NodeValue::Null => &[][..],
                 _ => expect_map(value, &format!("{what}: `target.kubernetes`"))?,
             };
-            check_keys(
-                inner,
-                &["context", "namespace"],
-                &format!("{what}: `target.kubernetes`"),
-            )?;
+            check_keys(inner, &["context", "namespace"], &format!("{what}: `target.kubernetes`"))?;
             let string = |k: &str| -> Result<Option<String>> {
                 match find(inner, k) {
                     None => Ok(None),
@@ -266,20 +235,14 @@ fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
                         .ok_or_else(|| at(v, &format!("{what}: `target.kubernetes.{k}` must be a string"))),
                 }
             };
-            Ok(TargetConfig::Kubernetes {
-                context: string("context")?,
-                namespace: string("namespace")?,
-            })
+            Ok(TargetConfig::Kubernetes { context: string("context")?, namespace: string("namespace")? })
         }
     }
 }
 
 fn parse_schemas(node: &Node) -> Result<Vec<SchemaMapping>> {
     let NodeValue::Seq(items) = &node.value else {
-        return Err(at(
-            node,
-            &format!("`schemas` must be a list, found {}", node.kind_name()),
-        ));
+        return Err(at(node, &format!("`schemas` must be a list, found {}", node.kind_name())));
     };
     let mut out = Vec::new();
     for item in items {
@@ -303,10 +266,7 @@ fn parse_schemas(node: &Node) -> Result<Vec<SchemaMapping>> {
 
 fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<PolicyEntry>> {
     let NodeValue::Seq(items) = &node.value else {
-        return Err(at(
-            node,
-            &format!("`policies` must be a list, found {}", node.kind_name()),
-        ));
+        return Err(at(node, &format!("`policies` must be a list, found {}", node.kind_name())));
     };
     let mut out = Vec::new();
     for item in items {
@@ -320,11 +280,7 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
             out.push(PolicyEntry::Include { path, line: item.line });
             continue;
         }
-        check_keys(
-            map,
-            &["name", "plugin", "environments", "severity", "settings"],
-            "a `policies` entry",
-        )?;
+        check_keys(map, &["name", "plugin", "environments", "severity", "settings"], "a `policies` entry")?;
         let string = |k: &str| -> Result<String> {
             find(map, k)
                 .and_then(|(_, v)| v.as_str())
@@ -339,9 +295,7 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
                 };
                 let mut list = Vec::new();
                 for n in names {
-                    let name = n
-                        .as_str()
-                        .ok_or_else(|| at(n, "an environment name must be a string"))?;
+                    let name = n.as_str().ok_or_else(|| at(n, "an environment name must be a string"))?;
                     if !environments.iter().any(|e| e.name == name) {
                         return Err(at(
                             n,
@@ -369,9 +323,7 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
             plugin: string("plugin")?,
             environments: envs,
             severity,
-            settings: find(map, "settings")
-                .map(|(_, v)| v.to_json())
-                .unwrap_or(serde_json::Value::Null),
+            settings: find(map, "settings").map(|(_, v)| v.to_json()).unwrap_or(serde_json::Value::Null),
             line: item.line,
         });
     }
@@ -397,22 +349,15 @@ pub fn normalize_relative(path: &str) -> Option<String> {
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 fn expect_map<'a>(node: &'a Node, what: &str) -> Result<&'a [(Key, Node)]> {
     match &node.value {
         NodeValue::Map(entries) => Ok(entries),
-        _ => Err(at(
-            node,
-            &format!("{what} must be a mapping, found {}", node.kind_name()),
-        )),
+        _ => Err(at(node, &format!("{what} must be a mapping, found {}", node.kind_name()))),
     }
 }
 
@@ -450,25 +395,16 @@ fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String 
 }
 
 fn at(node: &Node, message: &str) -> Error {
-    Error::Config {
-        message: format!("{CONFIG_FILE}:{}:{}: {message}", node.line, node.column),
-    }
+    Error::Config { message: format!("{CONFIG_FILE}:{}:{}: {message}", node.line, node.column) }
 }
 
 fn at_key(key: &Key, message: &str) -> Error {
-    Error::Config {
-        message: format!("{CONFIG_FILE}:{}:{}: {message}", key.line, key.column),
-    }
+    Error::Config { message: format!("{CONFIG_FILE}:{}:{}: {message}", key.line, key.column) }
 }
 
 /// Environment names mapped to their index, for stable ordering in reports.
 pub fn environment_order(config: &Config) -> BTreeMap<&str, usize> {
-    config
-        .environments
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.name.as_str(), i))
-        .collect()
+    config.environments.iter().enumerate().map(|(i, e)| (e.name.as_str(), i)).collect()
 }
 
 #[cfg(test)]
@@ -484,18 +420,10 @@ mod tests {
         let staging = config.environment("staging").expect("exists");
         let layers: Vec<&str> = staging.layers.iter().map(|l| l.path.as_str()).collect();
         assert_eq!(layers, vec!["base", "environments/staging"]);
-        assert_eq!(
-            staging.target,
-            TargetConfig::Local {
-                path: ".cairn/live/staging".into()
-            }
-        );
+        assert_eq!(staging.target, TargetConfig::Local { path: ".cairn/live/staging".into() });
         assert_eq!(
             config.environment("production").expect("exists").target,
-            TargetConfig::Kubernetes {
-                context: Some("prod".into()),
-                namespace: Some("apps".into())
-            }
+            TargetConfig::Kubernetes { context: Some("prod".into()), namespace: Some("apps".into()) }
         );
     }
 
@@ -511,10 +439,7 @@ mod tests {
     fn layer_outside_the_repository_is_rejected() {
         let text = GOOD.replace("environments/staging/", "../elsewhere");
         let err = Config::parse(&text).expect_err("invalid").to_string();
-        assert!(
-            err.contains("cairn.yaml:3:") && err.contains("relative path inside"),
-            "{err}"
-        );
+        assert!(err.contains("cairn.yaml:3:") && err.contains("relative path inside"), "{err}");
     }
 
     #[test]

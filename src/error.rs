@@ -20,12 +20,7 @@ pub enum Error {
     Git { message: String },
 
     #[error("{file}:{line}:{column}: {message}")]
-    Yaml {
-        file: String,
-        line: u64,
-        column: u64,
-        message: String,
-    },
+    Yaml { file: String, line: u64, column: u64, message: String },
 
     #[error("{file}:{line}: {message}")]
     Document { file: String, line: u64, message: String },
@@ -39,23 +34,12 @@ pub enum Error {
     #[error(
         "environment `{environment}`: layer `{layer}` does not exist (cairn.yaml:{line}); create it or remove it from `layers`"
     )]
-    MissingLayer {
-        environment: String,
-        layer: String,
-        line: u64,
-    },
+    MissingLayer { environment: String, layer: String, line: u64 },
 
     #[error(
         "{second}:{second_line}: object {object} is defined twice in layer `{layer}` (first at {first}:{first_line}); remove one or move it to another layer"
     )]
-    DuplicateObject {
-        object: String,
-        layer: String,
-        first: String,
-        first_line: u64,
-        second: String,
-        second_line: u64,
-    },
+    DuplicateObject { object: String, layer: String, first: String, first_line: u64, second: String, second_line: u64 },
 
     #[error("{path}: {action}: {source}")]
     Io {
@@ -66,11 +50,7 @@ pub enum Error {
     },
 
     #[error("environment `{environment}` is locked by {holder}; wait for that apply to finish (the lock is {path})")]
-    Locked {
-        environment: String,
-        holder: String,
-        path: PathBuf,
-    },
+    Locked { environment: String, holder: String, path: PathBuf },
 
     #[error("{path}: corrupt state file: {message}; remove or restore it")]
     CorruptState { path: PathBuf, message: String },
@@ -81,11 +61,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            action,
-            source,
-        }
+        Error::Io { path: path.into(), action, source }
     }
 }
 

@@ -101,11 +101,7 @@ pub fn plan(rendered: &Rendered, target: &LocalTarget, source: &SourceInfo, prun
     let inventory = target.inventory()?;
     let mut ids: Vec<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
     let desired_ids: std::collections::HashSet<&ObjectId> = ids.iter().copied().collect();
-    let stale: Vec<&ObjectId> = inventory
-        .objects
-        .iter()
-        .filter(|id| !desired_ids.contains(id))
-        .collect();
+    let stale: Vec<&ObjectId> = inventory.objects.iter().filter(|id| !desired_ids.contains(id)).collect();
     ids.extend(stale.iter().copied());
     let live = target.read_objects(&ids)?;
     Ok(compare(rendered, &live, &stale, target.describe(), source, prune))
@@ -188,15 +184,7 @@ pub fn compare(
     deletes.sort_by(|a, b| b.object.sort_key().cmp(&a.object.sort_key()));
     changes.extend(deletes);
     orphans.sort();
-    Plan {
-        environment: rendered.environment.clone(),
-        target,
-        source: source.clone(),
-        prune,
-        summary,
-        changes,
-        orphans,
-    }
+    Plan { environment: rendered.environment.clone(), target, source: source.clone(), prune, summary, changes, orphans }
 }
 
 /// Collects the differences between two values as JSON pointers. Lists of different length are
@@ -209,11 +197,7 @@ pub fn diff_fields(old: &Value, new: &Value, pointer: &mut String, out: &mut Vec
                 push_token(pointer, key);
                 match b.get(key) {
                     Some(bv) => diff_fields(av, bv, pointer, out),
-                    None => out.push(FieldChange {
-                        pointer: pointer.clone(),
-                        old: Some(av.clone()),
-                        new: None,
-                    }),
+                    None => out.push(FieldChange { pointer: pointer.clone(), old: Some(av.clone()), new: None }),
                 }
                 pointer.truncate(len);
             }
@@ -221,11 +205,7 @@ pub fn diff_fields(old: &Value, new: &Value, pointer: &mut String, out: &mut Vec
                 if !a.contains_key(key) {
                     let len = pointer.len();
                     push_token(pointer, key);
-                    out.push(FieldChange {
-                        pointer: pointer.clone(),
-                        old: None,
-                        new: Some(bv.clone()),
-                    });
+                    out.push(FieldChange { pointer: pointer.clone(), old: None, new: Some(bv.clone()) });
                     pointer.truncate(len);
                 }
             }
@@ -239,11 +219,7 @@ pub fn diff_fields(old: &Value, new: &Value, pointer: &mut String, out: &mut Vec
             }
         }
         (a, b) if a == b => {}
-        (a, b) => out.push(FieldChange {
-            pointer: pointer.clone(),
-            old: Some(a.clone()),
-            new: Some(b.clone()),
-        }),
+        (a, b) => out.push(FieldChange { pointer: pointer.clone(), old: Some(a.clone()), new: Some(b.clone()) }),
     }
 }
 
@@ -274,12 +250,7 @@ mod tests {
         let pointers: Vec<&str> = out.iter().map(|f| f.pointer.as_str()).collect();
         assert_eq!(
             pointers,
-            vec![
-                "/metadata/labels/a~1b",
-                "/metadata/labels/gone",
-                "/metadata/labels/new~0",
-                "/spec/ports"
-            ]
+            vec!["/metadata/labels/a~1b", "/metadata/labels/gone", "/metadata/labels/new~0", "/spec/ports"]
         );
         assert_eq!(out[0].old, Some(json!("1")));
         assert_eq!(out[0].new, Some(json!("2")));

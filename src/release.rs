@@ -98,10 +98,8 @@ pub fn list(target: &LocalTarget) -> Result<Vec<Release>> {
         }
         let path = entry.path();
         let bytes = fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
-        let release: Release = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let release: Release = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::CorruptState { path: path.clone(), message: e.to_string() })?;
         releases.push(release);
     }
     releases.sort_by_key(|r| r.id);

@@ -80,13 +80,7 @@ impl ObjectId {
 
     /// Key for the stable output order.
     pub fn sort_key(&self) -> (usize, &str, &str, Option<&str>, &str) {
-        (
-            self.apply_rank(),
-            &self.group,
-            &self.kind,
-            self.namespace.as_deref(),
-            &self.name,
-        )
+        (self.apply_rank(), &self.group, &self.kind, self.namespace.as_deref(), &self.name)
     }
 
     /// Reads the identity of a document, or says what is missing.
@@ -127,12 +121,7 @@ impl ObjectId {
             Some((group, _)) => group.to_string(),
             None => String::new(),
         };
-        Ok(ObjectId {
-            group,
-            kind: kind.clone(),
-            namespace,
-            name: name.clone(),
-        })
+        Ok(ObjectId { group, kind: kind.clone(), namespace, name: name.clone() })
     }
 }
 
@@ -140,9 +129,7 @@ impl ObjectId {
 /// few spellings that would escape either.
 fn check_path_safe(field: &str, value: &str) -> std::result::Result<(), String> {
     if value.is_empty() || value == "." || value == ".." || value.contains('/') || value.contains('\0') {
-        return Err(format!(
-            "`{field}` `{value}` is not a valid name (empty, `.`, `..`, or contains `/`)"
-        ));
+        return Err(format!("`{field}` `{value}` is not a valid name (empty, `.`, `..`, or contains `/`)"));
     }
     Ok(())
 }
@@ -198,10 +185,7 @@ pub struct Renderer<'a> {
 
 impl<'a> Renderer<'a> {
     pub fn new(snapshot: &'a Snapshot) -> Renderer<'a> {
-        Renderer {
-            snapshot,
-            parsed: HashMap::new(),
-        }
+        Renderer { snapshot, parsed: HashMap::new() }
     }
 
     /// Renders one environment.
@@ -223,10 +207,7 @@ impl<'a> Renderer<'a> {
             label_managed(&mut object.body, &env.name);
         }
         objects.sort_by(|a, b| a.id.sort_key().cmp(&b.id.sort_key()));
-        Ok(Rendered {
-            environment: env.name.clone(),
-            objects,
-        })
+        Ok(Rendered { environment: env.name.clone(), objects })
     }
 }
 
@@ -273,10 +254,7 @@ fn apply_layer(
     let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
     for (file, docs) in parsed {
         for doc in docs {
-            let here = SourceRef {
-                file: file.clone(),
-                line: doc.line,
-            };
+            let here = SourceRef { file: file.clone(), line: doc.line };
             let id = ObjectId::of(&doc.value).map_err(|message| Error::Document {
                 file: file.clone(),
                 line: doc.line,
@@ -320,14 +298,7 @@ fn apply_layer(
                 None => {
                     let mut base = Value::Object(Map::new());
                     merge_patch(&mut base, doc.value.clone());
-                    objects.insert(
-                        id.clone(),
-                        Object {
-                            id,
-                            body: base,
-                            sources: vec![here],
-                        },
-                    );
+                    objects.insert(id.clone(), Object { id, body: base, sources: vec![here] });
                 }
             }
         }
@@ -419,24 +390,11 @@ mod tests {
 
     #[test]
     fn apply_order_puts_namespaces_first() {
-        let ns = ObjectId {
-            group: String::new(),
-            kind: "Namespace".into(),
-            namespace: None,
-            name: "z".into(),
-        };
-        let dep = ObjectId {
-            group: "apps".into(),
-            kind: "Deployment".into(),
-            namespace: Some("z".into()),
-            name: "a".into(),
-        };
-        let custom = ObjectId {
-            group: "example.org".into(),
-            kind: "AppSettings".into(),
-            namespace: None,
-            name: "a".into(),
-        };
+        let ns = ObjectId { group: String::new(), kind: "Namespace".into(), namespace: None, name: "z".into() };
+        let dep =
+            ObjectId { group: "apps".into(), kind: "Deployment".into(), namespace: Some("z".into()), name: "a".into() };
+        let custom =
+            ObjectId { group: "example.org".into(), kind: "AppSettings".into(), namespace: None, name: "a".into() };
         assert!(ns.sort_key() < dep.sort_key());
         assert!(dep.sort_key() < custom.sort_key());
     }

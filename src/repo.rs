@@ -52,10 +52,7 @@ impl CommitInfo {
 
     /// Values of every trailer named `key` (case-insensitive, as git compares trailer keys).
     pub fn trailer_values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.trailers
-            .iter()
-            .filter(move |t| t.key.eq_ignore_ascii_case(key))
-            .map(|t| t.value.as_str())
+        self.trailers.iter().filter(move |t| t.key.eq_ignore_ascii_case(key)).map(|t| t.value.as_str())
     }
 }
 
@@ -86,14 +83,8 @@ impl SourceInfo {
     /// A short human label: `abc123def456`, `abc123def456+dirty`, or `working tree`.
     pub fn label(&self) -> String {
         match self {
-            SourceInfo::WorkTree {
-                head: Some(c),
-                dirty: true,
-            } => format!("{}+dirty", c.short_sha()),
-            SourceInfo::WorkTree {
-                head: Some(c),
-                dirty: false,
-            } => c.short_sha().to_string(),
+            SourceInfo::WorkTree { head: Some(c), dirty: true } => format!("{}+dirty", c.short_sha()),
+            SourceInfo::WorkTree { head: Some(c), dirty: false } => c.short_sha().to_string(),
             SourceInfo::WorkTree { head: None, .. } => "working tree (no commits)".to_string(),
             SourceInfo::Revision { commit, .. } => commit.short_sha().to_string(),
         }
@@ -107,13 +98,8 @@ pub struct Snapshot {
 }
 
 enum Files {
-    WorkTree {
-        root: PathBuf,
-    },
-    Revision {
-        repo: Box<gix::Repository>,
-        tree: gix::ObjectId,
-    },
+    WorkTree { root: PathBuf },
+    Revision { repo: Box<gix::Repository>, tree: gix::ObjectId },
 }
 
 /// Whether a path names a file or a directory in a snapshot.
@@ -134,23 +120,14 @@ pub struct ChangeSet {
 impl Repo {
     /// Opens the repository containing `dir` (searching upwards, as git does).
     pub fn open(dir: &Path) -> Result<Repo> {
-        let root = dir
-            .canonicalize()
-            .map_err(|e| Error::io(dir, "cannot open the repository directory", e))?;
-        let repo = gix::discover(&root).map_err(|_| Error::NotARepository {
-            path: dir.to_path_buf(),
-        })?;
+        let root = dir.canonicalize().map_err(|e| Error::io(dir, "cannot open the repository directory", e))?;
+        let repo = gix::discover(&root).map_err(|_| Error::NotARepository { path: dir.to_path_buf() })?;
         let workdir = repo
             .workdir()
-            .ok_or_else(|| Error::NotARepository {
-                path: dir.to_path_buf(),
-            })?
+            .ok_or_else(|| Error::NotARepository { path: dir.to_path_buf() })?
             .canonicalize()
             .map_err(|e| Error::io(dir, "cannot open the work tree", e))?;
-        let prefix = root
-            .strip_prefix(&workdir)
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .unwrap_or_default();
+        let prefix = root.strip_prefix(&workdir).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
         Ok(Repo { repo, root, prefix })
     }
 
@@ -162,9 +139,7 @@ impl Repo {
     fn resolve(&self, rev: &str) -> Result<gix::Commit<'_>> {
         let id = self.repo.rev_parse_single(rev).map_err(|e| {
             if self.repo.head_id().is_err() {
-                Error::NoCommits {
-                    path: self.root.clone(),
-                }
+                Error::NoCommits { path: self.root.clone() }
             } else {
                 tracing::debug!(rev, error = %e, "revision did not resolve");
                 Error::UnknownRevision {
@@ -196,9 +171,7 @@ impl Repo {
                 };
                 let dirty = head.is_some() && self.is_dirty();
                 Ok(Snapshot {
-                    files: Files::WorkTree {
-                        root: self.root.clone(),
-                    },
+                    files: Files::WorkTree { root: self.root.clone() },
                     source: SourceInfo::WorkTree { head, dirty },
                 })
             }
@@ -220,14 +193,8 @@ impl Repo {
                     }
                 };
                 Ok(Snapshot {
-                    files: Files::Revision {
-                        repo: Box::new(self.repo.clone()),
-                        tree: tree_id,
-                    },
-                    source: SourceInfo::Revision {
-                        rev: rev.to_string(),
-                        commit: info,
-                    },
+                    files: Files::Revision { repo: Box::new(self.repo.clone()), tree: tree_id },
+                    source: SourceInfo::Revision { rev: rev.to_string(), commit: info },
                 })
             }
         }
@@ -237,11 +204,8 @@ impl Repo {
     /// deletions, or untracked files that are not ignored (a new layer file changes what renders).
     /// When status cannot be computed the answer is "dirty", the safe side for a release record.
     fn is_dirty(&self) -> bool {
-        let patterns: Vec<gix::bstr::BString> = if self.prefix.is_empty() {
-            Vec::new()
-        } else {
-            vec![format!("{}/", self.prefix).into()]
-        };
+        let patterns: Vec<gix::bstr::BString> =
+            if self.prefix.is_empty() { Vec::new() } else { vec![format!("{}/", self.prefix).into()] };
         let status = self
             .repo
             .status(gix::progress::Discard)
@@ -263,10 +227,7 @@ impl Repo {
         let old_tree = old.tree().map_err(git_error)?;
         let new_tree = new.tree().map_err(git_error)?;
         let options = gix::diff::Options::default().with_rewrites(None);
-        let changes = self
-            .repo
-            .diff_tree_to_tree(&old_tree, &new_tree, options)
-            .map_err(git_error)?;
+        let changes = self.repo.diff_tree_to_tree(&old_tree, &new_tree, options).map_err(git_error)?;
         let mut paths = Vec::new();
         for change in changes {
             if change.entry_mode().is_tree() {
@@ -282,11 +243,7 @@ impl Repo {
         }
         paths.sort();
         paths.dedup();
-        Ok(ChangeSet {
-            base: old.id.to_string(),
-            head: new.id.to_string(),
-            paths,
-        })
+        Ok(ChangeSet { base: old.id.to_string(), head: new.id.to_string(), paths })
     }
 
     /// `user.name <user.email>` from git configuration, if set.
@@ -311,12 +268,7 @@ impl Snapshot {
                 let full = root.join(path);
                 match std::fs::read(&full) {
                     Ok(bytes) => Ok(Some(bytes)),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
-                        ) =>
-                    {
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => {
                         Ok(None)
                     }
                     Err(e) => Err(Error::io(path, "cannot read", e)),
@@ -341,13 +293,8 @@ impl Snapshot {
             Files::WorkTree { root } => Ok(std::fs::metadata(root.join(path))
                 .ok()
                 .map(|m| if m.is_dir() { EntryKind::Dir } else { EntryKind::File })),
-            Files::Revision { repo, tree } => Ok(lookup(repo, *tree, path)?.map(|(mode, _)| {
-                if mode.is_tree() {
-                    EntryKind::Dir
-                } else {
-                    EntryKind::File
-                }
-            })),
+            Files::Revision { repo, tree } => Ok(lookup(repo, *tree, path)?
+                .map(|(mode, _)| if mode.is_tree() { EntryKind::Dir } else { EntryKind::File })),
         }
     }
 
@@ -407,11 +354,7 @@ impl Snapshot {
 
 fn join(dir: &str, name: &str) -> String {
     let dir = dir.trim_end_matches('/');
-    if dir.is_empty() || dir == "." {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
+    if dir.is_empty() || dir == "." { name.to_string() } else { format!("{dir}/{name}") }
 }
 
 fn walk_dir(root: &Path, dir: &str, out: &mut Vec<String>) -> Result<()> {
@@ -473,14 +416,7 @@ fn commit_info(commit: &gix::Commit<'_>) -> Result<CommitInfo> {
         }
         None => (String::new(), Vec::new()),
     };
-    Ok(CommitInfo {
-        sha: commit.id.to_string(),
-        author,
-        committer,
-        subject,
-        body,
-        trailers,
-    })
+    Ok(CommitInfo { sha: commit.id.to_string(), author, committer, subject, body, trailers })
 }
 
 fn signature(sig: gix::actor::SignatureRef<'_>) -> Result<Signature> {
@@ -494,11 +430,9 @@ fn signature(sig: gix::actor::SignatureRef<'_>) -> Result<Signature> {
 
 /// RFC 3339 in the signature's own offset.
 pub fn format_time(seconds: i64, offset: i32) -> String {
-    let zoned = jiff::tz::Offset::from_seconds(offset).ok().and_then(|off| {
-        jiff::Timestamp::from_second(seconds)
-            .ok()
-            .map(|ts| ts.to_zoned(off.to_time_zone()))
-    });
+    let zoned = jiff::tz::Offset::from_seconds(offset)
+        .ok()
+        .and_then(|off| jiff::Timestamp::from_second(seconds).ok().map(|ts| ts.to_zoned(off.to_time_zone())));
     match zoned {
         Some(z) => z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
         None => seconds.to_string(),
@@ -506,9 +440,7 @@ pub fn format_time(seconds: i64, offset: i32) -> String {
 }
 
 fn git_error(e: impl std::fmt::Display) -> Error {
-    Error::Git {
-        message: first_line(&e.to_string()),
-    }
+    Error::Git { message: first_line(&e.to_string()) }
 }
 
 fn first_line(s: &str) -> String {

@@ -11,23 +11,11 @@ pub const FILES: &[(&str, &str)] = &[
     ("cairn.yaml", include_str!("../examples/shop/cairn.yaml")),
     (".gitignore", include_str!("../examples/shop/.gitignore")),
     ("CODEOWNERS", include_str!("../examples/shop/CODEOWNERS")),
-    (
-        "base/namespace.yaml",
-        include_str!("../examples/shop/base/namespace.yaml"),
-    ),
-    (
-        "base/settings.yaml",
-        include_str!("../examples/shop/base/settings.yaml"),
-    ),
+    ("base/namespace.yaml", include_str!("../examples/shop/base/namespace.yaml")),
+    ("base/settings.yaml", include_str!("../examples/shop/base/settings.yaml")),
     ("base/web.yaml", include_str!("../examples/shop/base/web.yaml")),
-    (
-        "environments/staging/web.yaml",
-        include_str!("../examples/shop/environments/staging/web.yaml"),
-    ),
-    (
-        "environments/production/web.yaml",
-        include_str!("../examples/shop/environments/production/web.yaml"),
-    ),
+    ("environments/staging/web.yaml", include_str!("../examples/shop/environments/staging/web.yaml")),
+    ("environments/production/web.yaml", include_str!("../examples/shop/environments/production/web.yaml")),
 ];
 
 /// What `init` did.
@@ -45,16 +33,11 @@ pub fn init(dir: &Path, author: (&str, &str)) -> Result<Scaffolded> {
         && entries.next().is_some()
     {
         return Err(Error::Usage {
-            message: format!(
-                "{}: directory is not empty; choose a new directory for the scaffold",
-                dir.display()
-            ),
+            message: format!("{}: directory is not empty; choose a new directory for the scaffold", dir.display()),
         });
     }
     if dir.is_file() {
-        return Err(Error::Usage {
-            message: format!("{}: is a file; choose a new directory", dir.display()),
-        });
+        return Err(Error::Usage { message: format!("{}: is a file; choose a new directory", dir.display()) });
     }
     for (path, text) in FILES {
         let full = dir.join(path);
@@ -72,24 +55,16 @@ pub fn init(dir: &Path, author: (&str, &str)) -> Result<Scaffolded> {
 }
 
 fn commit_all(dir: &Path, (name, email): (&str, &str)) -> Result<String> {
-    let git = |e: &dyn std::fmt::Display| Error::Git {
-        message: format!("initialising {}: {e}", dir.display()),
-    };
+    let git = |e: &dyn std::fmt::Display| Error::Git { message: format!("initialising {}: {e}", dir.display()) };
     let repo = gix::init(dir).map_err(|e| git(&e))?;
     let mut editor = repo.edit_tree(repo.empty_tree().id).map_err(|e| git(&e))?;
     for (path, text) in FILES {
         let blob = repo.write_blob(text.as_bytes()).map_err(|e| git(&e))?;
-        editor
-            .upsert(*path, gix::object::tree::EntryKind::Blob, blob.detach())
-            .map_err(|e| git(&e))?;
+        editor.upsert(*path, gix::object::tree::EntryKind::Blob, blob.detach()).map_err(|e| git(&e))?;
     }
     let tree = editor.write().map_err(|e| git(&e))?.detach();
     let now = gix::date::Time::now_local_or_utc();
-    let signature = gix::actor::Signature {
-        name: name.into(),
-        email: email.into(),
-        time: now,
-    };
+    let signature = gix::actor::Signature { name: name.into(), email: email.into(), time: now };
     let mut buf = gix::date::parse::TimeBuf::default();
     let sig = signature.to_ref(&mut buf);
     let id = repo

@@ -40,10 +40,7 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Error> {
     Ok(docs
         .into_iter()
         .filter(|d| !d.value.is_null())
-        .map(|d| Document {
-            value: d.value,
-            line: d.defined.line().max(1),
-        })
+        .map(|d| Document { value: d.value, line: d.defined.line().max(1) })
         .collect())
 }
 
@@ -63,12 +60,7 @@ pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Error {
         Some(i) if message[i..].contains(", column ") => message[..i].to_string(),
         _ => message,
     };
-    Error::Yaml {
-        file: file.to_string(),
-        line,
-        column,
-        message,
-    }
+    Error::Yaml { file: file.to_string(), line, column, message }
 }
 
 /// A YAML node with the position it was written at, for files whose errors must name the line of
@@ -103,22 +95,14 @@ impl Node {
     pub fn parse(file: &str, text: &str) -> Result<Node, Error> {
         let node: Option<Node> =
             serde_saphyr::from_str_with_options(text, options()).map_err(|e| yaml_error(file, &e))?;
-        Ok(node.unwrap_or(Node {
-            value: NodeValue::Null,
-            line: 1,
-            column: 1,
-        }))
+        Ok(node.unwrap_or(Node { value: NodeValue::Null, line: 1, column: 1 }))
     }
 
     /// Parses a multi-document stream into located trees, empty documents skipped.
     pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Node>, Error> {
         let docs: Vec<Option<Node>> =
             serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| yaml_error(file, &e))?;
-        Ok(docs
-            .into_iter()
-            .flatten()
-            .filter(|n| n.value != NodeValue::Null)
-            .collect())
+        Ok(docs.into_iter().flatten().filter(|n| n.value != NodeValue::Null).collect())
     }
 
     /// The node at an RFC 6901 pointer, as far as it exists: the deepest node reached, the
@@ -130,15 +114,12 @@ impl Node {
         for token in pointer.split('/').skip(1) {
             let token = token.replace("~1", "/").replace("~0", "~");
             let next = match &node.value {
-                NodeValue::Map(entries) => entries
-                    .iter()
-                    .find(|(k, _)| k.name == token)
-                    .map(|(k, v)| (v, k.line, k.column)),
-                NodeValue::Seq(items) => token
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| items.get(i))
-                    .map(|v| (v, v.line, v.column)),
+                NodeValue::Map(entries) => {
+                    entries.iter().find(|(k, _)| k.name == token).map(|(k, v)| (v, k.line, k.column))
+                }
+                NodeValue::Seq(items) => {
+                    token.parse::<usize>().ok().and_then(|i| items.get(i)).map(|v| (v, v.line, v.column))
+                }
                 _ => None,
             };
             let Some((child, line, column)) = next else { break };
@@ -188,11 +169,7 @@ struct Inner(NodeValue);
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Inner>::deserialize(deserializer)?;
-        Ok(Node {
-            value: spanned.value.0,
-            line: spanned.defined.line(),
-            column: spanned.defined.column(),
-        })
+        Ok(Node { value: spanned.value.0, line: spanned.defined.line(), column: spanned.defined.column() })
     }
 }
 
@@ -250,14 +227,7 @@ impl<'de> Visitor<'de> for InnerVisitor {
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             let value = map.next_value::<Node>()?;
-            entries.push((
-                Key {
-                    name: key.value,
-                    line: key.defined.line(),
-                    column: key.defined.column(),
-                },
-                value,
-            ));
+            entries.push((Key { name: key.value, line: key.defined.line(), column: key.defined.column() }, value));
         }
         Ok(Inner(NodeValue::Map(entries)))
     }
@@ -289,16 +259,9 @@ mod tests {
     #[test]
     fn node_positions_point_at_keys() {
         let node = Node::parse("c.yaml", "a:\n  bb: 1\n  cc: [x]\n").expect("parses");
-        let NodeValue::Map(top) = &node.value else {
-            panic!("map")
-        };
-        let NodeValue::Map(inner) = &top[0].1.value else {
-            panic!("map")
-        };
-        assert_eq!(
-            (inner[1].0.name.as_str(), inner[1].0.line, inner[1].0.column),
-            ("cc", 3, 3)
-        );
+        let NodeValue::Map(top) = &node.value else { panic!("map") };
+        let NodeValue::Map(inner) = &top[0].1.value else { panic!("map") };
+        assert_eq!((inner[1].0.name.as_str(), inner[1].0.line, inner[1].0.column), ("cc", 3, 3));
     }
 
     #[test]
@@ -311,9 +274,7 @@ mod tests {
 
     #[test]
     fn large_generated_streams_are_accepted() {
-        let text: String = (0..3000)
-            .map(|i| format!("---\nname: n{i}\nlist: [1, 2, 3]\n"))
-            .collect();
+        let text: String = (0..3000).map(|i| format!("---\nname: n{i}\nlist: [1, 2, 3]\n")).collect();
         assert_eq!(parse_documents("big.yaml", &text).expect("parses").len(), 3000);
     }
 

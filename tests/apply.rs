@@ -8,10 +8,7 @@ use serde_json::json;
 fn plan_apply_replan_converges() {
     let f = Fixture::standard();
     let out = f.ok(&["plan", "--env", "staging", "--detailed-exitcode"], 3);
-    assert!(
-        out.contains("staging: 3 to create, 0 to update, 0 to delete, 0 unchanged."),
-        "{out}"
-    );
+    assert!(out.contains("staging: 3 to create, 0 to update, 0 to delete, 0 unchanged."), "{out}");
     assert!(!f.join(".cairn").exists(), "plan writes nothing");
 
     f.ok(&["apply", "--env", "staging"], 0);
@@ -19,23 +16,14 @@ fn plan_apply_replan_converges() {
     let live: serde_json::Value = serde_json::from_str(&live).expect("json");
     assert_eq!(live["data"], json!({"LOG_LEVEL": "debug"}));
     assert_eq!(live["metadata"]["labels"]["app.kubernetes.io/managed-by"], "cairn");
-    assert!(
-        f.join(".cairn/live/staging/objects/Namespace.core/_cluster/shop.json")
-            .exists()
-    );
-    assert!(
-        !f.join(".cairn/live/production").exists(),
-        "only the named environment is applied"
-    );
+    assert!(f.join(".cairn/live/staging/objects/Namespace.core/_cluster/shop.json").exists());
+    assert!(!f.join(".cairn/live/production").exists(), "only the named environment is applied");
 
     let out = f.ok(&["plan", "--env", "staging", "--detailed-exitcode"], 0);
     assert!(out.contains("No changes."), "{out}");
     // Applying again is a no-op that still records what is live.
     let v = f.json(&["apply", "--env", "staging", "--format", "json"], 0);
-    assert_eq!(
-        v[0]["release"]["summary"],
-        json!({"create": 0, "update": 0, "delete": 0, "unchanged": 3})
-    );
+    assert_eq!(v[0]["release"]["summary"], json!({"create": 0, "update": 0, "delete": 0, "unchanged": 3}));
 }
 
 #[test]
@@ -44,8 +32,7 @@ fn update_lists_json_pointers_and_a_unified_diff() {
     f.ok(&["apply", "--env", "production"], 0);
     f.write(
         "environments/production/patch.yaml",
-        &f.read("environments/production/patch.yaml")
-            .replace("replicas: 4", "replicas: 6"),
+        &f.read("environments/production/patch.yaml").replace("replicas: 4", "replicas: 6"),
     );
     let out = f.ok(&["plan", "--env", "production"], 0);
     insta::assert_snapshot!(out);
@@ -57,38 +44,20 @@ fn update_lists_json_pointers_and_a_unified_diff() {
         .iter()
         .find(|c| c["action"] == "update")
         .expect("an update");
-    assert_eq!(
-        change["fields"],
-        json!([{"pointer": "/spec/replicas", "old": 4, "new": 6}])
-    );
-    assert_eq!(
-        v["summary"],
-        json!({"create": 0, "update": 1, "delete": 0, "unchanged": 2})
-    );
+    assert_eq!(change["fields"], json!([{"pointer": "/spec/replicas", "old": 4, "new": 6}]));
+    assert_eq!(v["summary"], json!({"create": 0, "update": 1, "delete": 0, "unchanged": 2}));
 
     let md = f.ok(&["plan", "--env", "production", "--format", "markdown"], 0);
-    assert!(
-        md.contains("| production | `") && md.contains("| 0 | 1 | 0 | 2 |"),
-        "{md}"
-    );
-    assert!(
-        md.contains("<details><summary><b>update</b> <code>Deployment.apps shop/web</code></summary>"),
-        "{md}"
-    );
-    assert!(
-        md.contains("```diff") && md.contains("-  replicas: 4") && md.contains("+  replicas: 6"),
-        "{md}"
-    );
+    assert!(md.contains("| production | `") && md.contains("| 0 | 1 | 0 | 2 |"), "{md}");
+    assert!(md.contains("<details><summary><b>update</b> <code>Deployment.apps shop/web</code></summary>"), "{md}");
+    assert!(md.contains("```diff") && md.contains("-  replicas: 4") && md.contains("+  replicas: 6"), "{md}");
 }
 
 #[test]
 fn colour_only_when_asked_or_on_a_terminal() {
     let f = Fixture::standard();
     let plain = f.ok(&["plan", "--env", "staging"], 0);
-    assert!(
-        !plain.contains('\u{1b}'),
-        "no escape codes when stdout is not a terminal"
-    );
+    assert!(!plain.contains('\u{1b}'), "no escape codes when stdout is not a terminal");
     let coloured = f.ok(&["--color", "always", "plan", "--env", "staging"], 0);
     assert!(coloured.contains("\u{1b}[32m+apiVersion: v1"), "{coloured}");
 }
@@ -103,10 +72,7 @@ fn prune_removes_only_what_cairn_applied_and_no_prune_keeps_it() {
         "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"hand-made\",\"namespace\":\"shop\"}}\n",
     );
     let without_deployment = f.read("base/app.yaml");
-    let without_deployment = without_deployment
-        .split("---\napiVersion: apps/v1")
-        .next()
-        .expect("split");
+    let without_deployment = without_deployment.split("---\napiVersion: apps/v1").next().expect("split");
     f.write("base/app.yaml", without_deployment);
 
     let out = f.ok(&["plan", "--env", "staging", "--no-prune"], 0);
@@ -126,8 +92,7 @@ fn prune_removes_only_what_cairn_applied_and_no_prune_keeps_it() {
     f.ok(&["apply", "--env", "staging"], 0);
     assert!(!f.join(deployment).exists(), "pruned");
     assert!(
-        f.join(".cairn/live/staging/objects/ConfigMap.core/shop/hand-made.json")
-            .exists(),
+        f.join(".cairn/live/staging/objects/ConfigMap.core/shop/hand-made.json").exists(),
         "never managed, never pruned"
     );
     let out = f.ok(&["plan", "--env", "staging", "--detailed-exitcode"], 0);
@@ -138,14 +103,10 @@ fn prune_removes_only_what_cairn_applied_and_no_prune_keeps_it() {
 fn history_records_commit_actor_approvals_and_previous_release() {
     let f = Fixture::standard();
     f.ok(&["apply", "--env", "staging", "--rev", "HEAD"], 0);
-    f.write(
-        "base/app.yaml",
-        &f.read("base/app.yaml").replace("replicas: 2", "replicas: 3"),
-    );
+    f.write("base/app.yaml", &f.read("base/app.yaml").replace("replicas: 2", "replicas: 3"));
     let sha = f.commit("fix: three replicas\n\nMore capacity for the sale.\n\nApproved-by: Grace Hopper <grace@example.org>\nApproved-by: Linus <linus@example.org>");
     let mut cmd = f.cairn();
-    cmd.env("CAIRN_ACTOR", "release-bot")
-        .args(["apply", "--env", "staging", "--rev", &sha[..10]]);
+    cmd.env("CAIRN_ACTOR", "release-bot").args(["apply", "--env", "staging", "--rev", &sha[..10]]);
     cmd.assert().success();
 
     let v = f.json(&["history", "--env", "staging", "--format", "json"], 0);
@@ -161,27 +122,19 @@ fn history_records_commit_actor_approvals_and_previous_release() {
     assert_eq!(latest["commit"]["body"], "More capacity for the sale.");
     assert_eq!(latest["commit"]["author"]["name"], "Ada Author");
     assert_eq!(latest["commit"]["committer"]["time"], "2026-01-02T10:00:00+00:00");
-    assert_eq!(
-        latest["approvals"],
-        json!(["Grace Hopper <grace@example.org>", "Linus <linus@example.org>"])
-    );
+    assert_eq!(latest["approvals"], json!(["Grace Hopper <grace@example.org>", "Linus <linus@example.org>"]));
     assert_eq!(latest["summary"]["update"], 1);
     let objects = latest["objects"].as_array().expect("objects");
     assert_eq!(objects.len(), 3);
-    assert!(objects.iter().all(|o| {
-        o["digest"]
-            .as_str()
-            .is_some_and(|d| d.starts_with("sha256:") && d.len() == 71)
-    }));
+    assert!(
+        objects.iter().all(|o| { o["digest"].as_str().is_some_and(|d| d.starts_with("sha256:") && d.len() == 71) })
+    );
     assert!(latest["finished_at"].as_str().is_some());
 
     let human = f.ok(&["history", "--env", "staging"], 0);
     let lines: Vec<&str> = human.lines().collect();
     assert_eq!(lines.len(), 3, "{human}");
-    assert!(
-        lines[1].starts_with("2 ") && lines[1].contains("release-bot") && lines[1].contains("+0 ~1 -0"),
-        "{human}"
-    );
+    assert!(lines[1].starts_with("2 ") && lines[1].contains("release-bot") && lines[1].contains("+0 ~1 -0"), "{human}");
     let limited = f.json(&["history", "--env", "staging", "--limit", "1", "--format", "json"], 0);
     assert_eq!(limited.as_array().map(Vec::len), Some(1));
 }
@@ -197,20 +150,10 @@ fn working_tree_releases_say_whether_they_are_dirty() {
     // The live state directory is ignored, so applying does not make the tree dirty.
     assert_eq!(source(&f), head[..12]);
     assert_eq!(source(&f), head[..12]);
-    f.write(
-        "environments/staging/new.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: new\n",
-    );
-    assert_eq!(
-        source(&f),
-        format!("{}+dirty", &head[..12]),
-        "an untracked layer file counts"
-    );
+    f.write("environments/staging/new.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: new\n");
+    assert_eq!(source(&f), format!("{}+dirty", &head[..12]), "an untracked layer file counts");
     f.remove("environments/staging/new.yaml");
-    f.write(
-        "base/app.yaml",
-        &f.read("base/app.yaml").replace("replicas: 2", "replicas: 7"),
-    );
+    f.write("base/app.yaml", &f.read("base/app.yaml").replace("replicas: 2", "replicas: 7"));
     assert_eq!(source(&f), format!("{}+dirty", &head[..12]), "an edited file counts");
 }
 
@@ -223,14 +166,8 @@ fn a_second_apply_fails_at_once_naming_the_holder() {
     let started = std::time::Instant::now();
     let (code, _, err) = f.run(&["apply", "--env", "staging"]);
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("environment `staging` is locked by someone-else (pid"),
-        "{err}"
-    );
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "fails at once, does not wait"
-    );
+    assert!(err.contains("environment `staging` is locked by someone-else (pid"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "fails at once, does not wait");
     assert!(!f.join(".cairn/live/staging/objects").exists(), "nothing applied");
     drop(guard);
     f.ok(&["apply", "--env", "staging"], 0);
@@ -257,10 +194,7 @@ fn invalid_objects_are_findings_and_block_apply() {
         ),
         "{human}"
     );
-    assert!(
-        human.contains("       4 |   name: Bad_Name\n         |   ^\n"),
-        "{human}"
-    );
+    assert!(human.contains("       4 |   name: Bad_Name\n         |   ^\n"), "{human}");
     f.ok(&["apply", "--env", "staging"], 1);
     assert!(!f.join(".cairn").exists(), "an invalid configuration is never applied");
 }
@@ -313,19 +247,9 @@ fn an_apply_killed_mid_way_leaves_whole_files_and_the_next_apply_converges() {
     );
     f.ok(&["plan", "--env", "staging", "--detailed-exitcode"], 0);
     let history = f.json(&["history", "--env", "staging", "--format", "json"], 0);
-    let outcomes: Vec<&str> = history
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|r| r["outcome"].as_str().expect("outcome"))
-        .collect();
+    let outcomes: Vec<&str> =
+        history.as_array().expect("list").iter().map(|r| r["outcome"].as_str().expect("outcome")).collect();
     // If the kill landed after the first apply finished there is nothing to mark; either way the
     // first release is no longer "in-progress".
-    assert!(
-        matches!(
-            outcomes.as_slice(),
-            ["interrupted", "succeeded"] | ["succeeded", "succeeded"]
-        ),
-        "{outcomes:?}"
-    );
+    assert!(matches!(outcomes.as_slice(), ["interrupted", "succeeded"] | ["succeeded", "succeeded"]), "{outcomes:?}");
 }

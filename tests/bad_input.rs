@@ -8,10 +8,7 @@ use common::Fixture;
 /// target directory was created (apply included).
 fn rejects(f: &Fixture, args: &[&str], needles: &[&str]) {
     let (code, out, err) = f.run(args);
-    assert_eq!(
-        code, 2,
-        "cairn {args:?}: expected exit 2\nstdout:\n{out}\nstderr:\n{err}"
-    );
+    assert_eq!(code, 2, "cairn {args:?}: expected exit 2\nstdout:\n{out}\nstderr:\n{err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "one line of error expected, got:\n{err}");
     assert!(lines[0].starts_with("error: "), "{err}");
@@ -19,10 +16,7 @@ fn rejects(f: &Fixture, args: &[&str], needles: &[&str]) {
         assert!(err.contains(needle), "error should mention `{needle}`:\n{err}");
     }
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
-    assert!(
-        !f.join(".cairn").exists(),
-        "nothing may be written to a target on bad input"
-    );
+    assert!(!f.join(".cairn").exists(), "nothing may be written to a target on bad input");
 }
 
 /// The same bad input must be refused by render, validate, plan and apply alike.
@@ -36,20 +30,14 @@ fn rejected_everywhere(f: &Fixture, needles: &[&str]) {
 #[test]
 fn malformed_yaml_names_file_line_and_column() {
     let f = Fixture::standard();
-    f.write(
-        "environments/staging/broken.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n",
-    );
+    f.write("environments/staging/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n");
     rejected_everywhere(&f, &["environments/staging/broken.yaml:4:9:"]);
 }
 
 #[test]
 fn a_document_that_is_not_a_mapping() {
     let f = Fixture::standard();
-    f.write(
-        "base/list.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\n- just\n- a list\n",
-    );
+    f.write("base/list.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\n- just\n- a list\n");
     rejected_everywhere(&f, &["base/list.yaml:6:", "must be a mapping, found a list"]);
 }
 
@@ -63,49 +51,28 @@ fn missing_kind() {
 #[test]
 fn missing_name() {
     let f = Fixture::standard();
-    f.write(
-        "base/noname.yaml",
-        "# a comment first\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n",
-    );
+    f.write("base/noname.yaml", "# a comment first\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n");
     rejected_everywhere(&f, &["base/noname.yaml:2:", "missing `metadata.name`"]);
 }
 
 #[test]
 fn duplicate_identity_in_one_layer_names_both_files() {
     let f = Fixture::standard();
-    f.write(
-        "base/again.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\n",
-    );
-    rejected_everywhere(
-        &f,
-        &[
-            "base/app.yaml:6",
-            "base/again.yaml:1",
-            "ConfigMap shop/settings",
-            "layer `base`",
-        ],
-    );
+    f.write("base/again.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\n");
+    rejected_everywhere(&f, &["base/app.yaml:6", "base/again.yaml:1", "ConfigMap shop/settings", "layer `base`"]);
 }
 
 #[test]
 fn duplicate_keys_in_a_document() {
     let f = Fixture::standard();
-    f.write(
-        "base/dup.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\ndata:\n  a: 1\n  a: 2\n",
-    );
+    f.write("base/dup.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\ndata:\n  a: 1\n  a: 2\n");
     rejected_everywhere(&f, &["base/dup.yaml:7:", "duplicate"]);
 }
 
 #[test]
 fn unknown_environment() {
     let f = Fixture::standard();
-    rejects(
-        &f,
-        &["plan", "--env", "prod"],
-        &["unknown environment `prod`", "staging, production"],
-    );
+    rejects(&f, &["plan", "--env", "prod"], &["unknown environment `prod`", "staging, production"]);
     rejects(&f, &["apply", "--env", "prod"], &["unknown environment `prod`"]);
     rejects(&f, &["history", "--env", "prod"], &["unknown environment `prod`"]);
 }
@@ -113,10 +80,7 @@ fn unknown_environment() {
 #[test]
 fn missing_layer_directory() {
     let f = Fixture::standard();
-    f.write(
-        "cairn.yaml",
-        &common::CONFIG.replace("environments/staging]", "environments/stagin]"),
-    );
+    f.write("cairn.yaml", &common::CONFIG.replace("environments/staging]", "environments/stagin]"));
     rejected_everywhere(&f, &["layer `environments/stagin` does not exist", "cairn.yaml:3"]);
 }
 
@@ -130,10 +94,7 @@ fn bad_config_unknown_key_with_suggestion() {
             "    targets:\n      local: { path: .cairn/live/staging }",
         ),
     );
-    rejected_everywhere(
-        &f,
-        &["cairn.yaml:4:5:", "unknown key `targets`", "did you mean `target`?"],
-    );
+    rejected_everywhere(&f, &["cairn.yaml:4:5:", "unknown key `targets`", "did you mean `target`?"]);
 }
 
 #[test]
@@ -153,17 +114,9 @@ fn missing_config() {
 #[test]
 fn unknown_revision() {
     let f = Fixture::standard();
-    rejects(
-        &f,
-        &["render", "--rev", "no-such-branch"],
-        &["unknown revision `no-such-branch`"],
-    );
+    rejects(&f, &["render", "--rev", "no-such-branch"], &["unknown revision `no-such-branch`"]);
     rejects(&f, &["plan", "--rev", "HEAD~5"], &["unknown revision `HEAD~5`"]);
-    rejects(
-        &f,
-        &["apply", "--env", "staging", "--rev", "deadbeef"],
-        &["unknown revision `deadbeef`"],
-    );
+    rejects(&f, &["apply", "--env", "staging", "--rev", "deadbeef"], &["unknown revision `deadbeef`"]);
 }
 
 #[test]
@@ -177,27 +130,12 @@ fn a_revision_in_a_repository_without_commits() {
 fn a_path_that_is_not_a_repository() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = Fixture::new();
-    let out = f
-        .cairn()
-        .arg("--repo")
-        .arg(dir.path())
-        .arg("plan")
-        .output()
-        .expect("run");
+    let out = f.cairn().arg("--repo").arg(dir.path()).arg("plan").output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("not a git repository") && err.lines().count() == 1,
-        "{err}"
-    );
+    assert!(err.contains("not a git repository") && err.lines().count() == 1, "{err}");
 
-    let out = f
-        .cairn()
-        .arg("--repo")
-        .arg(dir.path().join("missing"))
-        .arg("render")
-        .output()
-        .expect("run");
+    let out = f.cairn().arg("--repo").arg(dir.path().join("missing")).arg("render").output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("missing") && err.lines().count() == 1, "{err}");

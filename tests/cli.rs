@@ -31,20 +31,11 @@ fn init_scaffolds_a_committed_repository_that_plans_and_applies() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Created a configuration repository"));
 
     let git = |args: &[&str]| {
-        let o = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(args)
-            .output()
-            .expect("git");
+        let o = std::process::Command::new("git").arg("-C").arg(&dir).args(args).output().expect("git");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    assert_eq!(
-        git(&["status", "--porcelain"]),
-        "",
-        "everything is committed and the index matches"
-    );
+    assert_eq!(git(&["status", "--porcelain"]), "", "everything is committed and the index matches");
     assert!(git(&["log", "--format=%s"]).contains("scaffold"));
     assert!(git(&["ls-files"]).contains("environments/production/web.yaml"));
 
@@ -54,10 +45,7 @@ fn init_scaffolds_a_committed_repository_that_plans_and_applies() {
     };
     let (code, out) = run(&["plan", "--detailed-exitcode", "--rev", "HEAD"]);
     assert_eq!(code, Some(3), "{out}");
-    assert!(
-        out.contains("staging: 5 to create") && out.contains("production: 4 to create"),
-        "{out}"
-    );
+    assert!(out.contains("staging: 5 to create") && out.contains("production: 4 to create"), "{out}");
     let (code, _) = run(&["apply", "--env", "staging", "--env", "production"]);
     assert_eq!(code, Some(0));
     let (code, out) = run(&["plan", "--detailed-exitcode"]);

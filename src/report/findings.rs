@@ -44,16 +44,7 @@ pub fn write_findings(
                 warnings: usize,
                 findings: &'a [Finding],
             }
-            write_json(
-                w,
-                &Out {
-                    environments: &environments,
-                    objects,
-                    errors,
-                    warnings,
-                    findings,
-                },
-            )
+            write_json(w, &Out { environments: &environments, objects, errors, warnings, findings })
         }
         FindingsFormat::Human => {
             let mut by_file: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
@@ -61,11 +52,7 @@ pub fn write_findings(
                 by_file.entry(f.file.as_str()).or_default().push(f);
             }
             for (file, list) in by_file {
-                writeln!(
-                    w,
-                    "{}",
-                    style.paint(colors::BOLD, if file.is_empty() { "(no source)" } else { file })
-                )?;
+                writeln!(w, "{}", style.paint(colors::BOLD, if file.is_empty() { "(no source)" } else { file }))?;
                 for f in list {
                     let level = match f.severity {
                         Level::Error => style.paint(colors::RED, "error"),
@@ -77,12 +64,7 @@ pub fn write_findings(
                         f.line, f.column, f.code, f.object, f.environment, f.message
                     )?;
                     if let Some(excerpt) = &f.excerpt {
-                        writeln!(
-                            w,
-                            "    {} | {}",
-                            style.paint(colors::DIM, &format!("{:>4}", f.line)),
-                            excerpt
-                        )?;
+                        writeln!(w, "    {} | {}", style.paint(colors::DIM, &format!("{:>4}", f.line)), excerpt)?;
                         let pad = " ".repeat(f.column.saturating_sub(1) as usize);
                         writeln!(w, "    {} | {pad}{}", " ".repeat(4), style.paint(colors::RED, "^"))?;
                     }
@@ -95,10 +77,7 @@ pub fn write_findings(
             )
         }
         FindingsFormat::Markdown => {
-            writeln!(
-                w,
-                "### Validation: {errors} error(s), {warnings} warning(s) in {objects} object(s)\n"
-            )?;
+            writeln!(w, "### Validation: {errors} error(s), {warnings} warning(s) in {objects} object(s)\n")?;
             if findings.is_empty() {
                 return writeln!(w, "No findings in {}.", environments.join(", "));
             }
@@ -203,26 +182,16 @@ fn sarif(findings: &[Finding]) -> serde_json::Value {
 fn write_junit(w: &mut dyn Write, rendered: &[Rendered], findings: &[Finding]) -> io::Result<()> {
     let mut by_object: BTreeMap<(&str, &ObjectId), Vec<&Finding>> = BTreeMap::new();
     for f in findings {
-        by_object
-            .entry((f.environment.as_str(), &f.object))
-            .or_default()
-            .push(f);
+        by_object.entry((f.environment.as_str(), &f.object)).or_default().push(f);
     }
     let total: usize = rendered.iter().map(|r| r.objects.len()).sum();
     let failing = |env: &str, id: &ObjectId| {
-        by_object
-            .get(&(env, id))
-            .is_some_and(|list| list.iter().any(|f| f.severity == Level::Error))
+        by_object.get(&(env, id)).is_some_and(|list| list.iter().any(|f| f.severity == Level::Error))
     };
-    let failures: usize = rendered
-        .iter()
-        .map(|r| r.objects.iter().filter(|o| failing(&r.environment, &o.id)).count())
-        .sum();
+    let failures: usize =
+        rendered.iter().map(|r| r.objects.iter().filter(|o| failing(&r.environment, &o.id)).count()).sum();
     writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(
-        w,
-        r#"<testsuites name="cairn validate" tests="{total}" failures="{failures}">"#
-    )?;
+    writeln!(w, r#"<testsuites name="cairn validate" tests="{total}" failures="{failures}">"#)?;
     for env in rendered {
         let env_failures = env.objects.iter().filter(|o| failing(&env.environment, &o.id)).count();
         writeln!(
@@ -233,10 +202,7 @@ fn write_junit(w: &mut dyn Write, rendered: &[Rendered], findings: &[Finding]) -
         )?;
         for object in &env.objects {
             let name = object.id.to_string();
-            let list = by_object
-                .get(&(env.environment.as_str(), &object.id))
-                .cloned()
-                .unwrap_or_default();
+            let list = by_object.get(&(env.environment.as_str(), &object.id)).cloned().unwrap_or_default();
             let file = object.sources.last().map(|s| s.file.as_str()).unwrap_or_default();
             write!(
                 w,
@@ -266,11 +232,7 @@ fn write_junit(w: &mut dyn Write, rendered: &[Rendered], findings: &[Finding]) -
                 .map(|f| format!("warning [{}] {}:{}:{}: {}", f.code, f.file, f.line, f.column, f.message))
                 .collect();
             if !warnings.is_empty() {
-                writeln!(
-                    w,
-                    "      <system-out>{}</system-out>",
-                    escape(warnings.join("\n").as_str())
-                )?;
+                writeln!(w, "      <system-out>{}</system-out>", escape(warnings.join("\n").as_str()))?;
             }
             writeln!(w, "    </testcase>")?;
         }

@@ -29,11 +29,7 @@ pub struct Style {
 
 impl Style {
     pub(crate) fn paint(&self, style: anstyle::Style, text: &str) -> String {
-        if self.color {
-            format!("{}{text}{}", style.render(), style.render_reset())
-        } else {
-            text.to_string()
-        }
+        if self.color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
     }
 }
 
@@ -101,9 +97,7 @@ pub fn write_history(
                     "succeeded" => style.paint(colors::GREEN, &format!("{:<12}", "succeeded")),
                     other => style.paint(colors::RED, &format!("{other:<12}")),
                 };
-                let duration = r
-                    .duration_seconds()
-                    .map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
+                let duration = r.duration_seconds().map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
                 writeln!(
                     w,
                     "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}",
@@ -120,10 +114,7 @@ pub fn write_history(
             Ok(())
         }
         Format::Markdown => {
-            writeln!(
-                w,
-                "| id | outcome | started | commit | actor | create | update | delete |"
-            )?;
+            writeln!(w, "| id | outcome | started | commit | actor | create | update | delete |")?;
             writeln!(w, "|---|---|---|---|---|---|---|---|")?;
             for r in releases.iter().rev() {
                 writeln!(
@@ -145,11 +136,7 @@ pub fn write_history(
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max - 1).collect::<String>())
-    }
+    if s.chars().count() <= max { s.to_string() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
 }
 
 /// Makes text safe inside a Markdown table cell.

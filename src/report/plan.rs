@@ -19,13 +19,7 @@ pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Sty
                 summary: Summary,
                 plans: &'a [Plan],
             }
-            write_json(
-                w,
-                &Out {
-                    summary: total(plans),
-                    plans,
-                },
-            )
+            write_json(w, &Out { summary: total(plans), plans })
         }
         Format::Human => {
             for (i, plan) in plans.iter().enumerate() {
@@ -63,10 +57,7 @@ fn total(plans: &[Plan]) -> Summary {
 }
 
 fn summary_text(s: &Summary) -> String {
-    format!(
-        "{} to create, {} to update, {} to delete, {} unchanged",
-        s.create, s.update, s.delete, s.unchanged
-    )
+    format!("{} to create, {} to update, {} to delete, {} unchanged", s.create, s.update, s.delete, s.unchanged)
 }
 
 fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: bool) -> io::Result<()> {
@@ -86,13 +77,7 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
             Action::Unchanged => continue,
         };
         let origin = change.sources.last().map(|s| format!("  ({s})")).unwrap_or_default();
-        writeln!(
-            w,
-            "  {} {}{}",
-            style.paint(paint, mark),
-            change.object,
-            style.paint(colors::DIM, &origin)
-        )?;
+        writeln!(w, "  {} {}{}", style.paint(paint, mark), change.object, style.paint(colors::DIM, &origin))?;
         for field in &change.fields {
             writeln!(
                 w,
@@ -125,11 +110,7 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
         }
     }
     let line = format!("{}: {}.", plan.environment, summary_text(&plan.summary));
-    let line = if plan.has_changes() {
-        line
-    } else {
-        format!("{} No changes.", line)
-    };
+    let line = if plan.has_changes() { line } else { format!("{} No changes.", line) };
     writeln!(w, "{}", style.paint(colors::BOLD, &line))
 }
 
@@ -221,11 +202,7 @@ fn write_plans_markdown(w: &mut dyn Write, plans: &[Plan], show_diff: bool) -> i
             writeln!(
                 w,
                 "\nKept because pruning is off: {}",
-                p.orphans
-                    .iter()
-                    .map(|o| format!("`{o}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                p.orphans.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
             )?;
         }
     }
@@ -240,9 +217,7 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
             for report in reports {
                 let r = &report.release;
                 let s = &r.summary;
-                let duration = r
-                    .duration_seconds()
-                    .map_or_else(String::new, |d| format!(" in {d:.2}s"));
+                let duration = r.duration_seconds().map_or_else(String::new, |d| format!(" in {d:.2}s"));
                 let headline = format!(
                     "{}: release {} {} ({}): {} created, {} updated, {} deleted, {} unchanged{duration}.",
                     r.environment,
@@ -267,11 +242,7 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
                     )?;
                 }
                 if !report.plan.orphans.is_empty() {
-                    writeln!(
-                        w,
-                        "  kept {} object(s) no longer rendered (--no-prune)",
-                        report.plan.orphans.len()
-                    )?;
+                    writeln!(w, "  kept {} object(s) no longer rendered (--no-prune)", report.plan.orphans.len())?;
                 }
             }
             Ok(())

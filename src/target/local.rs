@@ -56,20 +56,12 @@ impl Drop for LockGuard {
 impl LocalTarget {
     pub fn new(root: PathBuf, environment: &str) -> LocalTarget {
         let label = root.display().to_string();
-        LocalTarget {
-            root,
-            label,
-            environment: environment.to_string(),
-        }
+        LocalTarget { root, label, environment: environment.to_string() }
     }
 
     /// A target whose reports name it by `label` (the path as written in `cairn.yaml`).
     pub fn with_label(root: PathBuf, label: &str, environment: &str) -> LocalTarget {
-        LocalTarget {
-            root,
-            label: label.to_string(),
-            environment: environment.to_string(),
-        }
+        LocalTarget { root, label: label.to_string(), environment: environment.to_string() }
     }
 
     pub fn root(&self) -> &Path {
@@ -92,11 +84,7 @@ impl LocalTarget {
     pub fn object_path(&self, id: &ObjectId) -> PathBuf {
         let group = if id.group.is_empty() { "core" } else { &id.group };
         let namespace = id.namespace.as_deref().unwrap_or("_cluster");
-        self.root
-            .join("objects")
-            .join(format!("{}.{group}", id.kind))
-            .join(namespace)
-            .join(format!("{}.json", id.name))
+        self.root.join("objects").join(format!("{}.{group}", id.kind)).join(namespace).join(format!("{}.json", id.name))
     }
 
     /// Takes the environment's lock or fails at once naming the holder.
@@ -119,11 +107,7 @@ impl LocalTarget {
                 let holder = serde_json::from_str::<Holder>(&text)
                     .map(|h| h.to_string())
                     .unwrap_or_else(|_| "another process".to_string());
-                return Err(Error::Locked {
-                    environment: self.environment.clone(),
-                    holder,
-                    path,
-                });
+                return Err(Error::Locked { environment: self.environment.clone(), holder, path });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, "cannot lock", e)),
         }
@@ -162,10 +146,8 @@ impl LocalTarget {
                 let path = self.object_path(id);
                 match fs::read(&path) {
                     Ok(bytes) => {
-                        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
-                            path: path.clone(),
-                            message: e.to_string(),
-                        })?;
+                        let value: Value = serde_json::from_slice(&bytes)
+                            .map_err(|e| Error::CorruptState { path: path.clone(), message: e.to_string() })?;
                         Ok(Some(((*id).clone(), value)))
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -179,14 +161,12 @@ impl LocalTarget {
     pub fn inventory(&self) -> Result<Inventory> {
         let path = self.state_dir().join("inventory.json");
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
-                path,
-                message: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Inventory {
-                environment: self.environment.clone(),
-                objects: BTreeSet::new(),
-            }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState { path, message: e.to_string() })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Inventory { environment: self.environment.clone(), objects: BTreeSet::new() })
+            }
             Err(e) => Err(Error::io(&path, "cannot read", e)),
         }
     }
@@ -220,10 +200,8 @@ impl LocalTarget {
 
 /// Writes JSON to `path` so that readers see the old file or the new one, never a torn one.
 pub fn write_json_atomically<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::CorruptState {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::CorruptState { path: path.to_path_buf(), message: e.to_string() })?;
     bytes.push(b'\n');
     write_atomically(path, &bytes)
 }
@@ -231,10 +209,7 @@ pub fn write_json_atomically<T: Serialize + ?Sized>(path: &Path, value: &T) -> R
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create directory", e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
     let result = (|| {
         let mut options = OpenOptions::new();
@@ -262,9 +237,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         let handle = File::open(dir).map_err(|e| Error::io(dir, "cannot open directory", e))?;
-        handle
-            .sync_all()
-            .map_err(|e| Error::io(dir, "cannot sync directory", e))?;
+        handle.sync_all().map_err(|e| Error::io(dir, "cannot sync directory", e))?;
     }
     Ok(())
 }
@@ -274,12 +247,7 @@ mod tests {
     use super::*;
 
     fn id(name: &str) -> ObjectId {
-        ObjectId {
-            group: String::new(),
-            kind: "ConfigMap".into(),
-            namespace: Some("apps".into()),
-            name: name.into(),
-        }
+        ObjectId { group: String::new(), kind: "ConfigMap".into(), namespace: Some("apps".into()), name: name.into() }
     }
 
     #[test]
@@ -307,10 +275,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(target.object_path(&id("a")))
-                .expect("meta")
-                .permissions()
-                .mode();
+            let mode = fs::metadata(target.object_path(&id("a"))).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         target.delete(&lock, &id("a")).expect("delete");

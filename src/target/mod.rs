@@ -24,11 +24,7 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (pid {} on {}, since {})",
-            self.actor, self.pid, self.host, self.since
-        )
+        write!(f, "{} (pid {} on {}, since {})", self.actor, self.pid, self.host, self.since)
     }
 }
 

@@ -93,8 +93,7 @@ pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -106,8 +105,7 @@ fn is_dns_subdomain(s: &str) -> bool {
 fn is_label_value(s: &str) -> bool {
     s.is_empty()
         || (s.len() <= 63
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
             && s.as_bytes()[0].is_ascii_alphanumeric()
             && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric())
 }
@@ -130,10 +128,7 @@ mod tests {
         Object {
             id: ObjectId::of(&body).expect("valid identity"),
             body,
-            sources: vec![SourceRef {
-                file: "base/a.yaml".into(),
-                line: 3,
-            }],
+            sources: vec![SourceRef { file: "base/a.yaml".into(), line: 3 }],
         }
     }
 

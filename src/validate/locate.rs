@@ -30,10 +30,7 @@ pub(crate) struct Locator<'a> {
 
 impl<'a> Locator<'a> {
     pub fn new(snapshot: &'a Snapshot) -> Locator<'a> {
-        Locator {
-            snapshot,
-            files: HashMap::new(),
-        }
+        Locator { snapshot, files: HashMap::new() }
     }
 
     fn file(&mut self, path: &str) -> Result<&ParsedFile> {
@@ -44,10 +41,7 @@ impl<'a> Locator<'a> {
                 line: 1,
                 message: "not valid UTF-8".into(),
             })?;
-            let documents = Node::parse_documents(path, &text)?
-                .into_iter()
-                .map(|n| (n.line, n))
-                .collect();
+            let documents = Node::parse_documents(path, &text)?.into_iter().map(|n| (n.line, n)).collect();
             let lines = text.lines().map(str::to_string).collect();
             self.files.insert(path.to_string(), ParsedFile { lines, documents });
         }
@@ -72,29 +66,10 @@ impl<'a> Locator<'a> {
             }
         }
         let Some((_, source, line, column)) = best else {
-            let source = sources.last().map_or_else(
-                || SourceRef {
-                    file: String::new(),
-                    line: 0,
-                },
-                Clone::clone,
-            );
-            return Ok(Place {
-                file: source.file,
-                line: source.line,
-                column: 1,
-                excerpt: None,
-            });
+            let source = sources.last().map_or_else(|| SourceRef { file: String::new(), line: 0 }, Clone::clone);
+            return Ok(Place { file: source.file, line: source.line, column: 1, excerpt: None });
         };
-        let excerpt = self
-            .files
-            .get(&source.file)
-            .and_then(|f| f.lines.get(line.saturating_sub(1) as usize).cloned());
-        Ok(Place {
-            file: source.file.clone(),
-            line,
-            column,
-            excerpt,
-        })
+        let excerpt = self.files.get(&source.file).and_then(|f| f.lines.get(line.saturating_sub(1) as usize).cloned());
+        Ok(Place { file: source.file.clone(), line, column, excerpt })
     }
 }

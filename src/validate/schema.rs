@@ -53,7 +53,22 @@ struct Kubernetes {
 /// The validators for the kinds of one environment.
 pub struct EnvironmentSchemas {
     options: Options,
-    by_kind: HashMap<String, Option<Compiled>>,
+    by_kind: HashMap<String, Resolution>,
+}
+
+/// What a kind is checked against.
+#[derive(Clone)]
+enum Resolution {
+    Schema(Compiled),
+    /// A CRD without a schema (or preserving unknown fields): any content is accepted.
+    AnyContent,
+    Missing,
+}
+
+impl From<Option<Compiled>> for Resolution {
+    fn from(c: Option<Compiled>) -> Self {
+        c.map_or(Resolution::AnyContent, Resolution::Schema)
+    }
 }
 
 fn kind_key(api_version: &str, kind: &str) -> String {
@@ -61,11 +76,7 @@ fn kind_key(api_version: &str, kind: &str) -> String {
 }
 
 fn object_key(object: &Object) -> String {
-    let api_version = object
-        .body
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let api_version = object.body.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     kind_key(api_version, &object.id.kind)
 }
 
@@ -93,37 +104,21 @@ impl Schemas {
             }
             files.push((mapping.schema.clone(), value));
         }
-        // Every mapped file is a resource, so schemas may `$ref` each other by relative path.
-        let resources: Vec<(String, Resource)> = files
-            .iter()
-            .map(|(path, value)| (file_uri(path), Resource::from_contents(value.clone())))
-            .collect();
-        let registry = jsonschema::Registry::new()
-            .extend(resources)
-            .and_then(|b| b.prepare())
-            .map_err(|e| Error::Config {
-                message: format!("schemas: {e}"),
-            })?;
+        // Schemas may `$ref` each other by relative path; nothing else is ever fetched.
+        let offline = OfflineFiles(Arc::new(files.iter().map(|(p, v)| (file_uri(p), v.clone())).collect()));
         let mut repo = HashMap::new();
         for (mapping, (path, value)) in config.schemas.iter().zip(&files) {
             let validator = compile_options()
-                .with_registry(&registry)
+                .with_retriever(offline.clone())
                 .with_base_uri(file_uri(path))
                 .build(value)
                 .map_err(|e| schema_error(path, &e))?;
             repo.insert(
                 kind_key(&mapping.api_version, &mapping.kind),
-                Compiled {
-                    validator: Arc::new(validator),
-                    origin: path.clone(),
-                },
+                Compiled { validator: Arc::new(validator), origin: path.clone() },
             );
         }
-        Ok(Schemas {
-            options,
-            repo,
-            kubernetes: Kubernetes::load(options.strict)?,
-        })
+        Ok(Schemas { options, repo, kubernetes: Kubernetes::load(options.strict)? })
     }
 
     /// Resolves and compiles the schema of every kind present in an environment, including the
@@ -136,18 +131,30 @@ impl Schemas {
             if by_kind.contains_key(&key) {
                 continue;
             }
-            let resolved = match self.repo.get(&key) {
-                Some(c) => Some(c.clone()),
-                None => match crds.get(&key) {
-                    Some(crd) => crd.clone(),
-                    None => self.kubernetes.get(&key)?,
-                },
+            let resolved = match (self.repo.get(&key), crds.get(&key)) {
+                (Some(c), _) => Resolution::Schema(c.clone()),
+                (None, Some(crd)) => crd.clone().into(),
+                (None, None) => self.kubernetes.get(&key)?.map_or(Resolution::Missing, Resolution::Schema),
             };
             by_kind.insert(key, resolved);
         }
-        Ok(EnvironmentSchemas {
-            options: self.options,
-            by_kind,
+        Ok(EnvironmentSchemas { options: self.options, by_kind })
+    }
+}
+
+/// Serves the repository's mapped schema files to `$ref`s and refuses everything else: validation
+/// never touches the network.
+#[derive(Clone)]
+struct OfflineFiles(Arc<HashMap<String, Value>>);
+
+impl jsonschema::Retrieve for OfflineFiles {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let wanted = uri.as_str().split('#').next().unwrap_or_default();
+        self.0.get(wanted).cloned().ok_or_else(|| {
+            format!("`{wanted}` is not a schema file mapped in cairn.yaml and is not fetched: references are resolved offline only").into()
         })
     }
 }
@@ -158,17 +165,12 @@ type CrdSchemas = HashMap<String, Option<Compiled>>;
 
 impl Kubernetes {
     fn load(strict: bool) -> Result<Kubernetes> {
-        let bundle: Value = serde_json::from_str(KUBERNETES_BUNDLE).map_err(|e| Error::Config {
-            message: format!("the bundled Kubernetes schemas are corrupt: {e}"),
-        })?;
+        let bundle: Value = serde_json::from_str(KUBERNETES_BUNDLE)
+            .map_err(|e| Error::Config { message: format!("the bundled Kubernetes schemas are corrupt: {e}") })?;
         let kinds: HashMap<String, String> = bundle
             .get("kinds")
             .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default();
         let mut definitions = bundle;
         if let Some(map) = definitions.as_object_mut() {
@@ -180,14 +182,8 @@ impl Kubernetes {
         let registry = jsonschema::Registry::new()
             .add(KUBERNETES_URI, Resource::from_contents(definitions))
             .and_then(|b| b.prepare())
-            .map_err(|e| Error::Config {
-                message: format!("the bundled Kubernetes schemas cannot be used: {e}"),
-            })?;
-        Ok(Kubernetes {
-            kinds,
-            registry,
-            compiled: Mutex::new(HashMap::new()),
-        })
+            .map_err(|e| Error::Config { message: format!("the bundled Kubernetes schemas cannot be used: {e}") })?;
+        Ok(Kubernetes { kinds, registry, compiled: Mutex::new(HashMap::new()) })
     }
 
     fn get(&self, key: &str) -> Result<Option<Compiled>> {
@@ -202,9 +198,7 @@ impl Kubernetes {
             .with_draft(Draft::Draft202012)
             .with_registry(&self.registry)
             .build(&schema)
-            .map_err(|e| Error::Config {
-                message: format!("bundled schema for {key}: {e}"),
-            })?;
+            .map_err(|e| Error::Config { message: format!("bundled schema for {key}: {e}") })?;
         let compiled = Compiled {
             validator: Arc::new(validator),
             origin: format!("Kubernetes {KUBERNETES_VERSION} {definition}"),
@@ -221,25 +215,16 @@ impl EnvironmentSchemas {
     pub(crate) fn check(&self, object: &Object) -> Vec<Unplaced> {
         let key = object_key(object);
         match self.by_kind.get(&key) {
-            Some(Some(compiled)) => {
+            Some(Resolution::Schema(compiled)) => {
                 if compiled.validator.is_valid(&object.body) {
                     return Vec::new();
                 }
-                compiled
-                    .validator
-                    .iter_errors(&object.body)
-                    .flat_map(|e| findings_for(&e, &compiled.origin))
-                    .collect()
+                compiled.validator.iter_errors(&object.body).flat_map(|e| findings_for(&e, &compiled.origin)).collect()
             }
-            Some(None) => Vec::new(),
-            None if self.is_crd_kind_without_schema(&key) => Vec::new(),
-            None => vec![Unplaced {
+            Some(Resolution::AnyContent) => Vec::new(),
+            Some(Resolution::Missing) | None => vec![Unplaced {
                 code: "schema/missing",
-                severity: if self.options.require_schemas {
-                    Level::Error
-                } else {
-                    Level::Warning
-                },
+                severity: if self.options.require_schemas { Level::Error } else { Level::Warning },
                 pointer: String::new(),
                 schema_path: String::new(),
                 message: format!(
@@ -248,10 +233,6 @@ impl EnvironmentSchemas {
             }],
         }
     }
-
-    fn is_crd_kind_without_schema(&self, key: &str) -> bool {
-        matches!(self.by_kind.get(key), Some(None))
-    }
 }
 
 /// Turns one validation error into findings with a stable code and a message a person can act
@@ -259,11 +240,7 @@ impl EnvironmentSchemas {
 fn findings_for(error: &ValidationError<'_>, origin: &str) -> Vec<Unplaced> {
     let pointer = error.instance_path().as_str().to_string();
     let schema_path = error.schema_path().as_str().to_string();
-    let at = if pointer.is_empty() {
-        "the object".to_string()
-    } else {
-        format!("`{pointer}`")
-    };
+    let at = if pointer.is_empty() { "the object".to_string() } else { format!("`{pointer}`") };
     let one = |code: &'static str, message: String| {
         vec![Unplaced {
             code,
@@ -284,17 +261,11 @@ fn findings_for(error: &ValidationError<'_>, origin: &str) -> Vec<Unplaced> {
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
-            one(
-                "schema/type",
-                format!("{at} must be {expected}, found {}", type_name(error.instance())),
-            )
+            one("schema/type", format!("{at} must be {expected}, found {}", type_name(error.instance())))
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().map_or_else(|| property.to_string(), str::to_string);
-            one(
-                "schema/required",
-                format!("{at} is missing required field `{name}` ({origin})"),
-            )
+            one("schema/required", format!("{at} is missing required field `{name}` ({origin})"))
         }
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
@@ -335,14 +306,12 @@ fn findings_for(error: &ValidationError<'_>, origin: &str) -> Vec<Unplaced> {
             one("schema/range", format!("{at} must have at least {limit} items"))
         }
         ValidationErrorKind::MaxItems { limit } => one("schema/range", format!("{at} must have at most {limit} items")),
-        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => one(
-            "schema/one-of",
-            format!("{at} matches none of the allowed forms ({})", error.masked()),
-        ),
-        ValidationErrorKind::OneOfMultipleValid { .. } => one(
-            "schema/one-of",
-            format!("{at} matches more than one of the allowed forms"),
-        ),
+        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
+            one("schema/one-of", format!("{at} matches none of the allowed forms ({})", error.masked()))
+        }
+        ValidationErrorKind::OneOfMultipleValid { .. } => {
+            one("schema/one-of", format!("{at} matches more than one of the allowed forms"))
+        }
         _ => one("schema/invalid", format!("{at}: {}", error.masked())),
     }
 }
@@ -364,15 +333,7 @@ fn file_uri(path: &str) -> String {
 }
 
 fn schema_error(file: &str, e: &ValidationError<'_>) -> Error {
-    let text = e.to_string();
-    let hint = if text.contains("Unresolvable") || text.contains("resolve") || text.contains("retriev") {
-        " (references are resolved offline only: inside the file, or to another schema mapped in cairn.yaml)"
-    } else {
-        ""
-    };
-    Error::Config {
-        message: format!("{file}: schema cannot be compiled: {text}{hint}"),
-    }
+    Error::Config { message: format!("{file}: schema cannot be compiled: {e}") }
 }
 
 /// Reads a schema file: JSON, or YAML for `.yaml`/`.yml`.
@@ -409,42 +370,26 @@ fn crd_schemas(rendered: &Rendered, strict: bool) -> Result<CrdSchemas> {
         if object.id.group != "apiextensions.k8s.io" || object.id.kind != "CustomResourceDefinition" {
             continue;
         }
-        let source = object
-            .sources
-            .last()
-            .cloned()
-            .unwrap_or_else(|| crate::render::SourceRef {
-                file: String::new(),
-                line: 0,
-            });
+        let source =
+            object.sources.last().cloned().unwrap_or_else(|| crate::render::SourceRef { file: String::new(), line: 0 });
         let bad = |message: String| Error::Document {
             file: source.file.clone(),
             line: source.line,
             message: format!("CustomResourceDefinition `{}`: {message}", object.id.name),
         };
         let spec = object.body.get("spec").ok_or_else(|| bad("missing `spec`".into()))?;
-        let group = spec
-            .get("group")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("missing `spec.group`".into()))?;
+        let group = spec.get("group").and_then(Value::as_str).ok_or_else(|| bad("missing `spec.group`".into()))?;
         let kind = spec
             .pointer("/names/kind")
             .and_then(Value::as_str)
             .ok_or_else(|| bad("missing `spec.names.kind`".into()))?;
-        let versions = spec
-            .get("versions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let versions = spec.get("versions").and_then(Value::as_array).cloned().unwrap_or_default();
         // apiextensions v1beta1 kept one schema for all versions in `spec.validation`.
         let shared = spec.pointer("/validation/openAPIV3Schema");
         let mut names: Vec<(String, Option<&Value>)> = versions
             .iter()
             .filter_map(|v| {
-                Some((
-                    v.get("name")?.as_str()?.to_string(),
-                    v.pointer("/schema/openAPIV3Schema").or(shared),
-                ))
+                Some((v.get("name")?.as_str()?.to_string(), v.pointer("/schema/openAPIV3Schema").or(shared)))
             })
             .collect();
         if names.is_empty()
@@ -494,10 +439,7 @@ fn openapi_to_json_schema(schema: &Value) -> Value {
                 let converted = match key.as_str() {
                     "properties" | "patternProperties" | "definitions" => match value {
                         Value::Object(children) => Value::Object(
-                            children
-                                .iter()
-                                .map(|(k, v)| (k.clone(), openapi_to_json_schema(v)))
-                                .collect(),
+                            children.iter().map(|(k, v)| (k.clone(), openapi_to_json_schema(v))).collect(),
                         ),
                         other => other.clone(),
                     },
@@ -594,15 +536,9 @@ mod tests {
         strictify(&mut schema);
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(schema["properties"]["properties"]["additionalProperties"], false);
-        assert!(
-            schema["properties"].get("additionalProperties").is_none(),
-            "the properties map is not a schema"
-        );
+        assert!(schema["properties"].get("additionalProperties").is_none(), "the properties map is not a schema");
         assert!(schema["properties"]["free"].get("additionalProperties").is_none());
-        assert_eq!(
-            schema["properties"]["map"]["additionalProperties"]["additionalProperties"],
-            false
-        );
+        assert_eq!(schema["properties"]["map"]["additionalProperties"]["additionalProperties"], false);
     }
 
     #[test]
@@ -614,10 +550,7 @@ mod tests {
                 "note": {"type": "string", "nullable": true}
             }
         }));
-        assert_eq!(
-            converted["properties"]["port"]["anyOf"],
-            json!([{"type": "integer"}, {"type": "string"}])
-        );
+        assert_eq!(converted["properties"]["port"]["anyOf"], json!([{"type": "integer"}, {"type": "string"}]));
         assert_eq!(converted["properties"]["note"]["type"], json!(["string", "null"]));
     }
 
@@ -630,16 +563,10 @@ mod tests {
         assert!(compiled.validator.is_valid(&good));
         let mut bad = good.clone();
         bad["spec"]["replicas"] = json!("two");
-        let errors: Vec<Unplaced> = compiled
-            .validator
-            .iter_errors(&bad)
-            .flat_map(|e| findings_for(&e, &compiled.origin))
-            .collect();
+        let errors: Vec<Unplaced> =
+            compiled.validator.iter_errors(&bad).flat_map(|e| findings_for(&e, &compiled.origin)).collect();
         assert_eq!(errors.len(), 1);
-        assert_eq!(
-            (errors[0].code, errors[0].pointer.as_str()),
-            ("schema/type", "/spec/replicas")
-        );
+        assert_eq!((errors[0].code, errors[0].pointer.as_str()), ("schema/type", "/spec/replicas"));
         assert_eq!(errors[0].message, "`/spec/replicas` must be integer, found a string");
         assert!(k8s.get("example.org/v1/Nothing").expect("no error").is_none());
     }

@@ -26,10 +26,7 @@ environments:
 impl Fixture {
     /// An empty git repository on branch `main`.
     pub fn new() -> Fixture {
-        let fixture = Fixture {
-            dir: tempfile::tempdir().expect("tempdir"),
-            commits: Cell::new(0),
-        };
+        let fixture = Fixture { dir: tempfile::tempdir().expect("tempdir"), commits: Cell::new(0) };
         fixture.git(&["init", "-q", "-b", "main"]);
         fixture
     }
@@ -94,11 +91,7 @@ impl Fixture {
             .env("HOME", self.path())
             .output()
             .expect("run git");
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
