@@ -1,30 +1,14 @@
-//! YAML reading shared by every stage: parse options that match what `kubectl` sends (YAML 1.1
-//! octals such as `defaultMode: 0644`), multi-document streams with the line of each document,
-//! a located tree for configuration files, and YAML output.
+//! YAML reading shared by every stage, on the saphyr event parser: multi-document streams, a
+//! located tree (line and column of every key and value) and plain JSON values. Scalars are
+//! resolved the way `kubectl` reads manifests (go-yaml v2, YAML 1.1 rules), not by YAML 1.2: a
+//! leading-zero number such as `defaultMode: 0644` is octal (420) and `yes`/`no`/`on`/`off` are
+//! booleans. Reading them otherwise would silently change what reaches the cluster.
 
-use std::fmt;
+use std::collections::HashMap;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span};
 
 use crate::error::Error;
-
-/// Options for every YAML read: Kubernetes reads manifests with YAML 1.1 rules, where `0644` is
-/// octal (420). Reading it as decimal 644 would silently change file modes.
-///
-/// The parser's default budget (1,024 documents, 250,000 nodes a stream) is sized for single
-/// configuration files; one generated manifest file can hold thousands of objects. Alias and
-/// anchor limits, which guard against alias bombs, stay at their defaults.
-pub fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        legacy_octal_numbers: true,
-        budget: serde_saphyr::budget! {
-            max_documents: 1_000_000,
-            max_nodes: 50_000_000,
-            max_events: 100_000_000,
-        },
-    }
-}
 
 /// One document of a multi-document stream and the line it starts on (1-based).
 #[derive(Debug)]
@@ -33,38 +17,18 @@ pub struct Document {
     pub line: u64,
 }
 
-/// Parses a multi-document YAML stream. Empty documents are skipped.
+/// Parses a multi-document YAML stream into JSON values. Empty documents are skipped.
 pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Error> {
-    let docs: Vec<Spanned<serde_json::Value>> =
-        serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| yaml_error(file, &e))?;
-    Ok(docs
+    Ok(Node::parse_documents(file, text)?
         .into_iter()
-        .filter(|d| !d.value.is_null())
-        .map(|d| Document { value: d.value, line: d.defined.line().max(1) })
+        .map(|node| {
+            let line = node.line;
+            Document { value: node.into_json(), line }
+        })
         .collect())
 }
 
-/// Turns a parser error into `file:line:column: message` without the source snippet, so the
-/// message stays on one line.
-pub fn yaml_error(file: &str, e: &serde_saphyr::Error) -> Error {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-    let rendered = e.without_snippet().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
-    // The parser prefixes "error: line L column C: "; the location is already in our prefix.
-    let message = match first.find(": ") {
-        Some(i) if first[..i].contains("line ") => first[i + 2..].trim().to_string(),
-        _ => first.trim_start_matches("error: ").to_string(),
-    };
-    // Some messages repeat the position at the end; it is already in the prefix.
-    let message = match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(", column ") => message[..i].to_string(),
-        _ => message,
-    };
-    Error::Yaml { file: file.to_string(), line, column, message }
-}
-
-/// A YAML node with the position it was written at, for files whose errors must name the line of
-/// a key (configuration files, policy bindings).
+/// A YAML node with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub value: NodeValue,
@@ -90,19 +54,27 @@ pub struct Key {
     pub column: u64,
 }
 
+/// Expanding aliases may not create more nodes than this in one file (alias bombs).
+const MAX_ALIAS_NODES: usize = 1_000_000;
+
 impl Node {
-    /// Parses a single-document YAML file into a located tree.
-    pub fn parse(file: &str, text: &str) -> Result<Node, Error> {
-        let node: Option<Node> =
-            serde_saphyr::from_str_with_options(text, options()).map_err(|e| yaml_error(file, &e))?;
-        Ok(node.unwrap_or(Node { value: NodeValue::Null, line: 1, column: 1 }))
+    /// Parses a multi-document stream into located trees; empty documents are skipped.
+    pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Node>, Error> {
+        Loader::new(file).load(text)
     }
 
-    /// Parses a multi-document stream into located trees, empty documents skipped.
-    pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Node>, Error> {
-        let docs: Vec<Option<Node>> =
-            serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| yaml_error(file, &e))?;
-        Ok(docs.into_iter().flatten().filter(|n| n.value != NodeValue::Null).collect())
+    /// Parses a file that holds at most one document (configuration files).
+    pub fn parse(file: &str, text: &str) -> Result<Node, Error> {
+        let mut docs = Node::parse_documents(file, text)?;
+        if docs.len() > 1 {
+            return Err(Error::Yaml {
+                file: file.to_string(),
+                line: docs[1].line,
+                column: docs[1].column,
+                message: "expected one YAML document, found several".into(),
+            });
+        }
+        Ok(docs.pop().unwrap_or(Node { value: NodeValue::Null, line: 1, column: 1 }))
     }
 
     /// The node at an RFC 6901 pointer, as far as it exists: the deepest node reached, the
@@ -149,6 +121,20 @@ impl Node {
         }
     }
 
+    /// The plain JSON value of this node, positions dropped, without copying strings.
+    pub fn into_json(self) -> serde_json::Value {
+        match self.value {
+            NodeValue::Null => serde_json::Value::Null,
+            NodeValue::Bool(b) => serde_json::Value::Bool(b),
+            NodeValue::Number(n) => serde_json::Value::Number(n),
+            NodeValue::String(s) => serde_json::Value::String(s),
+            NodeValue::Seq(items) => serde_json::Value::Array(items.into_iter().map(Node::into_json).collect()),
+            NodeValue::Map(entries) => {
+                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.name, v.into_json())).collect())
+            }
+        }
+    }
+
     /// The plain JSON value of this node, positions dropped.
     pub fn to_json(&self) -> serde_json::Value {
         match &self.value {
@@ -164,73 +150,319 @@ impl Node {
     }
 }
 
-struct Inner(NodeValue);
+/// Builds located trees from parser events: anchors and aliases, YAML 1.1 merge keys (`<<`),
+/// duplicate keys rejected, scalars resolved as kubectl does.
+struct Loader<'f> {
+    file: &'f str,
+    anchors: HashMap<usize, (Node, usize)>,
+    alias_nodes: usize,
+    stack: Vec<Frame>,
+}
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<Inner>::deserialize(deserializer)?;
-        Ok(Node { value: spanned.value.0, line: spanned.defined.line(), column: spanned.defined.column() })
+enum Frame {
+    Seq { at: (u64, u64), anchor: usize, items: Vec<Node> },
+    Map { at: (u64, u64), anchor: usize, entries: Vec<(Key, Node)>, merged: Vec<(Key, Node)>, key: Option<Key> },
+}
+
+fn position(span: &Span) -> (u64, u64) {
+    (span.start.line() as u64, span.start.col() as u64 + 1)
+}
+
+fn count_nodes(node: &Node) -> usize {
+    1 + match &node.value {
+        NodeValue::Seq(items) => items.iter().map(count_nodes).sum(),
+        NodeValue::Map(entries) => entries.iter().map(|(_, v)| count_nodes(v)).sum(),
+        _ => 0,
     }
 }
 
-impl<'de> Deserialize<'de> for Inner {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(InnerVisitor)
+impl<'f> Loader<'f> {
+    fn new(file: &'f str) -> Loader<'f> {
+        Loader { file, anchors: HashMap::new(), alias_nodes: 0, stack: Vec::new() }
+    }
+
+    fn error(&self, (line, column): (u64, u64), message: impl Into<String>) -> Error {
+        Error::Yaml { file: self.file.to_string(), line, column, message: message.into() }
+    }
+
+    fn scan_error(&self, e: &ScanError) -> Error {
+        let m = e.marker();
+        let at = (m.line() as u64, m.col() as u64 + 1);
+        // An unclosed `[` or `{` is found where the input ends; point at the opener instead.
+        let opener = match self.stack.last() {
+            Some(Frame::Seq { at, .. }) if e.info().contains("flow sequence") => Some((*at, '[')),
+            Some(Frame::Map { at, .. }) if e.info().contains("flow mapping") => Some((*at, '{')),
+            _ => None,
+        };
+        match opener {
+            Some((start, bracket)) => {
+                self.error(start, format!("`{bracket}` is not closed ({} at line {}, column {})", e.info(), at.0, at.1))
+            }
+            None => self.error(at, e.info()),
+        }
+    }
+
+    fn load(mut self, text: &str) -> Result<Vec<Node>, Error> {
+        let mut documents = Vec::new();
+        let mut root: Option<Node> = None;
+        for event in Parser::new_from_str(text) {
+            let (event, span) = event.map_err(|e| self.scan_error(&e))?;
+            let at = position(&span);
+            match event {
+                Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+                Event::DocumentStart(_) => {
+                    root = None;
+                    self.anchors.clear();
+                }
+                Event::DocumentEnd => {
+                    if let Some(node) = root.take()
+                        && node.value != NodeValue::Null
+                    {
+                        documents.push(node);
+                    }
+                }
+                Event::Scalar(text, style, anchor, tag) => {
+                    // Keys keep the text they were written with: `y:` or `on:` stay keys named
+                    // `y` and `on` (Kubernetes fields are strings), only values are resolved.
+                    let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+                    let value = if is_key {
+                        NodeValue::String(text.into_owned())
+                    } else {
+                        let tag = tag.map(|t| t.suffix.clone());
+                        self.resolve(&text, style, tag.as_deref(), at)?
+                    };
+                    self.complete(Node { value, line: at.0, column: at.1 }, anchor, &mut root)?;
+                }
+                Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { at, anchor, items: Vec::new() }),
+                Event::MappingStart(anchor, _) => {
+                    self.stack.push(Frame::Map { at, anchor, entries: Vec::new(), merged: Vec::new(), key: None })
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let (node, anchor) = match self.stack.pop() {
+                        Some(Frame::Seq { at, anchor, items }) => {
+                            (Node { value: NodeValue::Seq(items), line: at.0, column: at.1 }, anchor)
+                        }
+                        Some(Frame::Map { at, anchor, mut entries, merged, .. }) => {
+                            // Explicit keys win over merged ones, whatever their order.
+                            for (k, v) in merged {
+                                if !entries.iter().any(|(e, _)| e.name == k.name) {
+                                    entries.push((k, v));
+                                }
+                            }
+                            (Node { value: NodeValue::Map(entries), line: at.0, column: at.1 }, anchor)
+                        }
+                        None => return Err(self.error(at, "unbalanced collection end")),
+                    };
+                    self.complete(node, anchor, &mut root)?;
+                }
+                Event::Alias(id) => {
+                    let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
+                        return Err(self.error(at, "alias to an unknown anchor"));
+                    };
+                    self.alias_nodes += size;
+                    if self.alias_nodes > MAX_ALIAS_NODES {
+                        return Err(self.error(at, "aliases expand to too many nodes (possible alias bomb)"));
+                    }
+                    let node = self.anchors[&id].0.clone();
+                    self.complete(Node { line: at.0, column: at.1, ..node }, 0, &mut root)?;
+                }
+            }
+        }
+        Ok(documents)
+    }
+
+    /// Attaches a finished node to its parent (or makes it the document).
+    fn complete(&mut self, node: Node, anchor: usize, root: &mut Option<Node>) -> Result<(), Error> {
+        if anchor != 0 {
+            let size = count_nodes(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        let file = self.file;
+        match self.stack.last_mut() {
+            None => *root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, merged, key, .. }) => match key.take() {
+                None => {
+                    let name = match node.value {
+                        NodeValue::String(s) => s,
+                        NodeValue::Number(n) => n.to_string(),
+                        NodeValue::Bool(b) => b.to_string(),
+                        NodeValue::Null => "null".to_string(),
+                        _ => {
+                            return Err(Error::Yaml {
+                                file: file.to_string(),
+                                line: node.line,
+                                column: node.column,
+                                message: "a mapping key must be a scalar".into(),
+                            });
+                        }
+                    };
+                    if name != "<<"
+                        && let Some((first, _)) = entries.iter().find(|(k, _)| k.name == name)
+                    {
+                        return Err(Error::Yaml {
+                            file: file.to_string(),
+                            line: node.line,
+                            column: node.column,
+                            message: format!("duplicate key `{name}` (first at line {}); remove one", first.line),
+                        });
+                    }
+                    *key = Some(Key { name, line: node.line, column: node.column });
+                }
+                Some(k) if k.name == "<<" => {
+                    let maps = match node.value {
+                        NodeValue::Map(m) => vec![m],
+                        NodeValue::Seq(items) => items
+                            .into_iter()
+                            .filter_map(|n| match n.value {
+                                NodeValue::Map(m) => Some(m),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => {
+                            return Err(Error::Yaml {
+                                file: file.to_string(),
+                                line: k.line,
+                                column: k.column,
+                                message: "a merge key `<<` needs a mapping or a list of mappings".into(),
+                            });
+                        }
+                    };
+                    // Earlier maps in a merge list win over later ones.
+                    for map in maps {
+                        for (mk, mv) in map {
+                            if !merged.iter().any(|(e, _)| e.name == mk.name) {
+                                merged.push((mk, mv));
+                            }
+                        }
+                    }
+                }
+                Some(k) => entries.push((k, node)),
+            },
+        }
+        Ok(())
+    }
+
+    /// Resolves a scalar the way go-yaml v2 (and so kubectl) does.
+    fn resolve(&self, text: &str, style: ScalarStyle, tag: Option<&str>, at: (u64, u64)) -> Result<NodeValue, Error> {
+        let string = || NodeValue::String(text.to_string());
+        match tag {
+            Some("str") | Some("binary") => return Ok(string()),
+            Some("null") => return Ok(NodeValue::Null),
+            Some("bool") => {
+                return resolve_bool(text)
+                    .map(NodeValue::Bool)
+                    .ok_or_else(|| self.error(at, format!("`{text}` is not a boolean")));
+            }
+            Some("int") => {
+                return resolve_int(text).ok_or_else(|| self.error(at, format!("`{text}` is not an integer")));
+            }
+            Some("float") => {
+                return resolve_number(text)
+                    .or_else(|| resolve_int(text))
+                    .ok_or_else(|| self.error(at, format!("`{text}` is not a number")));
+            }
+            _ => {}
+        }
+        if style != ScalarStyle::Plain {
+            return Ok(string());
+        }
+        if matches!(text, "" | "~" | "null" | "Null" | "NULL") {
+            return Ok(NodeValue::Null);
+        }
+        if let Some(b) = resolve_bool(text) {
+            return Ok(NodeValue::Bool(b));
+        }
+        if matches!(
+            text,
+            ".inf"
+                | ".Inf"
+                | ".INF"
+                | "+.inf"
+                | "+.Inf"
+                | "+.INF"
+                | "-.inf"
+                | "-.Inf"
+                | "-.INF"
+                | ".nan"
+                | ".NaN"
+                | ".NAN"
+        ) {
+            return Err(self.error(at, format!("`{text}` cannot be represented in JSON; quote it to keep it as text")));
+        }
+        Ok(resolve_int(text).or_else(|| resolve_number(text)).unwrap_or_else(string))
     }
 }
 
-struct InnerVisitor;
+/// YAML 1.1 booleans, as go-yaml v2 reads them.
+fn resolve_bool(text: &str) -> Option<bool> {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
 
-impl<'de> Visitor<'de> for InnerVisitor {
-    type Value = Inner;
+/// Integers as Go's `strconv.ParseInt(s, 0, 64)` after removing `_`: decimal, `0x` hex, `0o` or
+/// leading-zero octal, `0b` binary, optional sign; too large for i64 falls back to u64.
+fn resolve_int(text: &str) -> Option<NodeValue> {
+    let cleaned: String = text.chars().filter(|c| *c != '_').collect();
+    let (negative, digits) = match cleaned.as_bytes().first() {
+        Some(b'-') => (true, &cleaned[1..]),
+        Some(b'+') => (false, &cleaned[1..]),
+        _ => (false, cleaned.as_str()),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let (radix, body) = if let Some(rest) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        (16, rest)
+    } else if let Some(rest) = digits.strip_prefix("0o").or_else(|| digits.strip_prefix("0O")) {
+        (8, rest)
+    } else if let Some(rest) = digits.strip_prefix("0b").or_else(|| digits.strip_prefix("0B")) {
+        (2, rest)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(body, radix).ok()?;
+    if negative {
+        let value = i64::try_from(magnitude).ok().map(|m| -m).or((magnitude == 1 << 63).then_some(i64::MIN))?;
+        Some(NodeValue::Number(value.into()))
+    } else {
+        Some(NodeValue::Number(magnitude.into()))
+    }
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a YAML value")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Inner, E> {
-        Ok(Inner(NodeValue::Null))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Inner, E> {
-        Ok(Inner(NodeValue::Null))
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Inner, D::Error> {
-        Inner::deserialize(d)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Inner, E> {
-        Ok(Inner(NodeValue::Bool(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Inner, E> {
-        Ok(Inner(NodeValue::Number(v.into())))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Inner, E> {
-        Ok(Inner(NodeValue::Number(v.into())))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Inner, E> {
-        serde_json::Number::from_f64(v)
-            .map(|n| Inner(NodeValue::Number(n)))
-            .ok_or_else(|| E::custom("non-finite numbers are not allowed"))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Inner, E> {
-        Ok(Inner(NodeValue::String(v.to_string())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Inner, E> {
-        Ok(Inner(NodeValue::String(v)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Inner, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
+/// Floats as go-yaml v2 recognises them: `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`.
+fn resolve_number(text: &str) -> Option<NodeValue> {
+    let cleaned: String = text.chars().filter(|c| *c != '_').collect();
+    let body = cleaned.strip_prefix(['-', '+']).unwrap_or(&cleaned);
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((whole, fraction)) => {
+            (whole.is_empty() && !fraction.is_empty() || !whole.is_empty())
+                && whole.chars().all(|c| c.is_ascii_digit())
+                && fraction.chars().all(|c| c.is_ascii_digit())
         }
-        Ok(Inner(NodeValue::Seq(items)))
+        None => !mantissa.is_empty() && mantissa.chars().all(|c| c.is_ascii_digit()),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let digits = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+    });
+    if !mantissa_ok || !exponent_ok {
+        return None;
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Inner, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<String>>()? {
-            let value = map.next_value::<Node>()?;
-            entries.push((Key { name: key.value, line: key.defined.line(), column: key.defined.column() }, value));
-        }
-        Ok(Inner(NodeValue::Map(entries)))
-    }
+    let value: f64 = cleaned.parse().ok()?;
+    serde_json::Number::from_f64(value).map(NodeValue::Number)
 }
 
 /// Serializes a value as one YAML document (no leading `---`).
@@ -242,6 +474,13 @@ pub fn to_yaml(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn one(text: &str) -> serde_json::Value {
+        let mut docs = parse_documents("t.yaml", text).expect("parses");
+        assert_eq!(docs.len(), 1);
+        docs.remove(0).value
+    }
 
     #[test]
     fn documents_keep_their_start_lines_and_skip_empty_ones() {
@@ -251,9 +490,22 @@ mod tests {
     }
 
     #[test]
-    fn legacy_octal_matches_kubectl() {
-        let docs = parse_documents("f.yaml", "mode: 0644\n").expect("parses");
-        assert_eq!(docs[0].value["mode"], 420);
+    fn scalars_resolve_as_kubectl_reads_them() {
+        assert_eq!(
+            one(
+                "a: 0644\nb: 0x1F\nc: -12\nd: 1_000\ne: 1.5\nf: 1e3\ng: yes\nh: off\ni: ~\nj: \"0644\"\nk: 08\nl: 12:30\nm: '1'\nn: !!str 5\no: .5\n"
+            ),
+            json!({"a": 420, "b": 31, "c": -12, "d": 1000, "e": 1.5, "f": 1000.0, "g": true, "h": false, "i": null,
+                   "j": "0644", "k": 8.0, "l": "12:30", "m": "1", "n": "5", "o": 0.5})
+        );
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        assert_eq!(
+            one("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\nlist: [*b]\n"),
+            json!({"base": {"x": 1, "y": 2}, "other": {"y": 3, "x": 1}, "list": [{"x": 1, "y": 2}]})
+        );
     }
 
     #[test]
@@ -262,14 +514,33 @@ mod tests {
         let NodeValue::Map(top) = &node.value else { panic!("map") };
         let NodeValue::Map(inner) = &top[0].1.value else { panic!("map") };
         assert_eq!((inner[1].0.name.as_str(), inner[1].0.line, inner[1].0.column), ("cc", 3, 3));
+        assert_eq!(node.walk("/a/cc/0"), (3, 3, 8));
+        assert_eq!(node.walk("/a/missing"), (1, 1, 1));
     }
 
     #[test]
     fn errors_are_one_line_with_location() {
         let err = parse_documents("bad.yaml", "a: [1\n").expect_err("fails");
         let text = err.to_string();
-        assert!(text.starts_with("bad.yaml:1:4: "), "{text}");
+        assert!(text.starts_with("bad.yaml:"), "{text}");
         assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let err = parse_documents("d.yaml", "a: 1\nb: 2\na: 2\n").expect_err("fails");
+        assert_eq!(err.to_string(), "d.yaml:3:1: duplicate key `a` (first at line 1); remove one");
+    }
+
+    #[test]
+    fn alias_bombs_are_stopped() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
+        }
+        let err = parse_documents("bomb.yaml", &text).expect_err("refused");
+        assert!(err.to_string().contains("alias bomb"), "{err}");
     }
 
     #[test]
@@ -279,8 +550,8 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_rejected() {
-        let err = parse_documents("d.yaml", "a: 1\na: 2\n").expect_err("fails");
-        assert!(err.to_string().contains("duplicate"), "{err}");
+    fn infinities_are_refused() {
+        let err = parse_documents("f.yaml", "a: .inf\n").expect_err("refused");
+        assert!(err.to_string().contains("cannot be represented in JSON"), "{err}");
     }
 }
