@@ -208,34 +208,35 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             Ok(Status::Success)
         }
         Command::Render { select, format } => {
-            let (_, _, rendered) = load(&cli.repo, select)?;
-            report_io(report::write_rendered(out, &rendered, *format))?;
+            let loaded = load(&cli.repo, select)?;
+            report_io(report::write_rendered(out, &loaded.rendered, *format))?;
+            loaded.leave_to_exit();
             Ok(Status::Success)
         }
         Command::Validate { select, schema, format } => {
-            let (_, snapshot, rendered) = load(&cli.repo, select)?;
-            let config = Config::load(&snapshot)?;
-            let findings = validate::validate(&snapshot, &config, &rendered, (*schema).into())?;
-            report_io(report::write_findings(out, &rendered, &findings, *format, style))?;
+            let loaded = load(&cli.repo, select)?;
+            let findings = validate::validate(&loaded.snapshot, &loaded.config, &loaded.rendered, (*schema).into())?;
+            report_io(report::write_findings(out, &loaded.rendered, &findings, *format, style))?;
+            loaded.leave_to_exit();
             Ok(if validate::has_errors(&findings) { Status::Findings } else { Status::Success })
         }
         Command::Plan { select, format, detailed_exitcode, no_prune, no_diff } => {
-            let (repo, snapshot, rendered) = load(&cli.repo, select)?;
-            let config = Config::load(&snapshot)?;
+            let loaded = load(&cli.repo, select)?;
             let mut plans = Vec::new();
-            for r in &rendered {
-                let env = config.environment(&r.environment)?;
-                let target = target::open(repo.root(), env)?;
-                plans.push(plan::plan(r, &target, &snapshot.source, !no_prune)?);
+            for r in &loaded.rendered {
+                let env = loaded.config.environment(&r.environment)?;
+                let target = target::open(loaded.repo.root(), env)?;
+                plans.push(plan::plan(r, &target, &loaded.snapshot.source, !no_prune)?);
             }
             report_io(report::write_plans(out, &plans, *format, style, !no_diff))?;
             let changed = plans.iter().any(plan::Plan::has_changes);
+            loaded.leave_to_exit();
+            std::mem::forget(plans);
             Ok(if *detailed_exitcode && changed { Status::Changes } else { Status::Success })
         }
         Command::Apply { envs, rev, no_prune, actor, format } => {
             let select = Select { envs: envs.clone(), rev: rev.clone() };
-            let (repo, snapshot, rendered) = load(&cli.repo, &select)?;
-            let config = Config::load(&snapshot)?;
+            let Loaded { repo, snapshot, config, rendered } = load(&cli.repo, &select)?;
             let findings = validate::validate(&snapshot, &config, &rendered, validate::Options::default())?;
             if validate::has_errors(&findings) {
                 // Nothing is written when the configuration is invalid; the findings say why.
@@ -325,19 +326,39 @@ pub fn touched_environments<'a>(config: &'a Config, paths: &[String]) -> Vec<&'a
         .collect()
 }
 
-/// Opens the repository, reads the snapshot and renders the selected environments.
-fn load(repo_dir: &Path, select: &Select) -> Result<(Repo, Snapshot, Vec<Rendered>)> {
+/// What a command reads: the repository, one snapshot of it, its configuration, and the
+/// rendered environments it selected.
+struct Loaded {
+    repo: Repo,
+    snapshot: Snapshot,
+    config: Config,
+    rendered: Vec<Rendered>,
+}
+
+impl Loaded {
+    /// The process ends right after the command: freeing tens of thousands of rendered objects
+    /// one by one costs more than the operating system reclaiming them at exit.
+    fn leave_to_exit(self) {
+        std::mem::forget(self.rendered);
+    }
+}
+
+/// Opens the repository, reads the snapshot and its configuration, and renders the selected
+/// environments.
+fn load(repo_dir: &Path, select: &Select) -> Result<Loaded> {
     let repo = Repo::open(repo_dir)?;
     let snapshot = repo.snapshot(select.rev.as_deref())?;
+    tracing::debug!(source = %snapshot.source.label(), "snapshot opened");
     let config = Config::load(&snapshot)?;
-    let mut renderer = render::Renderer::new(&snapshot);
+    let environments = config.select(&select.envs)?;
+    let mut renderer = render::Renderer::new(&snapshot, &environments);
     let mut rendered = Vec::new();
-    for env in config.select(&select.envs)? {
+    for env in environments {
         tracing::info!(environment = %env.name, source = %snapshot.source.label(), "rendering");
         rendered.push(renderer.render(env)?);
     }
     drop(renderer);
-    Ok((repo, snapshot, rendered))
+    Ok(Loaded { repo, snapshot, config, rendered })
 }
 
 /// CAIRN_ACTOR, then GITHUB_ACTOR, then git's `user.name <user.email>`, then the login name.

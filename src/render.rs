@@ -78,7 +78,7 @@ impl ObjectId {
         ORDER.iter().position(|k| *k == self.kind).unwrap_or(ORDER.len())
     }
 
-    /// Key for the stable output order.
+    /// Key for the stable output order: apply rank, then group, kind, namespace, name.
     pub fn sort_key(&self) -> (usize, &str, &str, Option<&str>, &str) {
         (self.apply_rank(), &self.group, &self.kind, self.namespace.as_deref(), &self.name)
     }
@@ -181,11 +181,21 @@ type ParsedLayer = Arc<Vec<(String, Vec<yaml::Document>)>>;
 pub struct Renderer<'a> {
     snapshot: &'a Snapshot,
     parsed: HashMap<String, ParsedLayer>,
+    /// How many of the environments still to render use each layer: the last one takes the
+    /// parsed documents instead of copying them.
+    uses: HashMap<String, usize>,
 }
 
 impl<'a> Renderer<'a> {
-    pub fn new(snapshot: &'a Snapshot) -> Renderer<'a> {
-        Renderer { snapshot, parsed: HashMap::new() }
+    /// A renderer for these environments (each may then be rendered once, in any order).
+    pub fn new(snapshot: &'a Snapshot, environments: &[&Environment]) -> Renderer<'a> {
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for env in environments {
+            for layer in &env.layers {
+                *uses.entry(layer.path.clone()).or_default() += 1;
+            }
+        }
+        Renderer { snapshot, parsed: HashMap::new(), uses }
     }
 
     /// Renders one environment.
@@ -195,25 +205,42 @@ impl<'a> Renderer<'a> {
             let parsed = match self.parsed.get(&layer.path) {
                 Some(parsed) => Arc::clone(parsed),
                 None => {
+                    let started = std::time::Instant::now();
                     let parsed = Arc::new(parse_layer(self.snapshot, env, layer)?);
+                    tracing::debug!(layer = %layer.path, elapsed = ?started.elapsed(), "read and parsed");
                     self.parsed.insert(layer.path.clone(), Arc::clone(&parsed));
                     parsed
                 }
             };
-            apply_layer(&mut objects, &layer.path, &parsed)?;
+            let remaining = self.uses.get_mut(&layer.path).map(|n| {
+                *n = n.saturating_sub(1);
+                *n
+            });
+            let owned = if remaining.unwrap_or(0) == 0 {
+                self.parsed.remove(&layer.path);
+                Arc::try_unwrap(parsed).unwrap_or_else(|shared| (*shared).clone())
+            } else {
+                (*parsed).clone()
+            };
+            apply_layer(&mut objects, &layer.path, owned)?;
         }
+        tracing::debug!(environment = %env.name, objects = objects.len(), "layers merged");
         let mut objects: Vec<Object> = objects.into_values().collect();
+        tracing::debug!("collected");
         for object in &mut objects {
             label_managed(&mut object.body, &env.name);
         }
-        objects.sort_by(|a, b| a.id.sort_key().cmp(&b.id.sort_key()));
+        tracing::debug!("labelled");
+        // The rank is a table lookup; compute it once per object, not once per comparison.
+        objects.sort_by_cached_key(|o| (o.id.apply_rank(), o.id.clone()));
+        tracing::debug!(environment = %env.name, "labelled and sorted");
         Ok(Rendered { environment: env.name.clone(), objects })
     }
 }
 
 /// Renders one environment from a snapshot.
 pub fn render(snapshot: &Snapshot, env: &Environment) -> Result<Rendered> {
-    Renderer::new(snapshot).render(env)
+    Renderer::new(snapshot, &[env]).render(env)
 }
 
 /// Reads and parses a layer: every `*.yaml`/`*.yml` under a directory, or the file itself.
@@ -232,6 +259,7 @@ fn parse_layer(snapshot: &Snapshot, env: &Environment, layer: &Layer) -> Result<
         }
     };
     // Parsing dominates rendering time; files are independent.
+    tracing::debug!(layer = %layer.path, files = texts.len(), "read");
     texts
         .into_par_iter()
         .map(|(file, bytes)| {
@@ -249,7 +277,7 @@ fn parse_layer(snapshot: &Snapshot, env: &Environment, layer: &Layer) -> Result<
 fn apply_layer(
     objects: &mut HashMap<ObjectId, Object>,
     layer: &str,
-    parsed: &[(String, Vec<yaml::Document>)],
+    parsed: Vec<(String, Vec<yaml::Document>)>,
 ) -> Result<()> {
     let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
     for (file, docs) in parsed {
@@ -292,18 +320,27 @@ fn apply_layer(
             }
             match objects.get_mut(&id) {
                 Some(existing) => {
-                    merge_patch(&mut existing.body, doc.value.clone());
+                    merge_patch(&mut existing.body, doc.value);
                     existing.sources.push(here);
                 }
                 None => {
-                    let mut base = Value::Object(Map::new());
-                    merge_patch(&mut base, doc.value.clone());
-                    objects.insert(id.clone(), Object { id, body: base, sources: vec![here] });
+                    // Applying a merge patch to nothing is the document without its nulls.
+                    let mut body = doc.value;
+                    remove_nulls(&mut body);
+                    objects.insert(id.clone(), Object { id, body, sources: vec![here] });
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Removes `null` members of maps, recursively (lists are kept as they are, as RFC 7386 does).
+fn remove_nulls(value: &mut Value) {
+    if let Value::Object(map) = value {
+        map.retain(|_, v| !v.is_null());
+        map.values_mut().for_each(remove_nulls);
+    }
 }
 
 /// RFC 7386 JSON merge patch: maps merge, scalars and lists replace, `null` deletes a key.

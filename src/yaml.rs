@@ -11,7 +11,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span};
 use crate::error::Error;
 
 /// One document of a multi-document stream and the line it starts on (1-based).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Document {
     pub value: serde_json::Value,
     pub line: u64,
@@ -390,6 +390,11 @@ impl<'f> Loader<'f> {
         ) {
             return Err(self.error(at, format!("`{text}` cannot be represented in JSON; quote it to keep it as text")));
         }
+        // Most scalars are words; only text that starts like a number can be one.
+        let numeric = text.as_bytes().first().is_some_and(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.'));
+        if !numeric {
+            return Ok(string());
+        }
         Ok(resolve_int(text).or_else(|| resolve_number(text)).unwrap_or_else(string))
     }
 }
@@ -406,11 +411,11 @@ fn resolve_bool(text: &str) -> Option<bool> {
 /// Integers as Go's `strconv.ParseInt(s, 0, 64)` after removing `_`: decimal, `0x` hex, `0o` or
 /// leading-zero octal, `0b` binary, optional sign; too large for i64 falls back to u64.
 fn resolve_int(text: &str) -> Option<NodeValue> {
-    let cleaned: String = text.chars().filter(|c| *c != '_').collect();
+    let cleaned: std::borrow::Cow<str> = if text.contains('_') { text.replace('_', "").into() } else { text.into() };
     let (negative, digits) = match cleaned.as_bytes().first() {
         Some(b'-') => (true, &cleaned[1..]),
         Some(b'+') => (false, &cleaned[1..]),
-        _ => (false, cleaned.as_str()),
+        _ => (false, &*cleaned),
     };
     if digits.is_empty() {
         return None;
@@ -440,7 +445,7 @@ fn resolve_int(text: &str) -> Option<NodeValue> {
 
 /// Floats as go-yaml v2 recognises them: `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`.
 fn resolve_number(text: &str) -> Option<NodeValue> {
-    let cleaned: String = text.chars().filter(|c| *c != '_').collect();
+    let cleaned: std::borrow::Cow<str> = if text.contains('_') { text.replace('_', "").into() } else { text.into() };
     let body = cleaned.strip_prefix(['-', '+']).unwrap_or(&cleaned);
     let (mantissa, exponent) = match body.find(['e', 'E']) {
         Some(i) => (&body[..i], Some(&body[i + 1..])),

@@ -59,10 +59,12 @@ pub(crate) struct Unplaced {
 /// column and code.
 pub fn validate(snapshot: &Snapshot, config: &Config, rendered: &[Rendered], options: Options) -> Result<Vec<Finding>> {
     let schemas = Schemas::load(snapshot, config, options)?;
+    tracing::debug!("schemas loaded");
     let mut locator = locate::Locator::new(snapshot);
     let mut findings = Vec::new();
     for env in rendered {
         let validators = schemas.for_environment(env)?;
+        tracing::debug!(environment = %env.environment, "schemas compiled");
         let raw: Vec<(usize, Vec<Unplaced>)> = env
             .objects
             .par_iter()
@@ -94,6 +96,7 @@ pub fn validate(snapshot: &Snapshot, config: &Config, rendered: &[Rendered], opt
             }
         }
     }
+    tracing::debug!(findings = findings.len(), "validated");
     findings.sort_by(|a, b| {
         (&a.file, a.line, a.column, &a.code, &a.environment).cmp(&(&b.file, b.line, b.column, &b.code, &b.environment))
     });
