@@ -118,6 +118,7 @@ impl Config {
             Some((_, node)) => parse_policies(node, &environments)?,
             None => Vec::new(),
         };
+        check_against_schema(&root)?;
         Ok(Config { environments, schemas, policies })
     }
 
@@ -330,6 +331,31 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
     Ok(out)
 }
 
+/// The published schema of `cairn.yaml` (editors use it for completion). The checks above give
+/// the friendlier messages; this keeps the file and the code from drifting apart.
+pub const CONFIG_SCHEMA: &str = include_str!("../schemas/cairn.schema.json");
+
+fn check_against_schema(root: &Node) -> Result<()> {
+    let schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA)
+        .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema is corrupt: {e}") })?;
+    let validator = jsonschema::options()
+        .build(&schema)
+        .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema cannot be used: {e}") })?;
+    let instance = root.to_json();
+    if let Some(error) = validator.iter_errors(&instance).next() {
+        let pointer = error.instance_path().as_str();
+        let (_, line, column) = root.walk(pointer);
+        return Err(Error::Config {
+            message: format!(
+                "{CONFIG_FILE}:{line}:{column}: `{}` does not match schemas/cairn.schema.json: {}",
+                if pointer.is_empty() { "/" } else { pointer },
+                error.masked()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A relative path inside the repository, normalised (no `./`, no trailing `/`); `None` for an
 /// absolute path or one that leaves the repository.
 pub fn normalize_relative(path: &str) -> Option<String> {
@@ -447,6 +473,21 @@ mod tests {
         let config = Config::parse(GOOD).expect("valid");
         let err = config.select(&["prod".into()]).expect_err("unknown").to_string();
         assert!(err.contains("`prod`") && err.contains("staging, production"), "{err}");
+    }
+
+    #[test]
+    fn the_published_schema_accepts_the_example_and_agrees_on_errors() {
+        let example = include_str!("../examples/shop/cairn.yaml");
+        Config::parse(example).expect("the example is valid");
+        let full = format!(
+            "version: 1\n{}schemas:\n  - {{ apiVersion: example.org/v1, kind: A, schema: schemas/a.json }}\npolicies:\n  - {{ name: baseline, plugin: compliance, environments: [staging], severity: warning, settings: {{ x: 1 }} }}\n  - include: policies/more.yaml\n",
+            GOOD
+        );
+        let root = Node::parse(CONFIG_FILE, &full).expect("parses");
+        check_against_schema(&root).expect("the full form matches the schema");
+        let bad = Node::parse(CONFIG_FILE, &GOOD.replace("layers:", "layer:")).expect("parses");
+        let err = check_against_schema(&bad).expect_err("schema rejects unknown keys");
+        assert!(err.to_string().starts_with("cairn.yaml:2:3: `/environments/staging`"), "{err}");
     }
 
     #[test]
