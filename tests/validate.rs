@@ -303,3 +303,43 @@ fn a_crd_with_a_malformed_schema_is_an_error_naming_its_file() {
     assert!(err.starts_with("error: base/crd.yaml:1: CustomResourceDefinition `backups.example.org`: version `v1`: schema cannot be compiled"), "{err}");
     assert!(!f.join(".cairn").exists());
 }
+
+#[test]
+fn every_other_schema_code_from_a_repository_schema() {
+    let f = Fixture::standard();
+    f.write(
+        "cairn.yaml",
+        &format!(
+            "{}schemas:\n  - {{ apiVersion: example.org/v1, kind: Team, schema: schemas/team.json }}\n",
+            common::CONFIG
+        ),
+    );
+    f.write(
+        "schemas/team.json",
+        r#"{"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "slug": {"type": "string", "pattern": "^[a-z]+$"},
+            "email": {"type": "string", "format": "email"},
+            "size": {"type": "integer", "maximum": 10},
+            "port": {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[a-z]+$"}]},
+            "tier": {"const": "gold"},
+            "tags": {"type": "array", "uniqueItems": true}
+        }}}}"#,
+    );
+    f.write(
+        "base/team.yaml",
+        "apiVersion: example.org/v1\nkind: Team\nmetadata:\n  name: core\nspec:\n  slug: Core-1\n  email: not-an-email\n  size: 12\n  port: \"80\"\n  tier: silver\n  tags: [a, a]\n",
+    );
+    let list = findings(&f, &["--env", "staging"], 1);
+    insta::assert_json_snapshot!(list);
+    let codes: Vec<&str> = list.iter().map(|f| f["code"].as_str().expect("code")).collect();
+    assert_eq!(
+        codes,
+        vec!["schema/pattern", "schema/format", "schema/range", "schema/one-of", "schema/enum", "schema/invalid"]
+    );
+    for finding in &list {
+        let message = finding["message"].as_str().expect("message");
+        for value in ["Core-1", "not-an-email", "silver"] {
+            assert!(!message.contains(value), "messages never quote the value: {message}");
+        }
+    }
+}

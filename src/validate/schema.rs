@@ -108,7 +108,10 @@ impl Schemas {
         let offline = OfflineFiles(Arc::new(files.iter().map(|(p, v)| (file_uri(p), v.clone())).collect()));
         let mut repo = HashMap::new();
         for (mapping, (path, value)) in config.schemas.iter().zip(&files) {
+            // The repository's own schemas use formats (`email`, `uri`, …) as their authors
+            // mean them; the bundled Kubernetes ones do not (see compile_options).
             let validator = compile_options()
+                .should_validate_formats(true)
                 .with_retriever(offline.clone())
                 .with_base_uri(file_uri(path))
                 .build(value)
