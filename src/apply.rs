@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::plan::{self, Action, Plan};
-use crate::release::{self, Outcome, Release, ReleaseObject};
+use crate::release::{self, Outcome, Release, ReleaseKind, ReleaseObject};
 use crate::render::{ObjectId, Rendered};
 use crate::repo::SourceInfo;
 use crate::target::local::Inventory;
@@ -17,6 +17,9 @@ use crate::target::{Holder, LocalTarget};
 pub struct ApplyOptions {
     pub prune: bool,
     pub actor: String,
+    pub kind: ReleaseKind,
+    /// For a rollback: the release whose state is restored.
+    pub rollback_to: Option<u64>,
 }
 
 /// The plan that was applied and the release it produced.
@@ -45,16 +48,23 @@ pub fn apply(
     let mut history = release::list(target)?;
     release::mark_interrupted(target, &lock, &mut history)?;
     let plan = plan::plan(rendered, target, source, options.prune)?;
+    let previous = history.iter().rev().find(|r| r.outcome == Outcome::Succeeded);
+    let drift = match previous {
+        Some(p) => drifted(target, p)?,
+        None => Vec::new(),
+    };
 
     let commit = source.commit().cloned();
     let approvals =
         commit.as_ref().map(|c| c.trailer_values("Approved-by").map(str::to_string).collect()).unwrap_or_default();
     let mut record = Release {
         id: history.last().map_or(1, |r| r.id + 1),
+        kind: options.kind,
+        rollback_to: options.rollback_to,
         environment: rendered.environment.clone(),
         commit,
         source: source.label(),
-        previous: history.iter().rev().find(|r| r.outcome == Outcome::Succeeded).map(|r| r.id),
+        previous: previous.map(|r| r.id),
         started_at: release::now(),
         finished_at: None,
         actor: options.actor.clone(),
@@ -63,6 +73,7 @@ pub fn apply(
         prune: options.prune,
         summary: plan.summary,
         objects: Vec::new(),
+        drift,
         outcome: Outcome::InProgress,
     };
     release::write(target, &lock, &record)?;
@@ -127,4 +138,18 @@ pub fn apply(
     release::write(target, &lock, &record)?;
     progress.finish_and_clear();
     Ok(ApplyReport { plan, release: record })
+}
+
+/// Objects whose live state no longer matches what `previous` applied: changed or removed
+/// outside cairn since.
+fn drifted(target: &LocalTarget, previous: &Release) -> Result<Vec<ObjectId>> {
+    let expected: Vec<&ReleaseObject> =
+        previous.objects.iter().filter(|o| o.action != Action::Delete && o.error.is_none()).collect();
+    let ids: Vec<&ObjectId> = expected.iter().map(|o| &o.object).collect();
+    let live = target.read_objects(&ids)?;
+    Ok(expected
+        .iter()
+        .filter(|o| live.get(&o.object).is_none_or(|body| crate::target::digest(body) != o.digest))
+        .map(|o| o.object.clone())
+        .collect())
 }

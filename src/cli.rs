@@ -11,7 +11,7 @@ use crate::apply::{self, ApplyOptions};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan;
-use crate::release;
+use crate::release::{self, ReleaseKind};
 use crate::render::{self, Rendered};
 use crate::repo::{Repo, Snapshot};
 use crate::report::{self, FindingsFormat, Format, Style};
@@ -248,7 +248,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 return Ok(Status::Findings);
             }
             let actor = actor.clone().unwrap_or_else(|| resolve_actor(&repo));
-            let options = ApplyOptions { prune: !no_prune, actor };
+            let options = ApplyOptions { prune: !no_prune, actor, kind: ReleaseKind::Apply, rollback_to: None };
             let mut reports = Vec::new();
             for r in &rendered {
                 let env = config.environment(&r.environment)?;

@@ -246,6 +246,42 @@ impl Repo {
         Ok(ChangeSet { base: old.id.to_string(), head: new.id.to_string(), paths })
     }
 
+    /// Commits reachable from `to` but not from `from`, newest first. `from`, when given, must be
+    /// an ancestor of `to`.
+    pub fn commits_between(&self, from: Option<&str>, to: &str) -> Result<Vec<CommitInfo>> {
+        let to_id = self.resolve(to)?.id;
+        let mut walk = self.repo.rev_walk([to_id]);
+        if let Some(from) = from {
+            let from_id = self.resolve(from)?.id;
+            if !self.is_ancestor(from_id, to_id)? {
+                return Err(Error::Usage {
+                    message: format!("`{from}` is not an ancestor of `{to}`; pass an earlier revision as --from"),
+                });
+            }
+            walk = walk.with_hidden([from_id]);
+        }
+        let mut out = Vec::new();
+        for info in walk.all().map_err(git_error)? {
+            let info = info.map_err(git_error)?;
+            let commit = info.object().map_err(git_error)?;
+            out.push(commit_info(&commit)?);
+        }
+        Ok(out)
+    }
+
+    fn is_ancestor(&self, ancestor: gix::ObjectId, of: gix::ObjectId) -> Result<bool> {
+        if ancestor == of {
+            return Ok(true);
+        }
+        let base = self.repo.merge_base(ancestor, of).map_err(git_error)?;
+        Ok(base.is_some_and(|b| b.detach() == ancestor))
+    }
+
+    /// Whether a commit id still names a commit here (history may have been rewritten since).
+    pub fn has_commit(&self, sha: &str) -> bool {
+        self.resolve(sha).is_ok()
+    }
+
     /// `user.name <user.email>` from git configuration, if set.
     pub fn configured_user(&self) -> Option<String> {
         let config = self.repo.config_snapshot();

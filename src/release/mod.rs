@@ -1,5 +1,12 @@
 //! Release records: what an apply put where, when, by whom, with whose approval, and how it
-//! ended. Stored with the target; `history` reads them back.
+//! ended. Stored with the target; `history`, `notes`, `status`, `metrics` and `rollback` read them
+//! back together with git history.
+
+pub mod commits;
+pub mod metrics;
+pub mod notes;
+pub mod owners;
+pub mod status;
 
 use std::fs;
 
@@ -46,9 +53,25 @@ pub struct ReleaseObject {
     pub error: Option<String>,
 }
 
+/// Why a release happened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseKind {
+    /// An apply of a revision (the usual case).
+    #[default]
+    Apply,
+    /// `cairn rollback`: the desired state of an earlier release, applied again.
+    Rollback,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Release {
     pub id: u64,
+    #[serde(default)]
+    pub kind: ReleaseKind,
+    /// For a rollback: the release whose state was restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<u64>,
     pub environment: String,
     /// The commit applied; absent when applying the working tree of a repository without commits.
     pub commit: Option<CommitInfo>,
@@ -64,6 +87,10 @@ pub struct Release {
     pub prune: bool,
     pub summary: Summary,
     pub objects: Vec<ReleaseObject>,
+    /// Objects whose live state differed, before this apply, from what the previous release
+    /// applied (changed or removed outside cairn).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<ObjectId>,
     pub outcome: Outcome,
 }
 
@@ -74,6 +101,33 @@ impl Release {
         let end: jiff::Timestamp = self.finished_at.as_ref()?.parse().ok()?;
         Some((end - start).total(jiff::Unit::Second).ok()?.max(0.0))
     }
+}
+
+impl Release {
+    /// The commit id, when the release was made from a commit.
+    pub fn sha(&self) -> Option<&str> {
+        self.commit.as_ref().map(|c| c.sha.as_str())
+    }
+
+    pub fn finished(&self) -> Option<jiff::Timestamp> {
+        self.finished_at.as_ref()?.parse().ok()
+    }
+
+    pub fn started(&self) -> Option<jiff::Timestamp> {
+        self.started_at.parse().ok()
+    }
+}
+
+/// Finds a release by id, or says which ids exist.
+pub fn find(releases: &[Release], environment: &str, id: u64) -> Result<Release> {
+    releases.iter().find(|r| r.id == id).cloned().ok_or_else(|| Error::Usage {
+        message: match (releases.first(), releases.last()) {
+            (Some(first), Some(last)) => {
+                format!("environment `{environment}` has no release {id} (its releases are {} to {})", first.id, last.id)
+            }
+            _ => format!("environment `{environment}` has no releases yet"),
+        },
+    })
 }
 
 /// Now, as RFC 3339 UTC with milliseconds.
