@@ -14,7 +14,7 @@ use crate::plan;
 use crate::release::{self, ReleaseKind};
 use crate::render::{self, Rendered};
 use crate::repo::{Repo, Snapshot};
-use crate::report::{self, FindingsFormat, Format, Style};
+use crate::report::{self, FindingsFormat, Format, NotesFormat, PeopleFormat, Style};
 use crate::scaffold;
 use crate::target;
 use crate::validate;
@@ -114,6 +114,57 @@ pub enum Command {
         limit: Option<usize>,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+    },
+    /// Release notes for people: what changed, who wrote, approved and owns it, how to roll back.
+    Notes {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        /// The release to describe (default: the latest).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["from", "to"])]
+        release: Option<u64>,
+        /// Describe the changes between two revisions instead of a release.
+        #[arg(long, value_name = "REV", requires = "to")]
+        from: Option<String>,
+        #[arg(long, value_name = "REV", requires = "from")]
+        to: Option<String>,
+        /// Link commits to `<URL>/commit/<sha>`.
+        #[arg(long, value_name = "URL")]
+        repo_url: Option<String>,
+        #[arg(long, value_enum, default_value_t = NotesFormat::Markdown)]
+        format: NotesFormat,
+    },
+    /// What is in each environment: current release, workloads with versions and owners, drift.
+    Status {
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+        #[arg(long, value_enum, default_value_t = PeopleFormat::Human)]
+        format: PeopleFormat,
+    },
+    /// Return an environment to the state of an earlier release, and record it as a rollback.
+    Rollback {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        /// The release to return to (default: the one before the current release).
+        #[arg(long, value_name = "ID")]
+        to: Option<u64>,
+        /// Who is rolling back; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// DORA delivery metrics from release records and git.
+    Metrics {
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+        /// Start of the window: a duration back from --until (`90d`, `12w`, `48h`) or a date/time.
+        #[arg(long, value_name = "WHEN", default_value = "90d")]
+        since: String,
+        /// End of the window (RFC 3339 time or date); default now.
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = PeopleFormat::Human)]
+        format: PeopleFormat,
     },
     /// List the paths changed between two revisions and the environments they touch.
     Changes {
@@ -273,6 +324,89 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             report_io(report::write_history(out, env, &releases, *format, style))?;
             Ok(Status::Success)
         }
+        Command::Notes { env, release, from, to, repo_url, format } => {
+            let repo = Repo::open(&cli.repo)?;
+            let (_, target) = open_target(&repo, env)?;
+            let releases = release::list(&target)?;
+            let selection = match (from, to) {
+                (Some(from), Some(to)) => release::notes::Selection::Range { from: from.clone(), to: to.clone() },
+                _ => release::notes::Selection::Release(*release),
+            };
+            let notes = release::notes::build(&repo, env, &releases, &selection, repo_url.as_deref())?;
+            report_io(report::write_notes(out, &notes, *format))?;
+            Ok(Status::Success)
+        }
+        Command::Status { envs, format } => {
+            let repo = Repo::open(&cli.repo)?;
+            let config = Config::load(&repo.snapshot(None)?)?;
+            let mut all = Vec::new();
+            for env in config.select(envs)? {
+                let target = target::open(repo.root(), env)?;
+                let releases = release::list(&target)?;
+                all.push(release::status::environment_status(&repo, &env.name, &target, &releases)?);
+            }
+            report_io(report::write_status(out, &all, *format, style))?;
+            Ok(Status::Success)
+        }
+        Command::Rollback { env, to, actor, format } => {
+            let repo = Repo::open(&cli.repo)?;
+            let (_, target) = open_target(&repo, env)?;
+            let releases = release::list(&target)?;
+            let current =
+                releases.iter().rev().find(|r| r.outcome == release::Outcome::Succeeded).ok_or_else(|| {
+                    Error::Usage { message: format!("environment `{env}` has no succeeded release to roll back from") }
+                })?;
+            let goal =
+                match to {
+                    Some(id) => release::find(&releases, env, *id)?,
+                    None => current.previous.and_then(|p| releases.iter().find(|r| r.id == p)).cloned().ok_or_else(
+                        || Error::Usage {
+                            message: format!(
+                                "release {} is the first release of `{env}`; there is nothing earlier to roll back to",
+                                current.id
+                            ),
+                        },
+                    )?,
+                };
+            let sha = goal.sha().filter(|sha| repo.has_commit(sha)).ok_or_else(|| Error::Usage {
+                message: format!(
+                    "release {}'s commit is not in the repository (applied without commits, or history rewritten since); it cannot be restored",
+                    goal.id
+                ),
+            })?;
+            let snapshot = repo.snapshot(Some(sha))?;
+            let config = Config::load(&snapshot)?;
+            let environment = config.environment(env)?;
+            let rendered = render::render(&snapshot, environment)?;
+            let actor = actor.clone().unwrap_or_else(|| resolve_actor(&repo));
+            let options = ApplyOptions { prune: true, actor, kind: ReleaseKind::Rollback, rollback_to: Some(goal.id) };
+            let progress = progress_bar(&format!("rolling back {env}"));
+            let report = apply::apply(&target, &rendered, &snapshot.source, &options, &progress)?;
+            let ok = report.succeeded();
+            report_io(report::write_apply(out, std::slice::from_ref(&report), *format, style))?;
+            Ok(if ok { Status::Success } else { Status::Failed })
+        }
+        Command::Metrics { envs, since, until, format } => {
+            let repo = Repo::open(&cli.repo)?;
+            let config = Config::load(&repo.snapshot(None)?)?;
+            let until = match until {
+                Some(text) => parse_time(text)?,
+                None => jiff::Timestamp::now(),
+            };
+            let since = release::metrics::parse_since(since, until).ok_or_else(|| Error::Usage {
+                message: format!(
+                    "--since `{since}`: use a duration such as `90d`, `12w`, `48h`, or a date such as 2026-01-01"
+                ),
+            })?;
+            let mut all = Vec::new();
+            for env in config.select(envs)? {
+                let target = target::open(repo.root(), env)?;
+                let releases = release::list(&target)?;
+                all.push(release::metrics::compute(&repo, &env.name, &releases, since, until)?);
+            }
+            report_io(report::write_metrics(out, &all, *format))?;
+            Ok(Status::Success)
+        }
         Command::Changes { base, head, format } => {
             let repo = Repo::open(&cli.repo)?;
             let changes = repo.changed_paths(base, head)?;
@@ -307,6 +441,28 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             Ok(Status::Success)
         }
     }
+}
+
+/// An environment's target, from the working tree's configuration.
+fn open_target(repo: &Repo, env: &str) -> Result<(Config, target::LocalTarget)> {
+    let config = Config::load(&repo.snapshot(None)?)?;
+    let target = target::open(repo.root(), config.environment(env)?)?;
+    Ok((config, target))
+}
+
+/// An RFC 3339 time, or a date (midnight UTC).
+fn parse_time(text: &str) -> Result<jiff::Timestamp> {
+    text.parse::<jiff::Timestamp>()
+        .ok()
+        .or_else(|| {
+            text.parse::<jiff::civil::Date>()
+                .ok()
+                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map(|z| z.timestamp())
+        })
+        .ok_or_else(|| Error::Usage {
+            message: format!("`{text}` is not a time: use RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)"),
+        })
 }
 
 /// Environments whose layers contain a changed path; a change to `cairn.yaml` touches all.

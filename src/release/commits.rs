@@ -106,7 +106,10 @@ mod tests {
 
     #[test]
     fn conventional_subjects_parse() {
-        assert_eq!(parse_conventional("feat(api)!: drop v1"), Some(("feat".into(), Some("api".into()), true, "drop v1".into())));
+        assert_eq!(
+            parse_conventional("feat(api)!: drop v1"),
+            Some(("feat".into(), Some("api".into()), true, "drop v1".into()))
+        );
         assert_eq!(parse_conventional("fix: a bug"), Some(("fix".into(), None, false, "a bug".into())));
         assert_eq!(parse_conventional("Merge branch 'x'"), None);
         assert_eq!(parse_conventional("not conventional: has spaces in type"), None);

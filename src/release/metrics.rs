@@ -116,8 +116,15 @@ fn median(sorted: &[f64]) -> Option<f64> {
 }
 
 /// Computes the measures over releases that finished in `[since, until]`.
-pub fn compute(repo: &Repo, environment: &str, releases: &[Release], since: Timestamp, until: Timestamp) -> Result<Metrics> {
-    let finished: Vec<&Release> = releases.iter().filter(|r| r.outcome != Outcome::InProgress && r.finished().is_some()).collect();
+pub fn compute(
+    repo: &Repo,
+    environment: &str,
+    releases: &[Release],
+    since: Timestamp,
+    until: Timestamp,
+) -> Result<Metrics> {
+    let finished: Vec<&Release> =
+        releases.iter().filter(|r| r.outcome != Outcome::InProgress && r.finished().is_some()).collect();
     let in_window = |r: &&Release| r.finished().is_some_and(|t| t >= since && t <= until);
     let window: Vec<&Release> = finished.iter().copied().filter(in_window).collect();
     let deployments: Vec<&Release> = window.iter().copied().filter(|r| r.outcome == Outcome::Succeeded).collect();
@@ -168,7 +175,7 @@ pub fn compute(repo: &Repo, environment: &str, releases: &[Release], since: Time
     let mut failed = Vec::new();
     for r in &window {
         let end = r.finished().unwrap_or(since);
-        let limit = end.checked_add(FAILURE_WINDOW_DAYS.days()).unwrap_or(end);
+        let limit = end.checked_add((FAILURE_WINDOW_DAYS * 24).hours()).unwrap_or(end);
         let reason = if matches!(r.outcome, Outcome::Failed | Outcome::Interrupted) {
             Some("failed")
         } else if finished.iter().any(|later| {
@@ -244,7 +251,11 @@ pub fn compute(repo: &Repo, environment: &str, releases: &[Release], since: Time
 }
 
 /// Commits named by `This reverts commit <sha>` in any release's commits.
-fn revert_targets(repo: &Repo, finished: &[&Release], release_commits: &HashMap<u64, Vec<(String, i64)>>) -> Result<HashSet<String>> {
+fn revert_targets(
+    repo: &Repo,
+    finished: &[&Release],
+    release_commits: &HashMap<u64, Vec<(String, i64)>>,
+) -> Result<HashSet<String>> {
     let mut targets = HashSet::new();
     let shas: HashSet<&String> = release_commits.values().flatten().map(|(sha, _)| sha).collect();
     if shas.is_empty() || finished.is_empty() {
@@ -257,7 +268,13 @@ fn revert_targets(repo: &Repo, finished: &[&Release], release_commits: &HashMap<
                 let target: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
                 if target.len() >= 7 {
                     // Abbreviated or full: match any release commit with this prefix.
-                    targets.extend(release_commits.values().flatten().filter(|(s, _)| s.starts_with(&target)).map(|(s, _)| s.clone()));
+                    targets.extend(
+                        release_commits
+                            .values()
+                            .flatten()
+                            .filter(|(s, _)| s.starts_with(&target))
+                            .map(|(s, _)| s.clone()),
+                    );
                 }
             }
         }

@@ -123,7 +123,10 @@ pub fn find(releases: &[Release], environment: &str, id: u64) -> Result<Release>
     releases.iter().find(|r| r.id == id).cloned().ok_or_else(|| Error::Usage {
         message: match (releases.first(), releases.last()) {
             (Some(first), Some(last)) => {
-                format!("environment `{environment}` has no release {id} (its releases are {} to {})", first.id, last.id)
+                format!(
+                    "environment `{environment}` has no release {id} (its releases are {} to {})",
+                    first.id, last.id
+                )
             }
             _ => format!("environment `{environment}` has no releases yet"),
         },

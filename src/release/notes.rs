@@ -153,8 +153,7 @@ pub fn build(
         Some(from) => repo.changed_paths(from, &to)?.paths,
         None => snapshot.files_under("")?,
     };
-    let owners: BTreeSet<String> =
-        changed_paths.iter().flat_map(|p| codeowners.owners_of(p).iter().cloned()).collect();
+    let owners: BTreeSet<String> = changed_paths.iter().flat_map(|p| codeowners.owners_of(p).iter().cloned()).collect();
     let authors: BTreeSet<String> = commits.iter().map(|c| c.author.name.clone()).collect();
     let mut approvers: BTreeSet<String> =
         commits.iter().flat_map(|c| c.trailer_values("Approved-by").map(str::to_string)).collect();
@@ -255,7 +254,9 @@ pub fn images(body: &Value) -> BTreeMap<String, String> {
     if let Some(spec) = spec {
         for list in ["initContainers", "containers"] {
             for c in spec.get(list).and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(name), Some(image)) = (c.get("name").and_then(Value::as_str), c.get("image").and_then(Value::as_str)) {
+                if let (Some(name), Some(image)) =
+                    (c.get("name").and_then(Value::as_str), c.get("image").and_then(Value::as_str))
+                {
                     out.insert(name.to_string(), image.to_string());
                 }
             }
@@ -428,20 +429,35 @@ mod tests {
         let old = vec![
             obj(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
                 "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "r.io/web:1.4.0"}]}}}})),
-            obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"LEVEL": "info", "GONE": "x"}})),
-            obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags", "labels": {"cairn/feature-flags": "true"}}, "data": {"checkout-v2": "off"}})),
-            obj(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "aHVudGVyMg=="}})),
+            obj(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"LEVEL": "info", "GONE": "x"}}),
+            ),
+            obj(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags", "labels": {"cairn/feature-flags": "true"}}, "data": {"checkout-v2": "off"}}),
+            ),
+            obj(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "aHVudGVyMg=="}}),
+            ),
         ];
         let new = vec![
             obj(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
                 "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "r.io/web:1.5.0"}]}}}})),
-            obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"LEVEL": "debug", "NEW": "1"}})),
-            obj(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags", "labels": {"cairn/feature-flags": "true"}}, "data": {"checkout-v2": "on", "dark-mode": "false"}})),
-            obj(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "czNjcjN0"}})),
+            obj(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"LEVEL": "debug", "NEW": "1"}}),
+            ),
+            obj(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flags", "labels": {"cairn/feature-flags": "true"}}, "data": {"checkout-v2": "on", "dark-mode": "false"}}),
+            ),
+            obj(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "czNjcjN0"}}),
+            ),
         ];
         let d = diff_objects(&old, &new);
         assert_eq!(d.versions.len(), 1);
-        assert_eq!((d.versions[0].old.as_deref(), d.versions[0].new.as_deref()), (Some("r.io/web:1.4.0"), Some("r.io/web:1.5.0")));
+        assert_eq!(
+            (d.versions[0].old.as_deref(), d.versions[0].new.as_deref()),
+            (Some("r.io/web:1.4.0"), Some("r.io/web:1.5.0"))
+        );
         let config: Vec<(&str, &str, Option<&str>, Option<&str>)> =
             d.configuration.iter().map(|c| (c.key.as_str(), c.change, c.old.as_deref(), c.new.as_deref())).collect();
         assert_eq!(
@@ -454,7 +470,8 @@ mod tests {
             ]
         );
         assert!(d.configuration[3].secret);
-        let flags: Vec<(&str, Option<bool>, bool)> = d.features.iter().map(|f| (f.flag.as_str(), f.was, f.now)).collect();
+        let flags: Vec<(&str, Option<bool>, bool)> =
+            d.features.iter().map(|f| (f.flag.as_str(), f.was, f.now)).collect();
         assert_eq!(flags, vec![("checkout-v2", Some(false), true), ("dark-mode", None, false)]);
         let text = serde_json::to_string(&d.configuration).expect("json");
         assert!(!text.contains("czNjcjN0") && !text.contains("s3cr3t") && !text.contains("aHVudGVyMg"));

@@ -71,7 +71,12 @@ fn prefix_match(pat: &[&str], path: &[&str], directory: bool) -> bool {
         Some((first, rest)) => match path.split_first() {
             None => false,
             Some((segment, tail)) => {
-                glob(first, segment) && (if rest.is_empty() { !tail.is_empty() || !directory } else { prefix_match(rest, tail, directory) })
+                glob(first, segment)
+                    && (if rest.is_empty() {
+                        !tail.is_empty() || !directory
+                    } else {
+                        prefix_match(rest, tail, directory)
+                    })
             }
         },
     }

@@ -68,7 +68,12 @@ pub struct Drifted {
 }
 
 /// The status of one environment from its release records, live state and git.
-pub fn environment_status(repo: &Repo, environment: &str, target: &LocalTarget, releases: &[Release]) -> Result<EnvironmentStatus> {
+pub fn environment_status(
+    repo: &Repo,
+    environment: &str,
+    target: &LocalTarget,
+    releases: &[Release],
+) -> Result<EnvironmentStatus> {
     let current = releases.iter().rev().find(|r| r.outcome == Outcome::Succeeded);
     let latest_attempt = releases.last().filter(|r| r.outcome != Outcome::Succeeded).map(|r| Attempt {
         id: r.id,

@@ -1,14 +1,19 @@
 //! Every output format. Reporters take a writer; nothing here decides where output goes.
 
 mod findings;
+mod html;
+mod notes;
 mod plan;
+mod status;
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
 pub use findings::{FindingsFormat, write_findings};
+pub use notes::{NotesFormat, write_notes};
 pub use plan::{write_apply, write_plans};
+pub use status::{PeopleFormat, write_metrics, write_status};
 
 use crate::release::Release;
 use crate::render::Rendered;
@@ -97,10 +102,11 @@ pub fn write_history(
                     "succeeded" => style.paint(colors::GREEN, &format!("{:<12}", "succeeded")),
                     other => style.paint(colors::RED, &format!("{other:<12}")),
                 };
+                let rollback = r.rollback_to.map(|to| format!("  rollback to {to}")).unwrap_or_default();
                 let duration = r.duration_seconds().map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
                 writeln!(
                     w,
-                    "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}",
+                    "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}{rollback}",
                     r.id,
                     r.started_at.get(..19).unwrap_or(&r.started_at).replace('T', " "),
                     duration,

@@ -1,0 +1,259 @@
+//! Release notes as Markdown, HTML or JSON.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use super::html::{esc, page};
+use super::write_json;
+use crate::release::notes::{Notes, tag};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotesFormat {
+    Markdown,
+    Html,
+    Json,
+}
+
+pub fn write_notes(w: &mut dyn Write, notes: &Notes, format: NotesFormat) -> io::Result<()> {
+    match format {
+        NotesFormat::Json => write_json(w, notes),
+        NotesFormat::Markdown => w.write_all(markdown(notes).as_bytes()),
+        NotesFormat::Html => w.write_all(html(notes).as_bytes()),
+    }
+}
+
+fn title(notes: &Notes) -> String {
+    match &notes.release {
+        Some(r) => format!("{} — release {}", notes.environment, r.id),
+        None => format!(
+            "{} — {} to {}",
+            notes.environment,
+            short(notes.from.as_deref().unwrap_or("start")),
+            short(&notes.to)
+        ),
+    }
+}
+
+fn short(rev: &str) -> &str {
+    if rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit()) { &rev[..12] } else { rev }
+}
+
+fn version_text(old: Option<&String>, new: Option<&String>) -> String {
+    match (old, new) {
+        (Some(o), Some(n)) => format!("{} → {}", tag(o), tag(n)),
+        (None, Some(n)) => format!("new: {}", tag(n)),
+        (Some(o), None) => format!("removed (was {})", tag(o)),
+        (None, None) => String::new(),
+    }
+}
+
+fn config_text(c: &crate::release::notes::ConfigChange) -> String {
+    if c.secret {
+        return format!("secret, {}", c.change);
+    }
+    match (&c.old, &c.new) {
+        (Some(o), Some(n)) => format!("`{o}` → `{n}`"),
+        (None, Some(n)) => format!("added: `{n}`"),
+        (Some(o), None) => format!("removed (was `{o}`)"),
+        (None, None) => c.change.to_string(),
+    }
+}
+
+fn markdown(n: &Notes) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}\n", title(n));
+    let _ = writeln!(s, "{}\n", n.summary);
+    if let Some(r) = &n.release {
+        let _ = writeln!(
+            s,
+            "Applied by {} from `{}`, {} ({}).\n",
+            r.actor,
+            r.source,
+            r.finished_at.as_deref().unwrap_or(&r.started_at),
+            r.outcome
+        );
+    }
+    if !n.versions.is_empty() {
+        let _ = writeln!(s, "## Versions\n\n| workload | container | version |\n|---|---|---|");
+        for v in &n.versions {
+            let _ =
+                writeln!(s, "| `{}` | {} | {} |", v.object, v.container, version_text(v.old.as_ref(), v.new.as_ref()));
+        }
+        s.push('\n');
+    }
+    if !n.configuration.is_empty() {
+        let _ = writeln!(s, "## Configuration\n\n| object | key | change |\n|---|---|---|");
+        for c in &n.configuration {
+            let _ = writeln!(s, "| `{}` | `{}` | {} |", c.object, c.key, config_text(c).replace('|', "\\|"));
+        }
+        s.push('\n');
+    }
+    if !n.features.is_empty() {
+        let _ = writeln!(s, "## Feature flags\n");
+        for f in &n.features {
+            let state = if f.now { "switched **on**" } else { "switched **off**" };
+            let new = if f.was.is_none() { " (new)" } else { "" };
+            let _ = writeln!(s, "- `{}` {state}{new} (`{}`)", f.flag, f.object);
+        }
+        s.push('\n');
+    }
+    if !n.created.is_empty() || !n.removed.is_empty() {
+        let _ = writeln!(s, "## Objects\n");
+        for id in &n.created {
+            let _ = writeln!(s, "- added `{id}`");
+        }
+        for id in &n.removed {
+            let _ = writeln!(s, "- removed `{id}`");
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(s, "## Commits ({})\n", n.commit_count);
+    for g in &n.commits {
+        let _ = writeln!(s, "### {}\n", g.title);
+        for c in &g.commits {
+            let sha = match &c.url {
+                Some(url) => format!("[`{}`]({url})", c.short),
+                None => format!("`{}`", c.short),
+            };
+            let scope = c.scope.as_ref().map(|s| format!("**{s}:** ")).unwrap_or_default();
+            let breaking = if c.breaking { " **BREAKING**" } else { "" };
+            let _ = writeln!(s, "- {scope}{}{breaking} ({sha}, {})", c.description, c.author);
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(s, "## People\n");
+    let list = |v: &[String]| if v.is_empty() { "none recorded".to_string() } else { v.join(", ") };
+    let _ = writeln!(s, "- Authors: {}", list(&n.authors));
+    let _ = writeln!(s, "- Approved by: {}", list(&n.approvers));
+    let _ = writeln!(s, "- Owners of what changed: {}\n", list(&n.owners));
+    if !n.drift.is_empty() {
+        let _ = writeln!(s, "## Drift found before the apply\n");
+        for id in &n.drift {
+            let _ = writeln!(s, "- `{id}` had been changed or removed outside cairn");
+        }
+        s.push('\n');
+    }
+    match (&n.previous_release, &n.rollback_command) {
+        (Some(p), Some(cmd)) => {
+            let _ = writeln!(s, "## Rollback\n\nThe previous release is {p}. To return to it:\n\n```sh\n{cmd}\n```");
+        }
+        _ if n.release.is_some() => {
+            let _ = writeln!(
+                s,
+                "## Rollback\n\nThis is the first release of {}; there is nothing earlier to return to.",
+                n.environment
+            );
+        }
+        _ => {}
+    }
+    s
+}
+
+fn html(n: &Notes) -> String {
+    let mut b = String::new();
+    let _ = writeln!(b, "<h1>{}</h1>", esc(&title(n)));
+    if let Some(r) = &n.release {
+        let _ = writeln!(
+            b,
+            "<p class=\"muted\">Applied by {} from <code>{}</code>, {} ({}).</p>",
+            esc(&r.actor),
+            esc(&r.source),
+            esc(r.finished_at.as_deref().unwrap_or(&r.started_at)),
+            esc(&r.outcome)
+        );
+    }
+    let _ = writeln!(b, "<p class=\"summary\">{}</p>", esc(&n.summary));
+    if !n.versions.is_empty() {
+        let _ = writeln!(b, "<h2>Versions</h2>\n<table><tr><th>Workload</th><th>Container</th><th>Version</th></tr>");
+        for v in &n.versions {
+            let _ = writeln!(
+                b,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(&v.object.to_string()),
+                esc(&v.container),
+                esc(&version_text(v.old.as_ref(), v.new.as_ref()))
+            );
+        }
+        b.push_str("</table>\n");
+    }
+    if !n.configuration.is_empty() {
+        let _ = writeln!(b, "<h2>Configuration</h2>\n<table><tr><th>Object</th><th>Key</th><th>Change</th></tr>");
+        for c in &n.configuration {
+            let _ = writeln!(
+                b,
+                "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+                esc(&c.object.to_string()),
+                esc(&c.key),
+                esc(&config_text(c).replace('`', ""))
+            );
+        }
+        b.push_str("</table>\n");
+    }
+    if !n.features.is_empty() {
+        b.push_str("<h2>Feature flags</h2>\n<ul>\n");
+        for f in &n.features {
+            let (class, state) = if f.now { ("on", "on") } else { ("off", "off") };
+            let new = if f.was.is_none() { " (new)" } else { "" };
+            let _ = writeln!(
+                b,
+                "<li><code>{}</code> switched <span class=\"{class}\">{state}</span>{new} <span class=\"muted\">({})</span></li>",
+                esc(&f.flag),
+                esc(&f.object.to_string())
+            );
+        }
+        b.push_str("</ul>\n");
+    }
+    if !n.created.is_empty() || !n.removed.is_empty() {
+        b.push_str("<h2>Objects</h2>\n<ul>\n");
+        for id in &n.created {
+            let _ = writeln!(b, "<li>added <code>{}</code></li>", esc(&id.to_string()));
+        }
+        for id in &n.removed {
+            let _ = writeln!(b, "<li>removed <code>{}</code></li>", esc(&id.to_string()));
+        }
+        b.push_str("</ul>\n");
+    }
+    let _ = writeln!(b, "<h2>Commits ({})</h2>", n.commit_count);
+    for g in &n.commits {
+        let _ = writeln!(b, "<h3>{}</h3>\n<ul>", esc(&g.title));
+        for c in &g.commits {
+            let sha = match &c.url {
+                Some(url) => format!("<a href=\"{}\"><code>{}</code></a>", esc(url), esc(&c.short)),
+                None => format!("<code>{}</code>", esc(&c.short)),
+            };
+            let scope = c.scope.as_ref().map(|s| format!("<b>{}:</b> ", esc(s))).unwrap_or_default();
+            let breaking = if c.breaking { " <span class=\"bad\">BREAKING</span>" } else { "" };
+            let _ = writeln!(
+                b,
+                "<li>{scope}{}{breaking} <span class=\"muted\">{sha}, {}</span></li>",
+                esc(&c.description),
+                esc(&c.author)
+            );
+        }
+        b.push_str("</ul>\n");
+    }
+    let list = |v: &[String]| if v.is_empty() { "none recorded".to_string() } else { esc(&v.join(", ")) };
+    let _ = writeln!(
+        b,
+        "<h2>People</h2>\n<table><tr><th>Authors</th><td>{}</td></tr><tr><th>Approved by</th><td>{}</td></tr><tr><th>Owners of what changed</th><td>{}</td></tr></table>",
+        list(&n.authors),
+        list(&n.approvers),
+        list(&n.owners)
+    );
+    if !n.drift.is_empty() {
+        b.push_str("<h2>Drift found before the apply</h2>\n<ul>\n");
+        for id in &n.drift {
+            let _ =
+                writeln!(b, "<li><code>{}</code> had been changed or removed outside cairn</li>", esc(&id.to_string()));
+        }
+        b.push_str("</ul>\n");
+    }
+    if let (Some(p), Some(cmd)) = (&n.previous_release, &n.rollback_command) {
+        let _ = writeln!(
+            b,
+            "<h2>Rollback</h2>\n<p>The previous release is {p}. To return to it: <code>{}</code></p>",
+            esc(cmd)
+        );
+    }
+    page(&title(n), &b)
+}
