@@ -247,18 +247,25 @@ impl Repo {
     }
 
     /// Commits reachable from `to` but not from `from`, newest first. `from`, when given, must be
-    /// an ancestor of `to`.
+    /// an ancestor of `to` (a range a person asked for).
     pub fn commits_between(&self, from: Option<&str>, to: &str) -> Result<Vec<CommitInfo>> {
-        let to_id = self.resolve(to)?.id;
-        let mut walk = self.repo.rev_walk([to_id]);
         if let Some(from) = from {
-            let from_id = self.resolve(from)?.id;
+            let (from_id, to_id) = (self.resolve(from)?.id, self.resolve(to)?.id);
             if !self.is_ancestor(from_id, to_id)? {
                 return Err(Error::Usage {
                     message: format!("`{from}` is not an ancestor of `{to}`; pass an earlier revision as --from"),
                 });
             }
-            walk = walk.with_hidden([from_id]);
+        }
+        self.commits_reachable(from, to)
+    }
+
+    /// Commits reachable from `to` but not from `hidden`, newest first, whatever their relation.
+    pub fn commits_reachable(&self, hidden: Option<&str>, to: &str) -> Result<Vec<CommitInfo>> {
+        let to_id = self.resolve(to)?.id;
+        let mut walk = self.repo.rev_walk([to_id]);
+        if let Some(hidden) = hidden {
+            walk = walk.with_hidden([self.resolve(hidden)?.id]);
         }
         let mut out = Vec::new();
         for info in walk.all().map_err(git_error)? {

@@ -142,7 +142,7 @@ pub fn compute(
             release_commits.insert(r.id, Vec::new());
             continue;
         }
-        let commits = repo.commits_between(from, sha)?;
+        let commits = repo.commits_reachable(from, sha)?;
         let list = commits
             .iter()
             .filter_map(|c| c.committer.time.parse::<Timestamp>().ok().map(|t| (c.sha.clone(), t.as_second())))

@@ -37,6 +37,8 @@ pub struct Notes {
     pub removed: Vec<ObjectId>,
     pub commits: Vec<CommitGroup>,
     pub commit_count: usize,
+    /// The commits listed were undone (a rollback), not brought in.
+    pub undone: bool,
     pub authors: Vec<String>,
     pub approvers: Vec<String>,
     pub owners: Vec<String>,
@@ -139,7 +141,13 @@ pub fn build(
             (Some(release), from, to)
         }
     };
-    let commits = repo.commits_between(from.as_deref(), &to)?;
+    let undone = release.as_ref().is_some_and(|r| r.kind == ReleaseKind::Rollback);
+    let commits = match (&release, &from) {
+        // A rollback goes back in history: list what it undid.
+        (Some(_), Some(from)) if undone => repo.commits_reachable(Some(&to), from)?,
+        (Some(_), _) => repo.commits_reachable(from.as_deref(), &to)?,
+        (None, _) => repo.commits_between(from.as_deref(), &to)?,
+    };
     let old = match &from {
         Some(rev) => desired_at(repo, environment, rev)?,
         None => Vec::new(),
@@ -185,6 +193,7 @@ pub fn build(
         removed: diff.removed,
         commits: groups,
         commit_count: commits.len(),
+        undone,
         authors: authors.into_iter().collect(),
         approvers: approvers.into_iter().collect(),
         owners: owners.into_iter().collect(),
@@ -402,7 +411,11 @@ fn summarize(notes: &Notes, commits: &[CommitInfo]) -> String {
     } else {
         format!("approved by {}", notes.approvers.join(", "))
     };
-    format!("{head}: {what}. {}{authors}; {approvals}.", plural(commits.len(), "commit", "commits"))
+    let commits_text = plural(commits.len(), "commit", "commits");
+    if notes.undone {
+        return format!("{head}: {what}. {commits_text} undone.");
+    }
+    format!("{head}: {what}. {commits_text}{authors}; {approvals}.")
 }
 
 /// The tag of an image reference (`registry/app:1.2.3` → `1.2.3`), or the reference itself.

@@ -107,7 +107,8 @@ fn markdown(n: &Notes) -> String {
         }
         s.push('\n');
     }
-    let _ = writeln!(s, "## Commits ({})\n", n.commit_count);
+    let heading = if n.undone { "Commits undone" } else { "Commits" };
+    let _ = writeln!(s, "## {heading} ({})\n", n.commit_count);
     for g in &n.commits {
         let _ = writeln!(s, "### {}\n", g.title);
         for c in &g.commits {
@@ -213,7 +214,7 @@ fn html(n: &Notes) -> String {
         }
         b.push_str("</ul>\n");
     }
-    let _ = writeln!(b, "<h2>Commits ({})</h2>", n.commit_count);
+    let _ = writeln!(b, "<h2>{} ({})</h2>", if n.undone { "Commits undone" } else { "Commits" }, n.commit_count);
     for g in &n.commits {
         let _ = writeln!(b, "<h3>{}</h3>\n<ul>", esc(&g.title));
         for c in &g.commits {

@@ -150,7 +150,10 @@ impl LocalTarget {
                             .map_err(|e| Error::CorruptState { path: path.clone(), message: e.to_string() })?;
                         Ok(Some(((*id).clone(), value)))
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    // A file where a directory of the path should be also means "no such object".
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                        Ok(None)
+                    }
                     Err(e) => Err(Error::io(&path, "cannot read", e)),
                 }
             })
