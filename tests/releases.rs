@@ -278,3 +278,20 @@ fn metrics_match_values_computed_by_hand() {
     let empty = f.json(&["metrics", "--env", "production", "--format", "json"], 0);
     assert_eq!(empty[0]["releases"], 0, "no releases is not an error");
 }
+
+#[test]
+fn a_reverted_release_counts_as_a_failed_change() {
+    let f = Fixture::standard();
+    f.ok(&["apply", "--env", "staging", "--rev", "HEAD"], 0);
+    f.write(
+        "environments/staging/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: shop\n",
+    );
+    f.commit("feat: a");
+    f.ok(&["apply", "--env", "staging", "--rev", "HEAD"], 0);
+    f.git(&["revert", "--no-edit", "HEAD"]);
+    f.ok(&["apply", "--env", "staging", "--rev", "HEAD"], 0);
+    let v = f.json(&["metrics", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(v[0]["change_failure_rate"]["failed"], json!([{"id": 2, "reason": "reverted"}]));
+    assert_eq!(v[0]["time_to_restore"]["restored"], 1);
+}

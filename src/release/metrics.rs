@@ -132,6 +132,8 @@ pub fn compute(
     // Commits each succeeded release brought, from the previous succeeded release's commit.
     let by_id: HashMap<u64, &Release> = releases.iter().map(|r| (r.id, r)).collect();
     let mut release_commits: HashMap<u64, Vec<(String, i64)>> = HashMap::new();
+    // Commit ids (full or abbreviated) named by `This reverts commit <sha>` lines.
+    let mut revert_mentions: Vec<String> = Vec::new();
     for r in &finished {
         let Some(sha) = r.sha() else { continue };
         if r.outcome != Outcome::Succeeded || r.kind == ReleaseKind::Rollback || !repo.has_commit(sha) {
@@ -143,6 +145,16 @@ pub fn compute(
             continue;
         }
         let commits = repo.commits_reachable(from, sha)?;
+        for c in &commits {
+            for line in c.body.lines().chain(std::iter::once(c.subject.as_str())) {
+                if let Some(rest) = line.trim().strip_prefix("This reverts commit ") {
+                    let target: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+                    if target.len() >= 7 {
+                        revert_mentions.push(target);
+                    }
+                }
+            }
+        }
         let list = commits
             .iter()
             .filter_map(|c| c.committer.time.parse::<Timestamp>().ok().map(|t| (c.sha.clone(), t.as_second())))
@@ -171,7 +183,12 @@ pub fn compute(
     all_lead.sort_by(f64::total_cmp);
 
     // Failures: failed outright, rolled back, or reverted within the window after finishing.
-    let reverted: HashSet<String> = revert_targets(repo, &finished, &release_commits)?;
+    let reverted: HashSet<&str> = release_commits
+        .values()
+        .flatten()
+        .map(|(sha, _)| sha.as_str())
+        .filter(|sha| revert_mentions.iter().any(|m| sha.starts_with(m.as_str())))
+        .collect();
     let mut failed = Vec::new();
     for r in &window {
         let end = r.finished().unwrap_or(since);
@@ -185,7 +202,8 @@ pub fn compute(
                 && later.finished().is_some_and(|t| t <= limit)
         }) {
             Some("rolled-back")
-        } else if release_commits.get(&r.id).is_some_and(|cs| cs.iter().any(|(sha, _)| reverted.contains(sha))) {
+        } else if release_commits.get(&r.id).is_some_and(|cs| cs.iter().any(|(sha, _)| reverted.contains(sha.as_str())))
+        {
             Some("reverted")
         } else {
             None
@@ -248,38 +266,6 @@ pub fn compute(
         weekly: weekly(&deployments, since, until),
         lead_times,
     })
-}
-
-/// Commits named by `This reverts commit <sha>` in any release's commits.
-fn revert_targets(
-    repo: &Repo,
-    finished: &[&Release],
-    release_commits: &HashMap<u64, Vec<(String, i64)>>,
-) -> Result<HashSet<String>> {
-    let mut targets = HashSet::new();
-    let shas: HashSet<&String> = release_commits.values().flatten().map(|(sha, _)| sha).collect();
-    if shas.is_empty() || finished.is_empty() {
-        return Ok(targets);
-    }
-    for sha in shas {
-        let info = repo.commit_info(sha)?;
-        for line in info.body.lines().chain(std::iter::once(info.subject.as_str())) {
-            if let Some(rest) = line.trim().strip_prefix("This reverts commit ") {
-                let target: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
-                if target.len() >= 7 {
-                    // Abbreviated or full: match any release commit with this prefix.
-                    targets.extend(
-                        release_commits
-                            .values()
-                            .flatten()
-                            .filter(|(s, _)| s.starts_with(&target))
-                            .map(|(s, _)| s.clone()),
-                    );
-                }
-            }
-        }
-    }
-    Ok(targets)
 }
 
 fn weekly(deployments: &[&Release], since: Timestamp, until: Timestamp) -> Vec<WeekCount> {
