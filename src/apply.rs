@@ -22,6 +22,25 @@ pub struct ApplyOptions {
     pub rollback_to: Option<u64>,
 }
 
+/// One object whose plan at apply time differs from the saved plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Moved {
+    pub object: ObjectId,
+    /// What the saved plan said, e.g. `update sha256:ab12… (live sha256:cd34…)`.
+    pub planned: String,
+    /// What applying now would do.
+    pub now: String,
+}
+
+/// What an apply did: applied (with a release), or refused because the state moved since the
+/// saved plan was made (nothing written, no release).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Applied {
+    Applied(Box<ApplyReport>),
+    Refused { environment: String, moved: Vec<Moved> },
+}
+
 /// The plan that was applied and the release it produced.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ApplyReport {
@@ -44,10 +63,36 @@ pub fn apply(
     options: &ApplyOptions,
     progress: &ProgressBar,
 ) -> Result<ApplyReport> {
+    match apply_checked(target, rendered, source, options, progress, None)? {
+        Applied::Applied(report) => Ok(*report),
+        // Without a saved plan there is nothing to compare with, so this cannot happen.
+        Applied::Refused { environment, .. } => Err(crate::Error::Usage {
+            message: format!("apply of `{environment}` was refused without a saved plan to compare with"),
+        }),
+    }
+}
+
+/// Like `apply`, but when `expected` (a saved plan) is given, the plan computed under the lock must
+/// match it object by object — same action, same desired digest, same live digest — or nothing is
+/// written and the differences are returned.
+pub fn apply_checked(
+    target: &LocalTarget,
+    rendered: &Rendered,
+    source: &SourceInfo,
+    options: &ApplyOptions,
+    progress: &ProgressBar,
+    expected: Option<&Plan>,
+) -> Result<Applied> {
     let lock = target.lock(&Holder::current(&options.actor))?;
     let mut history = release::list(target)?;
     release::mark_interrupted(target, &lock, &mut history)?;
     let plan = plan::plan(rendered, target, source, options.prune)?;
+    if let Some(saved) = expected {
+        let moved = moved(saved, &plan);
+        if !moved.is_empty() {
+            return Ok(Applied::Refused { environment: plan.environment.clone(), moved });
+        }
+    }
     let previous = history.iter().rev().find(|r| r.outcome == Outcome::Succeeded);
     let drift = match previous {
         Some(p) => drifted(target, p)?,
@@ -137,7 +182,33 @@ pub fn apply(
     record.outcome = if failed { Outcome::Failed } else { Outcome::Succeeded };
     release::write(target, &lock, &record)?;
     progress.finish_and_clear();
-    Ok(ApplyReport { plan, release: record })
+    Ok(Applied::Applied(Box::new(ApplyReport { plan, release: record })))
+}
+
+/// Objects whose change differs between a saved plan and the plan of now.
+pub fn moved(saved: &Plan, now: &Plan) -> Vec<Moved> {
+    use std::collections::BTreeMap;
+    let index = |p: &Plan| -> BTreeMap<ObjectId, String> {
+        p.changes.iter().map(|c| (c.object.clone(), describe(c))).collect()
+    };
+    let (before, after) = (index(saved), index(now));
+    let ids: BTreeSet<&ObjectId> = before.keys().chain(after.keys()).collect();
+    ids.into_iter()
+        .filter_map(|id| {
+            let (p, n) = (before.get(id), after.get(id));
+            (p != n).then(|| Moved {
+                object: id.clone(),
+                planned: p.cloned().unwrap_or_else(|| "nothing".to_string()),
+                now: n.cloned().unwrap_or_else(|| "nothing".to_string()),
+            })
+        })
+        .collect()
+}
+
+fn describe(change: &crate::plan::Change) -> String {
+    let short = |d: &str| d.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    let live = change.live_digest.as_deref().map_or_else(|| "absent".to_string(), short);
+    format!("{} {} (live {live})", change.action.as_str(), short(&change.digest))
 }
 
 /// Objects whose live state no longer matches what `previous` applied: changed or removed

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::apply::{self, ApplyOptions};
+use crate::apply::{self, Applied, ApplyOptions};
+use crate::check::{self, SavedPlan};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan;
@@ -90,12 +91,19 @@ pub enum Command {
     },
     /// Apply environments to their targets and record a release for each.
     Apply {
-        /// Environment to apply (repeatable; required).
-        #[arg(long = "env", value_name = "ENV", required = true)]
+        /// Environment to apply (repeatable; required unless --plan gives them).
+        #[arg(long = "env", value_name = "ENV", required_unless_present = "plan")]
         envs: Vec<String>,
-        /// Apply exactly this commit instead of the working tree.
+        /// Apply exactly this commit instead of the working tree (with --plan: default HEAD).
         #[arg(long, value_name = "REV")]
         rev: Option<String>,
+        /// Apply a plan saved by `cairn check --out`: refused (exit 1) when the revision renders
+        /// differently or live state changed since the plan was made.
+        #[arg(long, value_name = "FILE", conflicts_with = "envs")]
+        plan: Option<PathBuf>,
+        /// With --plan: plan afresh and apply even if the state moved.
+        #[arg(long, requires = "plan")]
+        replan: bool,
         /// Keep objects cairn applied earlier and no longer renders.
         #[arg(long)]
         no_prune: bool,
@@ -104,6 +112,24 @@ pub enum Command {
         actor: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+    },
+    /// The pull-request step: touched environments rendered at the head, validated and planned
+    /// against live state; exits 1 when a finding blocks the change.
+    Check {
+        #[arg(long, value_name = "REV")]
+        base: String,
+        #[arg(long, value_name = "REV", default_value = "HEAD")]
+        head: String,
+        /// Save the plan here for `cairn apply --plan` (and the full Markdown report beside it).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        schema: SchemaArgs,
+        /// Keep objects cairn applied earlier and no longer renders.
+        #[arg(long)]
+        no_prune: bool,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Markdown)]
+        format: CheckFormat,
     },
     /// List the releases of an environment, newest first.
     History {
@@ -175,6 +201,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+}
+
+/// Output of `check`: the pull-request report, the saved plan as JSON, or the findings in a
+/// code-scanning or CI format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Markdown,
+    Human,
+    Json,
+    Sarif,
+    Junit,
+    Github,
 }
 
 /// How strictly objects are checked against their schemas.
@@ -285,7 +323,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             std::mem::forget(plans);
             Ok(if *detailed_exitcode && changed { Status::Changes } else { Status::Success })
         }
-        Command::Apply { envs, rev, no_prune, actor, format } => {
+        Command::Apply { envs, rev, plan, replan, no_prune, actor, format } => {
+            if let Some(path) = plan {
+                return apply_saved_plan(cli, out, path, rev.as_deref(), *replan, actor.clone(), *format, style);
+            }
             let select = Select { envs: envs.clone(), rev: rev.clone() };
             let Loaded { repo, snapshot, config, rendered } = load(&cli.repo, &select)?;
             let findings = validate::validate(&snapshot, &config, &rendered, validate::Options::default())?;
@@ -309,6 +350,37 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             }
             report_io(report::write_apply(out, &reports, *format, style))?;
             Ok(if reports.iter().all(apply::ApplyReport::succeeded) { Status::Success } else { Status::Failed })
+        }
+        Command::Check { base, head, out: plan_out, schema, no_prune, format } => {
+            let repo = Repo::open(&cli.repo)?;
+            let (saved, rendered) = check::check(&repo, base, head, (*schema).into(), !no_prune)?;
+            let full_report = report::check_markdown(&saved, None);
+            if let Some(path) = plan_out {
+                let report_path = path.with_extension("md");
+                crate::target::local::write_json_atomically(path, &saved)?;
+                crate::target::local::write_atomically(&report_path, full_report.as_bytes())?;
+            }
+            let full_name = plan_out.as_ref().map(|p| p.with_extension("md").display().to_string());
+            match format {
+                CheckFormat::Markdown => {
+                    report_io(out.write_all(report::check_markdown(&saved, Some(full_name.as_deref())).as_bytes()))?
+                }
+                CheckFormat::Json => report_io(report::write_json(out, &saved))?,
+                CheckFormat::Human => {
+                    report_io(report::write_findings(out, &rendered, &saved.findings, FindingsFormat::Human, style))?;
+                    report_io(report::write_plans(out, &saved.plans, Format::Human, style, true))?;
+                }
+                CheckFormat::Sarif => {
+                    report_io(report::write_findings(out, &rendered, &saved.findings, FindingsFormat::Sarif, style))?
+                }
+                CheckFormat::Junit => {
+                    report_io(report::write_findings(out, &rendered, &saved.findings, FindingsFormat::Junit, style))?
+                }
+                CheckFormat::Github => {
+                    report_io(report::write_findings(out, &rendered, &saved.findings, FindingsFormat::Github, style))?
+                }
+            }
+            Ok(if saved.blocked() { Status::Findings } else { Status::Success })
         }
         Command::History { env, limit, format } => {
             let repo = Repo::open(&cli.repo)?;
@@ -411,7 +483,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             let repo = Repo::open(&cli.repo)?;
             let changes = repo.changed_paths(base, head)?;
             let config = Config::load(&repo.snapshot(Some(head))?)?;
-            let touched = touched_environments(&config, &changes.paths);
+            let touched = check::touched_environments(&config, &changes.paths);
             match format {
                 Format::Json => {
                     #[derive(serde::Serialize)]
@@ -443,6 +515,74 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
     }
 }
 
+/// `apply --plan`: applies a saved plan environment by environment, each only while the revision
+/// still renders what the plan showed and live state still hashes the same.
+#[allow(clippy::too_many_arguments)]
+fn apply_saved_plan(
+    cli: &Cli,
+    out: &mut dyn Write,
+    path: &Path,
+    rev: Option<&str>,
+    replan: bool,
+    actor: Option<String>,
+    format: Format,
+    style: Style,
+) -> Result<Status> {
+    let saved = SavedPlan::read(path)?;
+    let repo = Repo::open(&cli.repo)?;
+    let rev = rev.unwrap_or("HEAD");
+    let ours = repo.root_commit(rev)?;
+    if ours != saved.repository {
+        return Err(Error::Usage {
+            message: format!(
+                "{}: the plan was made for another repository (first commit {}, this one {})",
+                path.display(),
+                saved.repository,
+                ours
+            ),
+        });
+    }
+    if saved.blocked() {
+        return Err(Error::Usage {
+            message: format!("{}: the plan has blocking findings; fix them and check again", path.display()),
+        });
+    }
+    let envs: Vec<String> = saved.plans.iter().map(|p| p.environment.clone()).collect();
+    let Loaded { repo, snapshot, config, rendered } = load(&cli.repo, &Select { envs, rev: Some(rev.to_string()) })?;
+    let findings = validate::validate(&snapshot, &config, &rendered, validate::Options::default())?;
+    if validate::has_errors(&findings) {
+        report_io(report::write_findings(out, &rendered, &findings, FindingsFormat::Human, style))?;
+        return Ok(Status::Findings);
+    }
+    let actor = actor.unwrap_or_else(|| resolve_actor(&repo));
+    let options =
+        ApplyOptions { prune: saved.plans.iter().all(|p| p.prune), actor, kind: ReleaseKind::Apply, rollback_to: None };
+    let mut results = Vec::new();
+    for (r, planned) in rendered.iter().zip(&saved.plans) {
+        let env = config.environment(&r.environment)?;
+        let target = target::open(repo.root(), env)?;
+        let progress = progress_bar(&format!("applying {}", r.environment));
+        let expected = if replan { None } else { Some(planned) };
+        let result = apply::apply_checked(&target, r, &snapshot.source, &options, &progress, expected)?;
+        let refused = matches!(result, Applied::Refused { .. });
+        results.push(result);
+        if refused {
+            // Later environments wait: the plan as a whole no longer holds.
+            break;
+        }
+    }
+    report_io(report::write_applied(out, &results, path, format, style))?;
+    let refused = results.iter().any(|r| matches!(r, Applied::Refused { .. }));
+    let failed = results.iter().any(|r| matches!(r, Applied::Applied(a) if !a.succeeded()));
+    Ok(if refused {
+        Status::Findings
+    } else if failed {
+        Status::Failed
+    } else {
+        Status::Success
+    })
+}
+
 /// An environment's target, from the working tree's configuration.
 fn open_target(repo: &Repo, env: &str) -> Result<(Config, target::LocalTarget)> {
     let config = Config::load(&repo.snapshot(None)?)?;
@@ -463,23 +603,6 @@ fn parse_time(text: &str) -> Result<jiff::Timestamp> {
         .ok_or_else(|| Error::Usage {
             message: format!("`{text}` is not a time: use RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)"),
         })
-}
-
-/// Environments whose layers contain a changed path; a change to `cairn.yaml` touches all.
-pub fn touched_environments<'a>(config: &'a Config, paths: &[String]) -> Vec<&'a str> {
-    let global = paths.iter().any(|p| p == crate::config::CONFIG_FILE);
-    config
-        .environments
-        .iter()
-        .filter(|env| {
-            global
-                || env
-                    .layers
-                    .iter()
-                    .any(|layer| paths.iter().any(|p| p == &layer.path || p.starts_with(&format!("{}/", layer.path))))
-        })
-        .map(|env| env.name.as_str())
-        .collect()
 }
 
 /// What a command reads: the repository, one snapshot of it, its configuration, and the

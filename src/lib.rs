@@ -9,6 +9,7 @@ pub mod yaml;
 
 pub use error::{Error, Result};
 pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod plan;
 pub mod release;

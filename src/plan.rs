@@ -56,6 +56,10 @@ pub struct Change {
     pub live: Option<Value>,
     /// Digest of the desired object, or of the live one for deletes.
     pub digest: String,
+    /// Digest of the live object the change was computed against (absent: there was none). A
+    /// saved plan is applied only while every live object still has this digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_digest: Option<String>,
     /// The documents that produced the desired object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceRef>,
@@ -129,18 +133,21 @@ pub fn compare(
                     desired: Some(object.body.clone()),
                     live: None,
                     digest: digest(&object.body),
+                    live_digest: None,
                     sources: object.sources.clone(),
                 }
             }
             Some(current) if *current == object.body => {
                 summary.unchanged += 1;
+                let d = digest(&object.body);
                 Change {
                     object: object.id.clone(),
                     action: Action::Unchanged,
                     fields: Vec::new(),
                     desired: None,
                     live: None,
-                    digest: digest(&object.body),
+                    live_digest: Some(d.clone()),
+                    digest: d,
                     sources: Vec::new(),
                 }
             }
@@ -155,6 +162,7 @@ pub fn compare(
                     desired: Some(object.body.clone()),
                     live: Some(current.clone()),
                     digest: digest(&object.body),
+                    live_digest: Some(digest(current)),
                     sources: object.sources.clone(),
                 }
             }
@@ -175,6 +183,7 @@ pub fn compare(
                 desired: None,
                 live: Some(current.clone()),
                 digest: digest(current),
+                live_digest: Some(digest(current)),
                 sources: Vec::new(),
             });
         } else {

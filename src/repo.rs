@@ -253,7 +253,9 @@ impl Repo {
             let (from_id, to_id) = (self.resolve(from)?.id, self.resolve(to)?.id);
             if !self.is_ancestor(from_id, to_id)? {
                 return Err(Error::Usage {
-                    message: format!("`{from}` is not an ancestor of `{to}`; pass an earlier revision as --from"),
+                    message: format!(
+                        "`{from}` is not an ancestor of `{to}`; the earlier revision must be in the later one's history"
+                    ),
                 });
             }
         }
@@ -282,6 +284,20 @@ impl Repo {
         }
         let base = self.repo.merge_base(ancestor, of).map_err(git_error)?;
         Ok(base.is_some_and(|b| b.detach() == ancestor))
+    }
+
+    /// The identity of the repository's history: the first (parentless) commit reachable from
+    /// `rev`. Saved plans carry it so a plan is never applied to another repository.
+    pub fn root_commit(&self, rev: &str) -> Result<String> {
+        let id = self.resolve(rev)?.id;
+        let mut root = id;
+        for info in self.repo.rev_walk([id]).all().map_err(git_error)? {
+            let info = info.map_err(git_error)?;
+            if info.parent_ids.is_empty() {
+                root = info.id;
+            }
+        }
+        Ok(root.to_string())
     }
 
     /// Whether a commit id still names a commit here (history may have been rewritten since).

@@ -1,5 +1,6 @@
 //! Every output format. Reporters take a writer; nothing here decides where output goes.
 
+mod check;
 mod findings;
 mod html;
 mod notes;
@@ -10,6 +11,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+pub use check::{COMMENT_LIMIT, check_markdown, write_applied};
 pub use findings::{FindingsFormat, write_findings};
 pub use notes::{NotesFormat, write_notes};
 pub use plan::{write_apply, write_plans};

@@ -1,0 +1,132 @@
+//! The pull-request step: which environments a change touches, their rendering at the head,
+//! validation, and a plan against live state — saved so the merge applies exactly what the pull
+//! request showed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{CONFIG_FILE, Config};
+use crate::error::{Error, Result};
+use crate::plan::{self, Plan};
+use crate::release::owners;
+use crate::render::{Rendered, Renderer};
+use crate::repo::{CommitInfo, Repo};
+use crate::target;
+use crate::validate::{self, Finding};
+
+/// The saved-plan format this build writes and reads.
+pub const PLAN_FORMAT: &str = "cairn-plan/1";
+
+/// What `check` found, and what `apply --plan` applies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: String,
+    pub cairn_version: String,
+    /// The repository's first commit: a plan is only applied to the repository it came from.
+    pub repository: String,
+    pub base: CommitInfo,
+    pub head: CommitInfo,
+    pub changed_paths: Vec<String>,
+    /// One plan per touched environment, each change with the live digest it was computed
+    /// against.
+    pub plans: Vec<Plan>,
+    pub findings: Vec<Finding>,
+}
+
+impl SavedPlan {
+    pub fn blocked(&self) -> bool {
+        validate::has_errors(&self.findings)
+    }
+
+    /// Reads a saved plan, refusing one that is truncated, from a newer cairn, or not a plan.
+    pub fn read(path: &std::path::Path) -> Result<SavedPlan> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read the plan", e))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Usage {
+            message: format!(
+                "{}: not a readable cairn plan ({e}); was it truncated? run `cairn check --out` again",
+                path.display()
+            ),
+        })?;
+        match value.get("format").and_then(serde_json::Value::as_str) {
+            Some(PLAN_FORMAT) => {}
+            Some(other) => {
+                return Err(Error::Usage {
+                    message: format!(
+                        "{}: plan format `{other}` is not `{PLAN_FORMAT}` (made by cairn {}); use the same cairn for check and apply",
+                        path.display(),
+                        value.get("cairn_version").and_then(serde_json::Value::as_str).unwrap_or("of another version")
+                    ),
+                });
+            }
+            None => {
+                return Err(Error::Usage { message: format!("{}: not a cairn plan (no `format`)", path.display()) });
+            }
+        }
+        serde_json::from_value(value).map_err(|e| Error::Usage {
+            message: format!("{}: damaged cairn plan ({e}); run `cairn check --out` again", path.display()),
+        })
+    }
+}
+
+/// Environments whose layers contain a changed path. A change to `cairn.yaml`, `schemas/`,
+/// `policies/` or a CODEOWNERS file touches them all.
+pub fn touched_environments<'a>(config: &'a Config, paths: &[String]) -> Vec<&'a str> {
+    let global = paths.iter().any(|p| {
+        p == CONFIG_FILE
+            || p.starts_with("schemas/")
+            || p.starts_with("policies/")
+            || owners::LOCATIONS.contains(&p.as_str())
+    });
+    config
+        .environments
+        .iter()
+        .filter(|env| {
+            global
+                || env
+                    .layers
+                    .iter()
+                    .any(|layer| paths.iter().any(|p| p == &layer.path || p.starts_with(&format!("{}/", layer.path))))
+        })
+        .map(|env| env.name.as_str())
+        .collect()
+}
+
+/// Checks a change from `base` to `head`; returns the saved plan and the rendered environments.
+pub fn check(
+    repo: &Repo,
+    base: &str,
+    head: &str,
+    options: validate::Options,
+    prune: bool,
+) -> Result<(SavedPlan, Vec<Rendered>)> {
+    // Refuses a base that is not in the head's history.
+    repo.commits_between(Some(base), head)?;
+    let changes = repo.changed_paths(base, head)?;
+    let snapshot = repo.snapshot(Some(head))?;
+    let config = Config::load(&snapshot)?;
+    let touched: Vec<String> = touched_environments(&config, &changes.paths).into_iter().map(str::to_string).collect();
+    let environments = config.select(&touched)?;
+    let environments = if touched.is_empty() { Vec::new() } else { environments };
+    let mut renderer = Renderer::new(&snapshot, &environments);
+    let mut rendered = Vec::new();
+    for env in &environments {
+        rendered.push(renderer.render(env)?);
+    }
+    drop(renderer);
+    let findings = validate::validate(&snapshot, &config, &rendered, options)?;
+    let mut plans = Vec::new();
+    for (env, r) in environments.iter().zip(&rendered) {
+        let target = target::open(repo.root(), env)?;
+        plans.push(plan::plan(r, &target, &snapshot.source, prune)?);
+    }
+    let saved = SavedPlan {
+        format: PLAN_FORMAT.to_string(),
+        cairn_version: env!("CARGO_PKG_VERSION").to_string(),
+        repository: repo.root_commit(head)?,
+        base: repo.commit_info(base)?,
+        head: repo.commit_info(head)?,
+        changed_paths: changes.paths,
+        plans,
+        findings,
+    };
+    Ok((saved, rendered))
+}

@@ -1,0 +1,190 @@
+//! The CI step end to end on local targets: a feature branch is checked, its plan saved, the
+//! merge applies exactly that plan, notes describe it; and the refusal paths.
+mod common;
+
+use common::Fixture;
+use serde_json::Value;
+
+/// A repository applied on main, with a feature branch that bumps production's replicas.
+fn feature_branch() -> Fixture {
+    let f = Fixture::standard();
+    f.ok(&["apply", "--env", "staging", "--env", "production", "--rev", "HEAD"], 0);
+    f.git(&["checkout", "-q", "-b", "feature"]);
+    f.write(
+        "environments/production/patch.yaml",
+        &f.read("environments/production/patch.yaml").replace("replicas: 4", "replicas: 6"),
+    );
+    f.commit("feat: more production replicas");
+    f
+}
+
+fn merge(f: &Fixture) {
+    f.git(&["checkout", "-q", "main"]);
+    f.git(&["merge", "-q", "--no-ff", "feature", "-m", "Merge feature"]);
+}
+
+#[test]
+fn check_then_apply_the_saved_plan_on_merge() {
+    let f = feature_branch();
+    let plan = f.join("plan.json");
+    let plan_arg = plan.to_str().expect("utf-8 path");
+    let report = f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan_arg], 0);
+    assert!(report.starts_with("## cairn check: ready to merge"), "{report}");
+    assert!(report.contains("| production | 0 | 1 | 0 | 2 | 0 | 0 |"), "{report}");
+    assert!(!report.contains("| staging |"), "staging is not touched");
+    assert!(report.contains("-  replicas: 4\n+  replicas: 6"), "{report}");
+    assert!(f.join("plan.md").exists(), "the full report is saved beside the plan");
+
+    let saved: Value = serde_json::from_str(&f.read("plan.json")).expect("json");
+    assert_eq!(saved["format"], "cairn-plan/1");
+    assert_eq!(saved["plans"].as_array().map(Vec::len), Some(1));
+
+    merge(&f);
+    let out = f.ok(&["apply", "--plan", plan_arg], 0);
+    assert!(out.contains("production: release 2 succeeded"), "{out}");
+    let live: Value =
+        serde_json::from_str(&f.read(".cairn/live/production/objects/Deployment.apps/shop/web.json")).expect("json");
+    assert_eq!(live["spec"]["replicas"], 6);
+    let notes = f.ok(&["notes", "--env", "production"], 0);
+    assert!(notes.contains("more production replicas"), "{notes}");
+}
+
+#[test]
+fn a_plan_is_refused_when_live_state_moved_and_replan_overrides() {
+    let f = feature_branch();
+    let plan = f.join("plan.json");
+    let plan_arg = plan.to_str().expect("utf-8 path");
+    f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan_arg], 0);
+    // Someone changes production by hand after the check.
+    let live = ".cairn/live/production/objects/ConfigMap.core/shop/settings.json";
+    f.write(live, &f.read(live).replace("info", "error"));
+    merge(&f);
+    let before = f.read(".cairn/live/production/objects/Deployment.apps/shop/web.json");
+    let out = f.ok(&["apply", "--plan", plan_arg], 1);
+    assert!(
+        out.contains("production: refused: 1 object(s) moved since the plan was made; nothing was applied"),
+        "{out}"
+    );
+    assert!(out.contains("ConfigMap shop/settings: planned unchanged"), "{out}");
+    assert_eq!(f.read(".cairn/live/production/objects/Deployment.apps/shop/web.json"), before, "nothing applied");
+    let history = f.json(&["history", "--env", "production", "--format", "json"], 0);
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "no release recorded for a refusal");
+
+    let out = f.ok(&["apply", "--plan", plan_arg, "--replan"], 0);
+    assert!(out.contains("production: release 2 succeeded"), "{out}");
+}
+
+#[test]
+fn a_plan_is_refused_when_the_merge_renders_differently() {
+    let f = feature_branch();
+    let plan = f.join("plan.json");
+    let plan_arg = plan.to_str().expect("utf-8 path");
+    f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan_arg], 0);
+    merge(&f);
+    f.write(
+        "environments/production/patch.yaml",
+        &f.read("environments/production/patch.yaml").replace("replicas: 6", "replicas: 9"),
+    );
+    f.commit("fix: even more replicas, not what was reviewed");
+    let out = f.ok(&["apply", "--plan", plan_arg], 1);
+    assert!(out.contains("Deployment.apps shop/web: planned update"), "{out}");
+}
+
+#[test]
+fn check_reports_blocking_findings_in_every_format() {
+    let f = Fixture::standard();
+    f.git(&["checkout", "-q", "-b", "feature"]);
+    f.write(
+        "environments/staging/bad.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: many\n",
+    );
+    f.commit("feat: broken");
+    let md = f.ok(&["check", "--base", "main", "--head", "feature"], 1);
+    assert!(md.starts_with("## cairn check: blocked by findings"), "{md}");
+    assert!(
+        md.contains("| error | `schema/type` | `Deployment.apps shop/web` | `environments/staging/bad.yaml:7:3` |"),
+        "{md}"
+    );
+    let gh = f.ok(&["check", "--base", "main", "--head", "feature", "--format", "github"], 1);
+    assert!(gh.starts_with("::error file=environments/staging/bad.yaml,line=7,col=3"), "{gh}");
+    let sarif = f.json(&["check", "--base", "main", "--head", "feature", "--format", "sarif"], 1);
+    assert_eq!(sarif["version"], "2.1.0");
+    let junit = f.ok(&["check", "--base", "main", "--head", "feature", "--format", "junit"], 1);
+    roxmltree::Document::parse(&junit).expect("well-formed XML");
+    let plan = f.join("plan.json");
+    f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan.to_str().expect("path")], 1);
+    let (code, _, err) = f.run(&["apply", "--plan", plan.to_str().expect("path")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("the plan has blocking findings"), "{err}");
+}
+
+#[test]
+fn long_reports_stay_under_the_comment_limit() {
+    let f = Fixture::standard();
+    f.git(&["checkout", "-q", "-b", "feature"]);
+    let mut docs = String::new();
+    for i in 0..400 {
+        docs.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big-{i:03}\n  namespace: shop\ndata:\n"
+        ));
+        for k in 0..10 {
+            docs.push_str(&format!("  KEY_{k}: \"value number {k} of object {i}\"\n"));
+        }
+    }
+    f.write("environments/staging/big.yaml", &docs);
+    f.commit("feat: many objects");
+    let plan = f.join("plan.json");
+    let md = f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan.to_str().expect("path")], 0);
+    assert!(md.len() <= cairn::report::COMMENT_LIMIT, "{} characters", md.len());
+    assert!(md.contains("diff(s) were left out, largest first") && md.contains("plan.md"), "{}", &md[..400]);
+    assert!(f.read("plan.md").len() > cairn::report::COMMENT_LIMIT, "the full report is complete");
+}
+
+#[test]
+fn bad_plans_and_ranges_are_refused_without_applying() {
+    let f = feature_branch();
+    let plan = f.join("plan.json");
+    let plan_arg = plan.to_str().expect("utf-8 path");
+    f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan_arg], 0);
+    merge(&f);
+    let live_before = f.read(".cairn/live/production/objects/Deployment.apps/shop/web.json");
+
+    // Truncated.
+    let text = f.read("plan.json");
+    f.write("truncated.json", &text[..text.len() / 2]);
+    let (code, _, err) = f.run(&["apply", "--plan", f.join("truncated.json").to_str().expect("path")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a readable cairn plan") && err.contains("truncated"), "{err}");
+
+    // From a newer cairn.
+    let mut newer: Value = serde_json::from_str(&text).expect("json");
+    newer["format"] = "cairn-plan/2".into();
+    newer["cairn_version"] = "9.0.0".into();
+    f.write("newer.json", &newer.to_string());
+    let (code, _, err) = f.run(&["apply", "--plan", f.join("newer.json").to_str().expect("path")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("plan format `cairn-plan/2`") && err.contains("9.0.0"), "{err}");
+
+    // From another repository.
+    let mut other: Value = serde_json::from_str(&text).expect("json");
+    other["repository"] = "0123456789abcdef0123456789abcdef01234567".into();
+    f.write("other.json", &other.to_string());
+    let (code, _, err) = f.run(&["apply", "--plan", f.join("other.json").to_str().expect("path")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("made for another repository"), "{err}");
+
+    // Missing.
+    let (code, _, err) = f.run(&["apply", "--plan", f.join("none.json").to_str().expect("path")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("none.json"), "{err}");
+
+    assert_eq!(f.read(".cairn/live/production/objects/Deployment.apps/shop/web.json"), live_before, "nothing applied");
+
+    // A base that is not an ancestor of the head.
+    f.git(&["checkout", "-q", "-b", "other", "HEAD~1"]);
+    f.write("x.txt", "x\n");
+    f.commit("chore: elsewhere");
+    let (code, _, err) = f.run(&["check", "--base", "other", "--head", "main"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`other` is not an ancestor of `main`"), "{err}");
+}
