@@ -123,6 +123,9 @@ pub enum Command {
         /// Save the plan here for `cairn apply --plan` (and the full Markdown report beside it).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Who approved the change: GitHub's pull-request reviews JSON, or a list of logins.
+        #[arg(long, value_name = "FILE")]
+        approvals: Option<PathBuf>,
         #[command(flatten)]
         schema: SchemaArgs,
         /// Keep objects cairn applied earlier and no longer renders.
@@ -351,9 +354,13 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             report_io(report::write_apply(out, &reports, *format, style))?;
             Ok(if reports.iter().all(apply::ApplyReport::succeeded) { Status::Success } else { Status::Failed })
         }
-        Command::Check { base, head, out: plan_out, schema, no_prune, format } => {
+        Command::Check { base, head, out: plan_out, approvals, schema, no_prune, format } => {
+            let approvals = match approvals {
+                Some(path) => check::read_approvals(path)?,
+                None => Vec::new(),
+            };
             let repo = Repo::open(&cli.repo)?;
-            let (saved, rendered) = check::check(&repo, base, head, (*schema).into(), !no_prune)?;
+            let (saved, rendered) = check::check(&repo, base, head, (*schema).into(), !no_prune, approvals)?;
             let full_report = report::check_markdown(&saved, None);
             if let Some(path) = plan_out {
                 let report_path = path.with_extension("md");

@@ -188,3 +188,54 @@ fn bad_plans_and_ranges_are_refused_without_applying() {
     assert_eq!(code, 2);
     assert!(err.contains("`other` is not an ancestor of `main`"), "{err}");
 }
+
+#[test]
+fn approvals_are_read_and_shown_and_bad_files_refused() {
+    let f = feature_branch();
+    f.write(
+        "reviews.json",
+        r#"[{"user": {"login": "grace"}, "state": "APPROVED", "submitted_at": "2026-01-02T09:00:00Z"}, {"user": {"login": "linus"}, "state": "COMMENTED"}]"#,
+    );
+    let reviews = f.join("reviews.json");
+    let md = f.ok(&["check", "--base", "main", "--head", "feature", "--approvals", reviews.to_str().expect("path")], 0);
+    assert!(md.contains("Approved by grace."), "{md}");
+    let v = f.json(
+        &[
+            "check",
+            "--base",
+            "main",
+            "--head",
+            "feature",
+            "--approvals",
+            reviews.to_str().expect("path"),
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    assert_eq!(v["approvals"], serde_json::json!([{"by": "grace", "at": "2026-01-02T09:00:00Z"}]));
+
+    let (code, _, err) = f.run(&[
+        "check",
+        "--base",
+        "main",
+        "--head",
+        "feature",
+        "--approvals",
+        f.join("none.json").to_str().expect("path"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("none.json") && err.contains("cannot read the approvals file"), "{err}");
+    f.write("bad.json", r#"{"approved": true}"#);
+    let (code, _, err) = f.run(&[
+        "check",
+        "--base",
+        "main",
+        "--head",
+        "feature",
+        "--approvals",
+        f.join("bad.json").to_str().expect("path"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("approvals must be a JSON list"), "{err}");
+}

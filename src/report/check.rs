@@ -63,6 +63,10 @@ fn render(
         markdown_cell(&saved.head.subject),
         saved.changed_paths.len()
     );
+    if !saved.approvals.is_empty() {
+        let who: Vec<&str> = saved.approvals.iter().map(|a| a.by.as_str()).collect();
+        let _ = writeln!(s, "Approved by {}.\n", who.join(", "));
+    }
     if let Some((count, full)) = note {
         let place = full.map(|f| format!(" The full report is in `{f}`.")).unwrap_or_default();
         let _ = writeln!(
