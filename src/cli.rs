@@ -411,6 +411,11 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 (Some(from), Some(to)) => release::notes::Selection::Range { from: from.clone(), to: to.clone() },
                 _ => release::notes::Selection::Release(*release),
             };
+            if releases.is_empty() && release.is_none() && from.is_none() {
+                // Nothing has been released yet: say so; that is not an error.
+                report_io(report::write_no_releases(out, env, *format))?;
+                return Ok(Status::Success);
+            }
             let notes = release::notes::build(&repo, env, &releases, &selection, repo_url.as_deref())?;
             report_io(report::write_notes(out, &notes, *format))?;
             Ok(Status::Success)

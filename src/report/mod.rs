@@ -13,7 +13,7 @@ use serde::Serialize;
 
 pub use check::{COMMENT_LIMIT, check_markdown, write_applied};
 pub use findings::{FindingsFormat, write_findings};
-pub use notes::{NotesFormat, write_notes};
+pub use notes::{NotesFormat, write_no_releases, write_notes};
 pub use plan::{write_apply, write_plans};
 pub use status::{PeopleFormat, write_metrics, write_status};
 

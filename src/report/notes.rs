@@ -22,6 +22,20 @@ pub fn write_notes(w: &mut dyn Write, notes: &Notes, format: NotesFormat) -> io:
     }
 }
 
+/// Notes for an environment that has no release yet.
+pub fn write_no_releases(w: &mut dyn Write, environment: &str, format: NotesFormat) -> io::Result<()> {
+    let message = format!("No releases in {environment} yet; apply it to make the first one.");
+    match format {
+        NotesFormat::Json => {
+            write_json(w, &serde_json::json!({"environment": environment, "release": null, "message": message}))
+        }
+        NotesFormat::Markdown => writeln!(w, "# {environment}\n\n{message}"),
+        NotesFormat::Html => w.write_all(
+            page(environment, &format!("<h1>{}</h1>\n<p>{}</p>", esc(environment), esc(&message))).as_bytes(),
+        ),
+    }
+}
+
 fn title(notes: &Notes) -> String {
     match &notes.release {
         Some(r) => format!("{} — release {}", notes.environment, r.id),
