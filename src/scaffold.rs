@@ -12,10 +12,13 @@ pub const FILES: &[(&str, &str)] = &[
     (".gitignore", include_str!("../examples/shop/.gitignore")),
     ("CODEOWNERS", include_str!("../examples/shop/CODEOWNERS")),
     ("base/namespace.yaml", include_str!("../examples/shop/base/namespace.yaml")),
+    ("base/app-settings.yaml", include_str!("../examples/shop/base/app-settings.yaml")),
+    ("base/features.yaml", include_str!("../examples/shop/base/features.yaml")),
     ("base/settings.yaml", include_str!("../examples/shop/base/settings.yaml")),
     ("base/web.yaml", include_str!("../examples/shop/base/web.yaml")),
     ("environments/staging/web.yaml", include_str!("../examples/shop/environments/staging/web.yaml")),
     ("environments/production/web.yaml", include_str!("../examples/shop/environments/production/web.yaml")),
+    ("schemas/app-settings.json", include_str!("../examples/shop/schemas/app-settings.json")),
 ];
 
 /// What `init` did.

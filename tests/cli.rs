@@ -45,7 +45,7 @@ fn init_scaffolds_a_committed_repository_that_plans_and_applies() {
     };
     let (code, out) = run(&["plan", "--detailed-exitcode", "--rev", "HEAD"]);
     assert_eq!(code, Some(3), "{out}");
-    assert!(out.contains("staging: 5 to create") && out.contains("production: 4 to create"), "{out}");
+    assert!(out.contains("staging: 7 to create") && out.contains("production: 6 to create"), "{out}");
     let (code, _) = run(&["apply", "--env", "staging", "--env", "production"]);
     assert_eq!(code, Some(0));
     let (code, out) = run(&["plan", "--detailed-exitcode"]);

@@ -35,6 +35,8 @@ pub struct Notes {
     pub features: Vec<FeatureChange>,
     pub created: Vec<ObjectId>,
     pub removed: Vec<ObjectId>,
+    /// Other fields that changed in objects present before and after.
+    pub updated: Vec<ObjectUpdate>,
     pub commits: Vec<CommitGroup>,
     pub commit_count: usize,
     /// The commits listed were undone (a rollback), not brought in.
@@ -83,6 +85,13 @@ pub struct ConfigChange {
     pub old: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new: Option<String>,
+}
+
+/// Fields of one object that changed, beyond versions, configuration keys and flags.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ObjectUpdate {
+    pub object: ObjectId,
+    pub fields: Vec<crate::plan::FieldChange>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -191,6 +200,7 @@ pub fn build(
         features: diff.features,
         created: diff.created,
         removed: diff.removed,
+        updated: diff.updated,
         commits: groups,
         commit_count: commits.len(),
         undone,
@@ -224,6 +234,7 @@ pub struct ObjectDiff {
     pub features: Vec<FeatureChange>,
     pub created: Vec<ObjectId>,
     pub removed: Vec<ObjectId>,
+    pub updated: Vec<ObjectUpdate>,
 }
 
 pub fn diff_objects(old: &[Object], new: &[Object]) -> ObjectDiff {
@@ -235,6 +246,20 @@ pub fn diff_objects(old: &[Object], new: &[Object]) -> ObjectDiff {
         let before = old_map.get(id).copied();
         if before.is_none() {
             diff.created.push((*id).clone());
+        }
+        if let Some(old) = before
+            && kind_of(body) != "Secret"
+        {
+            let mut fields = Vec::new();
+            crate::plan::diff_fields(old, body, &mut String::new(), &mut fields);
+            // Versions, configuration keys and flags have their own sections.
+            let covered = |p: &str| {
+                p.starts_with("/data/") || p.starts_with("/binaryData/") || p == "/data" || p.ends_with("/image")
+            };
+            fields.retain(|f| !covered(&f.pointer));
+            if !fields.is_empty() {
+                diff.updated.push(ObjectUpdate { object: (*id).clone(), fields });
+            }
         }
         let before = before.unwrap_or(&empty);
         diff_images(id, before, body, &mut diff.versions);
@@ -394,6 +419,9 @@ fn summarize(notes: &Notes, commits: &[CommitInfo]) -> String {
     if !notes.removed.is_empty() {
         parts.push(format!("{} removed", plural(notes.removed.len(), "object", "objects")));
     }
+    if !notes.updated.is_empty() {
+        parts.push(format!("{} changed", plural(notes.updated.len(), "other object", "other objects")));
+    }
     let what = if parts.is_empty() { "no changes to what runs".to_string() } else { parts.join("; ") };
     let head = match &notes.release {
         Some(r) if r.kind == ReleaseKind::Rollback => format!(
@@ -488,6 +516,30 @@ mod tests {
         assert_eq!(flags, vec![("checkout-v2", Some(false), true), ("dark-mode", None, false)]);
         let text = serde_json::to_string(&d.configuration).expect("json");
         assert!(!text.contains("czNjcjN0") && !text.contains("s3cr3t") && !text.contains("aHVudGVyMg"));
+    }
+
+    #[test]
+    fn other_field_changes_are_listed_but_never_for_secrets() {
+        let old = vec![
+            obj(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}}),
+            ),
+            obj(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "labels": {"a": "1"}}, "type": "Opaque"}),
+            ),
+        ];
+        let new = vec![
+            obj(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3}}),
+            ),
+            obj(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "labels": {"a": "2"}}, "type": "Opaque"}),
+            ),
+        ];
+        let d = diff_objects(&old, &new);
+        assert_eq!(d.updated.len(), 1);
+        assert_eq!(d.updated[0].object.name, "web");
+        assert_eq!(d.updated[0].fields[0].pointer, "/spec/replicas");
     }
 
     #[test]

@@ -73,6 +73,19 @@ fn config_text(c: &crate::release::notes::ConfigChange) -> String {
     }
 }
 
+fn field_text(f: &crate::plan::FieldChange) -> String {
+    let show = |v: &serde_json::Value| {
+        let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        if text.chars().count() > 60 { format!("{}…", text.chars().take(59).collect::<String>()) } else { text }
+    };
+    match (&f.old, &f.new) {
+        (Some(o), Some(n)) => format!("`{}` → `{}`", show(o), show(n)),
+        (None, Some(n)) => format!("added: `{}`", show(n)),
+        (Some(o), None) => format!("removed (was `{}`)", show(o)),
+        (None, None) => String::new(),
+    }
+}
+
 fn markdown(n: &Notes) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", title(n));
@@ -118,6 +131,15 @@ fn markdown(n: &Notes) -> String {
         }
         for id in &n.removed {
             let _ = writeln!(s, "- removed `{id}`");
+        }
+        s.push('\n');
+    }
+    if !n.updated.is_empty() {
+        let _ = writeln!(s, "## Other changes\n\n| object | field | change |\n|---|---|---|");
+        for u in &n.updated {
+            for f in &u.fields {
+                let _ = writeln!(s, "| `{}` | `{}` | {} |", u.object, f.pointer, field_text(f).replace('|', "\\|"));
+            }
         }
         s.push('\n');
     }
@@ -227,6 +249,21 @@ fn html(n: &Notes) -> String {
             let _ = writeln!(b, "<li>removed <code>{}</code></li>", esc(&id.to_string()));
         }
         b.push_str("</ul>\n");
+    }
+    if !n.updated.is_empty() {
+        b.push_str("<h2>Other changes</h2>\n<table><tr><th>Object</th><th>Field</th><th>Change</th></tr>\n");
+        for u in &n.updated {
+            for f in &u.fields {
+                let _ = writeln!(
+                    b,
+                    "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+                    esc(&u.object.to_string()),
+                    esc(&f.pointer),
+                    esc(&field_text(f).replace('`', ""))
+                );
+            }
+        }
+        b.push_str("</table>\n");
     }
     let _ = writeln!(b, "<h2>{} ({})</h2>", if n.undone { "Commits undone" } else { "Commits" }, n.commit_count);
     for g in &n.commits {
