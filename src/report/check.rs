@@ -146,6 +146,9 @@ pub fn write_applied(
     if format == Format::Json {
         return write_json(w, results);
     }
+    if results.is_empty() {
+        return writeln!(w, "The plan touches no environment; nothing to apply.");
+    }
     for result in results {
         match result {
             Applied::Applied(report) => write_apply(w, std::slice::from_ref(report), format, style)?,
