@@ -154,7 +154,7 @@ pub fn check(
     approvals: Vec<Approval>,
 ) -> Result<(SavedPlan, Vec<Rendered>)> {
     // Refuses a base that is not in the head's history.
-    repo.commits_between(Some(base), head)?;
+    repo.ensure_ancestor(base, head)?;
     let changes = repo.changed_paths(base, head)?;
     let snapshot = repo.snapshot(Some(head))?;
     let config = Config::load(&snapshot)?;

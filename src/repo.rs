@@ -250,16 +250,23 @@ impl Repo {
     /// an ancestor of `to` (a range a person asked for).
     pub fn commits_between(&self, from: Option<&str>, to: &str) -> Result<Vec<CommitInfo>> {
         if let Some(from) = from {
-            let (from_id, to_id) = (self.resolve(from)?.id, self.resolve(to)?.id);
-            if !self.is_ancestor(from_id, to_id)? {
-                return Err(Error::Usage {
-                    message: format!(
-                        "`{from}` is not an ancestor of `{to}`; the earlier revision must be in the later one's history"
-                    ),
-                });
-            }
+            self.ensure_ancestor(from, to)?;
         }
         self.commits_reachable(from, to)
+    }
+
+    /// Fails unless `from` is `to` or one of its ancestors.
+    pub fn ensure_ancestor(&self, from: &str, to: &str) -> Result<()> {
+        let (from_id, to_id) = (self.resolve(from)?.id, self.resolve(to)?.id);
+        if self.is_ancestor(from_id, to_id)? {
+            Ok(())
+        } else {
+            Err(Error::Usage {
+                message: format!(
+                    "`{from}` is not an ancestor of `{to}`; the earlier revision must be in the later one's history"
+                ),
+            })
+        }
     }
 
     /// Commits reachable from `to` but not from `hidden`, newest first, whatever their relation.
