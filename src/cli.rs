@@ -195,6 +195,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PeopleFormat::Human)]
         format: PeopleFormat,
     },
+    /// Work with SOPS-encrypted files (age keys).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// List the paths changed between two revisions and the environments they touch.
     Changes {
         #[arg(long, value_name = "REV")]
@@ -204,6 +207,25 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Decrypt a SOPS file and print it to stdout (explicitly: this prints secrets). Keys come
+    /// from CAIRN_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and sops' default key file.
+    Decrypt {
+        /// A SOPS-encrypted YAML or JSON file.
+        file: PathBuf,
+        /// `yaml` (default) or `json`.
+        #[arg(long, value_enum, default_value_t = SecretFormat::Yaml)]
+        format: SecretFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecretFormat {
+    Yaml,
+    Json,
 }
 
 /// Output of `check`: the pull-request report, the saved plan as JSON, or the findings in a
@@ -489,6 +511,37 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 all.push(release::metrics::compute(&repo, &env.name, &releases, since, until)?);
             }
             report_io(report::write_metrics(out, &all, *format))?;
+            Ok(Status::Success)
+        }
+        Command::Secrets(SecretsCommand::Decrypt { file, format }) => {
+            let name = file.display().to_string();
+            let bytes = std::fs::read(file).map_err(|e| Error::io(file, "cannot read", e))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::Secret { file: name.clone(), message: "not valid UTF-8".into() })?;
+            let docs = crate::yaml::parse_documents(&name, &text)?;
+            let identities = crate::secrets::Identities::from_environment()?;
+            let mut plain = Vec::new();
+            for doc in &docs {
+                if !crate::secrets::is_encrypted(&doc.value) {
+                    return Err(Error::Secret {
+                        file: name.clone(),
+                        message: format!("the document at line {} is not a SOPS file (no `sops` block)", doc.line),
+                    });
+                }
+                plain.push(crate::secrets::decrypt_document(&name, &doc.value, &identities)?.value);
+            }
+            match format {
+                SecretFormat::Json if plain.len() == 1 => report_io(report::write_json(out, &plain[0]))?,
+                SecretFormat::Json => report_io(report::write_json(out, &plain))?,
+                SecretFormat::Yaml => {
+                    for (i, value) in plain.iter().enumerate() {
+                        if i > 0 {
+                            report_io(writeln!(out, "---"))?;
+                        }
+                        report_io(out.write_all(crate::yaml::to_yaml(value).as_bytes()))?;
+                    }
+                }
+            }
             Ok(Status::Success)
         }
         Command::Changes { base, head, format } => {

@@ -57,6 +57,10 @@ pub enum Error {
 
     #[error("{message}")]
     Usage { message: String },
+
+    /// A secret file that cannot be read; the message never contains a plaintext value.
+    #[error("{file}: {message}")]
+    Secret { file: String, message: String },
 }
 
 impl Error {

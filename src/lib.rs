@@ -15,5 +15,6 @@ pub mod plan;
 pub mod release;
 pub mod report;
 pub mod scaffold;
+pub mod secrets;
 pub mod target;
 pub mod validate;

@@ -1,0 +1,7 @@
+//! Secrets in SOPS files with age keys. Reading files written by the real `sops` lands first;
+//! writing, the pipeline's decryption and masking in every output build on it.
+
+pub mod shamir;
+pub mod sops;
+
+pub use sops::{Decrypted, Identities, decrypt_document, is_encrypted};

@@ -1,0 +1,192 @@
+//! SOPS files written by the real `sops` (age keys made by the real `age-keygen`) decrypt in
+//! cairn; tampering and missing keys are refused without printing any secret. The tools are
+//! installed by scripts/test.sh; CAIRN_TEST_SOPS names the sops binary (else `sops` on PATH).
+mod common;
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+struct Tools {
+    dir: tempfile::TempDir,
+    sops: String,
+}
+
+impl Tools {
+    fn new() -> Tools {
+        let sops = std::env::var("CAIRN_TEST_SOPS").unwrap_or_else(|_| "sops".to_string());
+        let ok = Command::new(&sops).arg("--version").output().is_ok_and(|o| o.status.success());
+        assert!(ok, "the real sops is needed (scripts/test.sh installs it; or set CAIRN_TEST_SOPS)");
+        Tools { dir: tempfile::tempdir().expect("tempdir"), sops }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A key file from the real age-keygen; returns (file, public key).
+    fn keygen(&self, name: &str) -> (std::path::PathBuf, String) {
+        let file = self.path(name);
+        let out = Command::new("age-keygen")
+            .arg("-o")
+            .arg(&file)
+            .output()
+            .expect("age-keygen (scripts/test.sh installs age)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&file).expect("key file");
+        let public = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key").to_string();
+        (file, public)
+    }
+
+    /// Encrypts `plain` (written to `name`) with the real sops and extra arguments.
+    fn encrypt(&self, name: &str, plain: &str, args: &[&str]) -> std::path::PathBuf {
+        let file = self.path(name);
+        std::fs::write(&file, plain).expect("write");
+        let out = Command::new(&self.sops)
+            .current_dir(self.dir.path())
+            .args(["encrypt", "--in-place"])
+            .args(args)
+            .arg(&file)
+            .output()
+            .expect("run sops");
+        assert!(out.status.success(), "sops: {}", String::from_utf8_lossy(&out.stderr));
+        file
+    }
+}
+
+fn cairn_decrypt(file: &std::path::Path, key_files: &[&std::path::Path]) -> (i32, String, String) {
+    let keys: Vec<String> = key_files.iter().map(|k| std::fs::read_to_string(k).expect("key")).collect();
+    let out = assert_cmd::Command::cargo_bin("cairn")
+        .expect("binary")
+        .args(["secrets", "decrypt", "--format", "json"])
+        .arg(file)
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env_remove("CAIRN_AGE_KEY_FILE")
+        .env("HOME", "/nonexistent")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("SOPS_AGE_KEY", keys.join("\n"))
+        .output()
+        .expect("run cairn");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+  namespace: shop
+stringData:
+  password: hunter2-plaintext
+  port: 5432
+  ratio: 1.5
+  enabled: true
+  hosts: [primary.db, replica.db]
+  nested:
+    deep: value
+  empty: \"\"
+";
+
+fn expected() -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
+        "stringData": {"password": "hunter2-plaintext", "port": 5432, "ratio": 1.5, "enabled": true,
+            "hosts": ["primary.db", "replica.db"], "nested": {"deep": "value"}, "empty": ""}})
+}
+
+#[test]
+fn files_written_by_sops_decrypt_in_cairn() {
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    let file = t.encrypt("secret.yaml", SECRET, &["--age", &public, "--encrypted-regex", "^(data|stringData)$"]);
+    assert!(!std::fs::read_to_string(&file).expect("read").contains("hunter2"), "sops encrypted it");
+    let (code, out, err) = cairn_decrypt(&file, &[&key]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+
+    // Every value encrypted (the default rule), and a JSON file.
+    let all = t.encrypt("all.yaml", SECRET, &["--age", &public]);
+    let (code, out, err) = cairn_decrypt(&all, &[&key]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+    let json_file = t.encrypt("secret.json", &expected().to_string(), &["--age", &public]);
+    let (code, out, err) = cairn_decrypt(&json_file, &[&key]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+}
+
+#[test]
+fn mac_only_encrypted_and_suffix_rules() {
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    std::fs::write(
+        t.path(".sops.yaml"),
+        format!("creation_rules:\n  - path_regex: secret\\.yaml$\n    age: {public}\n    encrypted_regex: ^(password|deep)$\n    mac_only_encrypted: true\n"),
+    )
+    .expect("write .sops.yaml");
+    let file = t.encrypt("secret.yaml", SECRET, &[]);
+    assert!(std::fs::read_to_string(&file).expect("read").contains("mac_only_encrypted: true"));
+    let (code, out, err) = cairn_decrypt(&file, &[&key]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+    std::fs::remove_file(t.path(".sops.yaml")).expect("remove .sops.yaml");
+    let plain = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  token_unencrypted: visible\n  token: hidden-value\n";
+    let file = t.encrypt("suffix.yaml", plain, &["--age", &public, "--unencrypted-suffix", "_unencrypted"]);
+    let (code, out, err) = cairn_decrypt(&file, &[&key]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("json")["stringData"],
+        json!({"token_unencrypted": "visible", "token": "hidden-value"})
+    );
+}
+
+#[test]
+fn key_groups_need_the_threshold() {
+    let t = Tools::new();
+    let keys: Vec<_> = (0..3).map(|i| t.keygen(&format!("k{i}.txt"))).collect();
+    let groups: String = keys.iter().map(|(_, public)| format!("      - age: [{public}]\n")).collect();
+    std::fs::write(
+        t.path(".sops.yaml"),
+        format!("creation_rules:\n  - path_regex: .*\n    shamir_threshold: 2\n    key_groups:\n{groups}"),
+    )
+    .expect("write .sops.yaml");
+    let file = t.encrypt("grouped.yaml", SECRET, &[]);
+    let (code, out, err) = cairn_decrypt(&file, &[&keys[0].0, &keys[2].0]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+    let (code, _, err) = cairn_decrypt(&file, &[&keys[1].0]);
+    assert_eq!(code, 2);
+    assert!(err.contains("only 1 of the 2 key groups needed could be opened"), "{err}");
+}
+
+#[test]
+fn tampering_and_wrong_keys_are_refused_without_leaking() {
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    let (other, _) = t.keygen("other.txt");
+    let file = t.encrypt("secret.yaml", SECRET, &["--age", &public, "--encrypted-regex", "^(data|stringData)$"]);
+
+    let (code, out, err) = cairn_decrypt(&file, &[&other]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("no age key opens this file: it is encrypted for") && err.contains(&public), "{err}");
+
+    // An unencrypted value edited by hand: the MAC no longer matches.
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(&file, text.replace("namespace: shop", "namespace: evil")).expect("write");
+    let (code, out, err) = cairn_decrypt(&file, &[&key]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty() && err.contains("MAC mismatch"), "{err}");
+
+    // A ciphertext moved to another key fails authentication (its path is its associated data).
+    let moved = text.replace("    password: ENC", "    passw0rd: ENC");
+    std::fs::write(&file, moved).expect("write");
+    let (code, _, err) = cairn_decrypt(&file, &[&key]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/stringData/passw0rd") && err.contains("authentication failed"), "{err}");
+    for output in [&err] {
+        assert!(!output.contains("hunter2"), "no plaintext in errors: {output}");
+    }
+}
