@@ -186,7 +186,5 @@ fn tampering_and_wrong_keys_are_refused_without_leaking() {
     let (code, _, err) = cairn_decrypt(&file, &[&key]);
     assert_eq!(code, 2);
     assert!(err.contains("/stringData/passw0rd") && err.contains("authentication failed"), "{err}");
-    for output in [&err] {
-        assert!(!output.contains("hunter2"), "no plaintext in errors: {output}");
-    }
+    assert!(!err.contains("hunter2"), "no plaintext in errors: {err}");
 }
