@@ -214,8 +214,9 @@ pub enum SecretsCommand {
     /// Decrypt a SOPS file and print it to stdout (explicitly: this prints secrets). Keys come
     /// from CAIRN_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and sops' default key file.
     Decrypt {
-        /// A SOPS-encrypted YAML or JSON file.
-        file: PathBuf,
+        /// SOPS-encrypted YAML or JSON files (several are decrypted in one process).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// `yaml` (default) or `json`.
         #[arg(long, value_enum, default_value_t = SecretFormat::Yaml)]
         format: SecretFormat,
@@ -513,32 +514,43 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             report_io(report::write_metrics(out, &all, *format))?;
             Ok(Status::Success)
         }
-        Command::Secrets(SecretsCommand::Decrypt { file, format }) => {
-            let name = file.display().to_string();
-            let bytes = std::fs::read(file).map_err(|e| Error::io(file, "cannot read", e))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::Secret { file: name.clone(), message: "not valid UTF-8".into() })?;
-            let docs = crate::yaml::parse_documents(&name, &text)?;
+        Command::Secrets(SecretsCommand::Decrypt { files, format }) => {
             let identities = crate::secrets::Identities::from_environment()?;
-            let mut plain = Vec::new();
-            for doc in &docs {
-                if !crate::secrets::is_encrypted(&doc.value) {
-                    return Err(Error::Secret {
-                        file: name.clone(),
-                        message: format!("the document at line {} is not a SOPS file (no `sops` block)", doc.line),
-                    });
-                }
-                plain.push(crate::secrets::decrypt_document(&name, &doc.value, &identities)?.value);
+            let mut decrypted: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+            for file in files {
+                let name = file.display().to_string();
+                decrypted.push((name.clone(), decrypt_file(file, &name, &identities)?));
             }
             match format {
-                SecretFormat::Json if plain.len() == 1 => report_io(report::write_json(out, &plain[0]))?,
-                SecretFormat::Json => report_io(report::write_json(out, &plain))?,
+                SecretFormat::Json if decrypted.len() == 1 && decrypted[0].1.len() == 1 => {
+                    report_io(report::write_json(out, &decrypted[0].1[0]))?
+                }
+                SecretFormat::Json if decrypted.len() == 1 => report_io(report::write_json(out, &decrypted[0].1))?,
+                SecretFormat::Json => {
+                    let map: serde_json::Map<String, serde_json::Value> = decrypted
+                        .into_iter()
+                        .map(|(name, docs)| {
+                            let value =
+                                if docs.len() == 1 { docs.into_iter().next().unwrap_or_default() } else { docs.into() };
+                            (name, value)
+                        })
+                        .collect();
+                    report_io(report::write_json(out, &map))?
+                }
                 SecretFormat::Yaml => {
-                    for (i, value) in plain.iter().enumerate() {
-                        if i > 0 {
-                            report_io(writeln!(out, "---"))?;
+                    let several = decrypted.len() > 1;
+                    let mut first = true;
+                    for (name, docs) in &decrypted {
+                        for value in docs {
+                            if !first {
+                                report_io(writeln!(out, "---"))?;
+                            }
+                            first = false;
+                            if several {
+                                report_io(writeln!(out, "# {name}"))?;
+                            }
+                            report_io(out.write_all(crate::yaml::to_yaml(value).as_bytes()))?;
                         }
-                        report_io(out.write_all(crate::yaml::to_yaml(value).as_bytes()))?;
                     }
                 }
             }
@@ -646,6 +658,25 @@ fn apply_saved_plan(
     } else {
         Status::Success
     })
+}
+
+/// Every document of a SOPS file, decrypted.
+fn decrypt_file(file: &Path, name: &str, identities: &crate::secrets::Identities) -> Result<Vec<serde_json::Value>> {
+    let bytes = std::fs::read(file).map_err(|e| Error::io(file, "cannot read", e))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Secret { file: name.to_string(), message: "not valid UTF-8".into() })?;
+    let docs = crate::yaml::parse_documents(name, &text)?;
+    docs.iter()
+        .map(|doc| {
+            if !crate::secrets::is_encrypted(&doc.value) {
+                return Err(Error::Secret {
+                    file: name.to_string(),
+                    message: format!("the document at line {} is not a SOPS file (no `sops` block)", doc.line),
+                });
+            }
+            Ok(crate::secrets::decrypt_document(name, &doc.value, identities)?.value)
+        })
+        .collect()
 }
 
 /// An environment's target, from the working tree's configuration.

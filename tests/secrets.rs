@@ -188,3 +188,22 @@ fn tampering_and_wrong_keys_are_refused_without_leaking() {
     assert!(err.contains("/stringData/passw0rd") && err.contains("authentication failed"), "{err}");
     assert!(!err.contains("hunter2"), "no plaintext in errors: {err}");
 }
+
+#[test]
+fn several_files_decrypt_in_one_call() {
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    let a = t.encrypt("a.yaml", SECRET, &["--age", &public, "--encrypted-regex", "^(data|stringData)$"]);
+    let b = t.encrypt("b.yaml", &SECRET.replace("name: db", "name: other"), &["--age", &public]);
+    let out = assert_cmd::Command::cargo_bin("cairn")
+        .expect("binary")
+        .args(["secrets", "decrypt", "--format", "json"])
+        .args([&a, &b])
+        .env("SOPS_AGE_KEY_FILE", &key)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[a.display().to_string()], expected());
+    assert_eq!(v[b.display().to_string()]["metadata"]["name"], "other");
+}
