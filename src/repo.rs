@@ -270,6 +270,8 @@ impl Repo {
     }
 
     /// Commits reachable from `to` but not from `hidden`, newest first, whatever their relation.
+    /// When the configuration root is a subdirectory, only commits that change something under
+    /// it are listed (a monorepo's other commits are not this configuration's history).
     pub fn commits_reachable(&self, hidden: Option<&str>, to: &str) -> Result<Vec<CommitInfo>> {
         let to_id = self.resolve(to)?.id;
         let mut walk = self.repo.rev_walk([to_id]);
@@ -280,9 +282,26 @@ impl Repo {
         for info in walk.all().map_err(git_error)? {
             let info = info.map_err(git_error)?;
             let commit = info.object().map_err(git_error)?;
+            if !self.prefix.is_empty() && !self.touches_prefix(&commit, info.parent_ids.first().copied())? {
+                continue;
+            }
             out.push(commit_info(&commit)?);
         }
         Ok(out)
+    }
+
+    /// Whether a commit changes the configuration root's subtree compared with its first parent.
+    fn touches_prefix(&self, commit: &gix::Commit<'_>, parent: Option<gix::ObjectId>) -> Result<bool> {
+        let subtree = |tree: gix::Tree<'_>| -> Result<Option<gix::ObjectId>> {
+            let mut tree = tree;
+            Ok(tree.peel_to_entry_by_path(&self.prefix).map_err(git_error)?.map(|e| e.object_id()))
+        };
+        let here = subtree(commit.tree().map_err(git_error)?)?;
+        let before = match parent {
+            Some(id) => subtree(self.repo.find_commit(id).map_err(git_error)?.tree().map_err(git_error)?)?,
+            None => None,
+        };
+        Ok(here != before)
     }
 
     fn is_ancestor(&self, ancestor: gix::ObjectId, of: gix::ObjectId) -> Result<bool> {

@@ -96,6 +96,22 @@ fn a_configuration_root_inside_a_larger_repository_works_at_a_revision() {
         v[0]["objects"].as_array().expect("objects").iter().map(|o| o["id"]["name"].as_str().expect("name")).collect();
     assert_eq!(names, vec!["a", "b"]);
     assert_eq!(v[0]["objects"][0]["sources"][0]["file"], "base/a.yaml");
+
+    // Notes list only the commits that change the configuration root.
+    let first = f.git(&["rev-parse", "HEAD"]);
+    f.write("src/main.c", "int main(){return 1;}\n");
+    f.commit("fix: unrelated code");
+    f.write("deploy/base/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata: {k: v}\n");
+    f.commit("feat: configure a");
+    let mut cmd = f.cairn();
+    cmd.arg("--repo")
+        .arg(f.join("deploy"))
+        .args(["notes", "--env", "staging", "--from", &first, "--to", "HEAD", "--format", "json"]);
+    let out = cmd.output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let notes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(notes["commit_count"], 1);
+    assert_eq!(notes["commits"][0]["commits"][0]["description"], "configure a");
 }
 
 #[test]
