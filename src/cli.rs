@@ -211,6 +211,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
+    /// Encrypt a plaintext YAML or JSON file in place, for the recipients and rule of the first
+    /// matching creation rule in the nearest `.sops.yaml`. The real `sops` reads the result.
+    Encrypt { file: PathBuf },
     /// Decrypt a SOPS file and print it to stdout (explicitly: this prints secrets). Keys come
     /// from CAIRN_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and sops' default key file.
     Decrypt {
@@ -512,6 +515,35 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 all.push(release::metrics::compute(&repo, &env.name, &releases, since, until)?);
             }
             report_io(report::write_metrics(out, &all, *format))?;
+            Ok(Status::Success)
+        }
+        Command::Secrets(SecretsCommand::Encrypt { file }) => {
+            let name = file.display().to_string();
+            let bytes = std::fs::read(file).map_err(|e| Error::io(file, "cannot read", e))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::Secret { file: name.clone(), message: "not valid UTF-8".into() })?;
+            let mut docs = crate::yaml::parse_documents(&name, &text)?;
+            if docs.len() != 1 {
+                return Err(Error::Secret {
+                    file: name,
+                    message: format!("holds {} documents; encrypt one document per file", docs.len()),
+                });
+            }
+            let settings = crate::secrets::settings_for(file)?;
+            let encrypted = crate::secrets::encrypt_document(&docs.remove(0).value, &settings)
+                .map_err(|message| Error::Secret { file: name.clone(), message })?;
+            let is_json = file.extension().is_some_and(|e| e == "json");
+            let output = if is_json {
+                let mut text = serde_json::to_string_pretty(&encrypted)
+                    .map_err(|e| Error::Secret { file: name.clone(), message: e.to_string() })?;
+                text.push('\n');
+                text
+            } else {
+                crate::yaml::to_yaml(&encrypted)
+            };
+            // Replaced atomically: no moment leaves a half-written file, and the plaintext is gone.
+            crate::target::local::write_atomically(file, output.as_bytes())?;
+            report_io(writeln!(out, "{name}: encrypted for {}", settings.recipients.join(", ")))?;
             Ok(Status::Success)
         }
         Command::Secrets(SecretsCommand::Decrypt { files, format }) => {

@@ -207,3 +207,48 @@ fn several_files_decrypt_in_one_call() {
     assert_eq!(v[a.display().to_string()], expected());
     assert_eq!(v[b.display().to_string()]["metadata"]["name"], "other");
 }
+
+#[test]
+fn files_written_by_cairn_decrypt_with_sops() {
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    std::fs::write(
+        t.path(".sops.yaml"),
+        format!("creation_rules:\n  - path_regex: \\.yaml$\n    age: {public}\n    encrypted_regex: ^(data|stringData)$\n  - path_regex: \\.json$\n    age: [{public}]\n"),
+    )
+    .expect("write .sops.yaml");
+    for (name, text) in [("secret.yaml", SECRET.to_string()), ("secret.json", expected().to_string())] {
+        let file = t.path(name);
+        std::fs::write(&file, &text).expect("write");
+        let out = assert_cmd::Command::cargo_bin("cairn")
+            .expect("binary")
+            .args(["secrets", "encrypt"])
+            .arg(&file)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let written = std::fs::read_to_string(&file).expect("read");
+        assert!(!written.contains("hunter2"), "{name} holds no plaintext");
+        let sops = Command::new(&t.sops)
+            .args(["decrypt", "--output-type", "json"])
+            .arg(&file)
+            .env("SOPS_AGE_KEY_FILE", &key)
+            .output()
+            .expect("run sops");
+        assert!(sops.status.success(), "sops cannot read {name}: {}", String::from_utf8_lossy(&sops.stderr));
+        assert_eq!(serde_json::from_slice::<Value>(&sops.stdout).expect("json"), expected(), "{name}");
+        // And cairn reads its own output.
+        let (code, out, err) = cairn_decrypt(&file, &[&key]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+    }
+    // Encrypting twice is refused rather than double-encrypting.
+    let out = assert_cmd::Command::cargo_bin("cairn")
+        .expect("binary")
+        .args(["secrets", "encrypt"])
+        .arg(t.path("secret.yaml"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already encrypted"));
+}

@@ -1,7 +1,9 @@
 //! Secrets in SOPS files with age keys. Reading files written by the real `sops` lands first;
 //! writing, the pipeline's decryption and masking in every output build on it.
 
+pub mod encrypt;
 pub mod shamir;
 pub mod sops;
 
+pub use encrypt::{Settings, encrypt_document, settings_for};
 pub use sops::{Decrypted, Identities, decrypt_document, is_encrypted};
