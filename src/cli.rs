@@ -214,6 +214,11 @@ pub enum SecretsCommand {
     /// Encrypt a plaintext YAML or JSON file in place, for the recipients and rule of the first
     /// matching creation rule in the nearest `.sops.yaml`. The real `sops` reads the result.
     Encrypt { file: PathBuf },
+    /// Re-encrypt a SOPS file in place with a new data key, keeping its recipients and rule.
+    Rotate { file: PathBuf },
+    /// Re-wrap a SOPS file's data key for the recipients its `.sops.yaml` creation rule lists now
+    /// (values, MAC and `lastmodified` stay as they are).
+    Updatekeys { file: PathBuf },
     /// Decrypt a SOPS file and print it to stdout (explicitly: this prints secrets). Keys come
     /// from CAIRN_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and sops' default key file.
     Decrypt {
@@ -519,31 +524,37 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
         }
         Command::Secrets(SecretsCommand::Encrypt { file }) => {
             let name = file.display().to_string();
-            let bytes = std::fs::read(file).map_err(|e| Error::io(file, "cannot read", e))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::Secret { file: name.clone(), message: "not valid UTF-8".into() })?;
-            let mut docs = crate::yaml::parse_documents(&name, &text)?;
-            if docs.len() != 1 {
-                return Err(Error::Secret {
-                    file: name,
-                    message: format!("holds {} documents; encrypt one document per file", docs.len()),
-                });
-            }
+            let doc = read_single_document(file, &name)?;
             let settings = crate::secrets::settings_for(file)?;
-            let encrypted = crate::secrets::encrypt_document(&docs.remove(0).value, &settings)
+            let encrypted = crate::secrets::encrypt_document(&doc, &settings)
                 .map_err(|message| Error::Secret { file: name.clone(), message })?;
-            let is_json = file.extension().is_some_and(|e| e == "json");
-            let output = if is_json {
-                let mut text = serde_json::to_string_pretty(&encrypted)
-                    .map_err(|e| Error::Secret { file: name.clone(), message: e.to_string() })?;
-                text.push('\n');
-                text
-            } else {
-                crate::yaml::to_yaml(&encrypted)
-            };
             // Replaced atomically: no moment leaves a half-written file, and the plaintext is gone.
-            crate::target::local::write_atomically(file, output.as_bytes())?;
+            write_secret_file(file, &name, &encrypted)?;
             report_io(writeln!(out, "{name}: encrypted for {}", settings.recipients.join(", ")))?;
+            Ok(Status::Success)
+        }
+        Command::Secrets(SecretsCommand::Rotate { file }) => {
+            let name = file.display().to_string();
+            let doc = read_single_document(file, &name)?;
+            let identities = crate::secrets::Identities::from_environment()?;
+            let settings =
+                crate::secrets::settings_of(&doc).map_err(|message| Error::Secret { file: name.clone(), message })?;
+            let plain = crate::secrets::decrypt_document(&name, &doc, &identities)?.value;
+            let encrypted = crate::secrets::encrypt_document(&plain, &settings)
+                .map_err(|message| Error::Secret { file: name.clone(), message })?;
+            write_secret_file(file, &name, &encrypted)?;
+            report_io(writeln!(out, "{name}: new data key, encrypted for {}", settings.recipients.join(", ")))?;
+            Ok(Status::Success)
+        }
+        Command::Secrets(SecretsCommand::Updatekeys { file }) => {
+            let name = file.display().to_string();
+            let doc = read_single_document(file, &name)?;
+            let identities = crate::secrets::Identities::from_environment()?;
+            let settings = crate::secrets::settings_for(file)?;
+            let updated = crate::secrets::rewrap(&doc, &identities, &settings.recipients)
+                .map_err(|message| Error::Secret { file: name.clone(), message })?;
+            write_secret_file(file, &name, &updated)?;
+            report_io(writeln!(out, "{name}: data key wrapped for {}", settings.recipients.join(", ")))?;
             Ok(Status::Success)
         }
         Command::Secrets(SecretsCommand::Decrypt { files, format }) => {
@@ -690,6 +701,34 @@ fn apply_saved_plan(
     } else {
         Status::Success
     })
+}
+
+/// The one document of a file (secrets commands work on one document per file).
+fn read_single_document(file: &Path, name: &str) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(file).map_err(|e| Error::io(file, "cannot read", e))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Secret { file: name.to_string(), message: "not valid UTF-8".into() })?;
+    let mut docs = crate::yaml::parse_documents(name, &text)?;
+    if docs.len() != 1 {
+        return Err(Error::Secret {
+            file: name.to_string(),
+            message: format!("holds {} documents; one document per file", docs.len()),
+        });
+    }
+    Ok(docs.remove(0).value)
+}
+
+/// Writes an encrypted document back in the file's format, atomically.
+fn write_secret_file(file: &Path, name: &str, value: &serde_json::Value) -> Result<()> {
+    let output = if file.extension().is_some_and(|e| e == "json") {
+        let mut text = serde_json::to_string_pretty(value)
+            .map_err(|e| Error::Secret { file: name.to_string(), message: e.to_string() })?;
+        text.push('\n');
+        text
+    } else {
+        crate::yaml::to_yaml(value)
+    };
+    crate::target::local::write_atomically(file, output.as_bytes())
 }
 
 /// Every document of a SOPS file, decrypted.

@@ -252,3 +252,41 @@ fn files_written_by_cairn_decrypt_with_sops() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already encrypted"));
 }
+
+#[test]
+fn rotate_and_updatekeys_keep_the_file_readable_by_sops() {
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    let (second, second_public) = t.keygen("second.txt");
+    let file = t.encrypt("secret.yaml", SECRET, &["--age", &public, "--encrypted-regex", "^(data|stringData)$"]);
+    let before = std::fs::read_to_string(&file).expect("read");
+    let run = |args: &[&str], keys: &std::path::Path| {
+        let out = assert_cmd::Command::cargo_bin("cairn")
+            .expect("binary")
+            .args(args)
+            .arg(&file)
+            .env("SOPS_AGE_KEY_FILE", keys)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["secrets", "rotate"], &key);
+    let rotated = std::fs::read_to_string(&file).expect("read");
+    assert_ne!(before, rotated, "new data key, new ciphertexts");
+    assert!(rotated.contains("encrypted_regex"), "the rule is kept");
+    let (code, out, err) = cairn_decrypt(&file, &[&key]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+
+    std::fs::write(t.path(".sops.yaml"), format!("creation_rules:\n  - age: {public},{second_public}\n"))
+        .expect("write");
+    run(&["secrets", "updatekeys"], &key);
+    let sops = Command::new(&t.sops)
+        .args(["decrypt", "--output-type", "json"])
+        .arg(&file)
+        .env("SOPS_AGE_KEY_FILE", &second)
+        .output()
+        .expect("sops");
+    assert!(sops.status.success(), "the new recipient opens it with sops: {}", String::from_utf8_lossy(&sops.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&sops.stdout).expect("json"), expected());
+}

@@ -115,6 +115,60 @@ pub fn settings_for(file: &Path) -> Result<Settings, Error> {
     Err(bad(format!("no creation rule matches `{relative}`")))
 }
 
+/// The settings a SOPS document was written with (its age recipients, rule and MAC mode), so
+/// `rotate` keeps them.
+pub fn settings_of(doc: &Value) -> Result<Settings, String> {
+    let meta = doc.get("sops").ok_or("not a SOPS document")?;
+    if meta.get("key_groups").and_then(Value::as_array).is_some_and(|g| !g.is_empty()) {
+        return Err("the file uses key groups, which cairn reads but does not write yet; rotate it with sops".into());
+    }
+    let recipients: Vec<String> = meta
+        .get("age")
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries.iter().filter_map(|e| e.get("recipient").and_then(Value::as_str).map(str::to_string)).collect()
+        })
+        .unwrap_or_default();
+    if recipients.is_empty() {
+        return Err("the file has no age recipients".into());
+    }
+    let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
+    let rule = if let Some(r) = text("encrypted_regex") {
+        Rule::EncryptedRegex(r)
+    } else if let Some(r) = text("unencrypted_regex") {
+        Rule::UnencryptedRegex(r)
+    } else if let Some(s) = text("encrypted_suffix") {
+        Rule::EncryptedSuffix(s)
+    } else if let Some(s) = text("unencrypted_suffix") {
+        Rule::UnencryptedSuffix(s)
+    } else {
+        Rule::default()
+    };
+    let mac_only_encrypted = meta.get("mac_only_encrypted").and_then(Value::as_bool).unwrap_or(false);
+    Ok(Settings { recipients, rule, mac_only_encrypted })
+}
+
+/// Wraps the file's data key for a new set of recipients, leaving every encrypted value, the MAC
+/// and `lastmodified` as they are (`updatekeys`).
+pub fn rewrap(doc: &Value, identities: &super::Identities, recipients: &[String]) -> Result<Value, String> {
+    let meta = doc.get("sops").ok_or("not a SOPS document")?;
+    if meta.get("key_groups").and_then(Value::as_array).is_some_and(|g| !g.is_empty()) {
+        return Err(
+            "the file uses key groups, which cairn reads but does not write yet; update its keys with sops".into()
+        );
+    }
+    let key = super::sops::data_key(meta, identities)?;
+    let mut entries = Vec::new();
+    for recipient in recipients {
+        entries.push(json!({"recipient": recipient, "enc": wrap_key(&key[..], recipient)?}));
+    }
+    let mut out = doc.clone();
+    if let Some(meta) = out.get_mut("sops").and_then(Value::as_object_mut) {
+        meta.insert("age".into(), Value::Array(entries));
+    }
+    Ok(out)
+}
+
 /// Encrypts a plaintext document into a SOPS document.
 pub fn encrypt_document(doc: &Value, settings: &Settings) -> Result<Value, String> {
     let mut value = doc.clone();

@@ -5,5 +5,5 @@ pub mod encrypt;
 pub mod shamir;
 pub mod sops;
 
-pub use encrypt::{Settings, encrypt_document, settings_for};
+pub use encrypt::{Settings, encrypt_document, rewrap, settings_for, settings_of};
 pub use sops::{Decrypted, Identities, decrypt_document, is_encrypted};

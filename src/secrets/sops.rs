@@ -129,7 +129,7 @@ pub fn decrypt_document(file: &str, doc: &Value, identities: &Identities) -> Res
 }
 
 /// The 32-byte data key: from the file's age recipients, or recombined from its key groups.
-fn data_key(meta: &Value, identities: &Identities) -> Result<Zeroizing<Vec<u8>>, String> {
+pub(crate) fn data_key(meta: &Value, identities: &Identities) -> Result<Zeroizing<Vec<u8>>, String> {
     if let Some(groups) = meta.get("key_groups").and_then(Value::as_array).filter(|g| !g.is_empty()) {
         let threshold = meta.get("shamir_threshold").and_then(Value::as_u64).map_or(groups.len(), |t| t as usize);
         let mut shares = Vec::new();
