@@ -32,6 +32,24 @@ pub enum Rule {
     EncryptedRegex(String),
 }
 
+impl Rule {
+    /// The rule named in a creation rule or a `sops:` block (the default suffix when none is).
+    fn of(map: &Value) -> Rule {
+        let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_string);
+        if let Some(r) = text("encrypted_regex") {
+            Rule::EncryptedRegex(r)
+        } else if let Some(r) = text("unencrypted_regex") {
+            Rule::UnencryptedRegex(r)
+        } else if let Some(s) = text("encrypted_suffix") {
+            Rule::EncryptedSuffix(s)
+        } else if let Some(s) = text("unencrypted_suffix") {
+            Rule::UnencryptedSuffix(s)
+        } else {
+            Rule::default()
+        }
+    }
+}
+
 impl Default for Rule {
     fn default() -> Self {
         Rule::UnencryptedSuffix("_unencrypted".into())
@@ -97,18 +115,7 @@ pub fn settings_for(file: &Path) -> Result<Settings, Error> {
         if recipients.is_empty() {
             return Err(bad(format!("creation rule {i} has no `age` recipients")));
         }
-        let text_of = |k: &str| rule.get(k).and_then(Value::as_str).map(str::to_string);
-        let rule_kind = if let Some(r) = text_of("encrypted_regex") {
-            Rule::EncryptedRegex(r)
-        } else if let Some(r) = text_of("unencrypted_regex") {
-            Rule::UnencryptedRegex(r)
-        } else if let Some(s) = text_of("encrypted_suffix") {
-            Rule::EncryptedSuffix(s)
-        } else if let Some(s) = text_of("unencrypted_suffix") {
-            Rule::UnencryptedSuffix(s)
-        } else {
-            Rule::default()
-        };
+        let rule_kind = Rule::of(rule);
         let mac_only_encrypted = rule.get("mac_only_encrypted").and_then(Value::as_bool).unwrap_or(false);
         return Ok(Settings { recipients, rule: rule_kind, mac_only_encrypted });
     }
@@ -132,18 +139,7 @@ pub fn settings_of(doc: &Value) -> Result<Settings, String> {
     if recipients.is_empty() {
         return Err("the file has no age recipients".into());
     }
-    let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
-    let rule = if let Some(r) = text("encrypted_regex") {
-        Rule::EncryptedRegex(r)
-    } else if let Some(r) = text("unencrypted_regex") {
-        Rule::UnencryptedRegex(r)
-    } else if let Some(s) = text("encrypted_suffix") {
-        Rule::EncryptedSuffix(s)
-    } else if let Some(s) = text("unencrypted_suffix") {
-        Rule::UnencryptedSuffix(s)
-    } else {
-        Rule::default()
-    };
+    let rule = Rule::of(meta);
     let mac_only_encrypted = meta.get("mac_only_encrypted").and_then(Value::as_bool).unwrap_or(false);
     Ok(Settings { recipients, rule, mac_only_encrypted })
 }
