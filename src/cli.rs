@@ -392,6 +392,11 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             };
             let repo = Repo::open(&cli.repo)?;
             let (saved, rendered) = check::check(&repo, base, head, (*schema).into(), !no_prune, approvals)?;
+            // What is written and shown never holds a secret value; `apply --plan` re-renders the
+            // desired objects from git and compares digests, which masking leaves as they are.
+            let masker = crate::secrets::Masker::new();
+            let saved =
+                SavedPlan { plans: saved.plans.iter().map(|p| report::mask::mask_plan(p, &masker)).collect(), ..saved };
             let full_report = report::check_markdown(&saved, None);
             if let Some(path) = plan_out {
                 let report_path = path.with_extension("md");

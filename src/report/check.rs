@@ -144,7 +144,18 @@ pub fn write_applied(
     style: Style,
 ) -> io::Result<()> {
     if format == Format::Json {
-        return write_json(w, results);
+        let masker = crate::secrets::Masker::new();
+        let masked: Vec<Applied> = results
+            .iter()
+            .map(|r| match r {
+                Applied::Applied(report) => Applied::Applied(Box::new(crate::apply::ApplyReport {
+                    plan: super::mask::mask_plan(&report.plan, &masker),
+                    release: report.release.clone(),
+                })),
+                refused => refused.clone(),
+            })
+            .collect();
+        return write_json(w, &masked);
     }
     if results.is_empty() {
         return writeln!(w, "The plan touches no environment; nothing to apply.");

@@ -3,6 +3,7 @@
 mod check;
 mod findings;
 mod html;
+pub mod mask;
 mod notes;
 mod plan;
 mod status;
@@ -58,6 +59,7 @@ pub(crate) fn write_json<T: Serialize + ?Sized>(w: &mut dyn Write, value: &T) ->
 /// `render`: a multi-document YAML stream (each document headed by a comment naming the
 /// environment and the files it came from), or JSON.
 pub fn write_rendered(w: &mut dyn Write, rendered: &[Rendered], format: Format) -> io::Result<()> {
+    let rendered = &mask::mask_rendered(rendered, &crate::secrets::Masker::new());
     match format {
         Format::Json => write_json(w, rendered),
         Format::Human | Format::Markdown => {

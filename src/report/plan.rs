@@ -12,6 +12,8 @@ use crate::yaml;
 
 /// Writes plans for one or more environments.
 pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Style, show_diff: bool) -> io::Result<()> {
+    let masker = crate::secrets::Masker::new();
+    let plans: &[Plan] = &plans.iter().map(|p| super::mask::mask_plan(p, &masker)).collect::<Vec<_>>();
     match format {
         Format::Json => {
             #[derive(serde::Serialize)]
@@ -212,7 +214,14 @@ fn write_plans_markdown(w: &mut dyn Write, plans: &[Plan], show_diff: bool) -> i
 /// Writes the outcome of applies.
 pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, style: Style) -> io::Result<()> {
     match format {
-        Format::Json => write_json(w, reports),
+        Format::Json => {
+            let masker = crate::secrets::Masker::new();
+            let masked: Vec<ApplyReport> = reports
+                .iter()
+                .map(|r| ApplyReport { plan: super::mask::mask_plan(&r.plan, &masker), release: r.release.clone() })
+                .collect();
+            write_json(w, &masked)
+        }
         Format::Human | Format::Markdown => {
             for report in reports {
                 let r = &report.release;

@@ -1,0 +1,140 @@
+//! What outputs show instead of a secret: `<secret: changed, fp:3f9a1c>`. The fingerprint is an
+//! HMAC-SHA256 of the value under a key drawn at random for each run, so it cannot be reversed or
+//! compared across runs, and it lets a reviewer see *that* a value changed without seeing it.
+//! Kubernetes Secrets' `data` and `stringData` values are always secret (plaintext and base64).
+
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// The fields of a Kubernetes Secret whose values are secret.
+pub const SECRET_FIELDS: &[&str] = &["data", "stringData"];
+
+pub struct Masker {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl Default for Masker {
+    fn default() -> Self {
+        Masker::new()
+    }
+}
+
+impl Masker {
+    /// A masker with a fresh random fingerprint key.
+    pub fn new() -> Masker {
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut key[..]);
+        Masker { key }
+    }
+
+    /// Six hex digits of the keyed hash of a value.
+    pub fn fingerprint(&self, value: &Value) -> String {
+        let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+        let text = Zeroizing::new(text);
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key[..]) else {
+            return "??????".to_string();
+        };
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())[..6].to_string()
+    }
+
+    /// The marker shown in place of a secret value.
+    pub fn marker(&self, state: Option<&str>, value: &Value) -> Value {
+        let fp = self.fingerprint(value);
+        Value::String(match state {
+            Some(state) => format!("<secret: {state}, fp:{fp}>"),
+            None => format!("<secret: fp:{fp}>"),
+        })
+    }
+
+    /// Whether a JSON pointer in an object of this kind holds a secret value.
+    pub fn is_secret(kind: &str, pointer: &str) -> bool {
+        kind == "Secret"
+            && SECRET_FIELDS.iter().any(|f| pointer == format!("/{f}") || pointer.starts_with(&format!("/{f}/")))
+    }
+
+    /// The object with every secret value replaced by a marker.
+    pub fn mask_object(&self, body: &Value) -> Value {
+        self.mask_pair(None, Some(body)).1.unwrap_or(Value::Null)
+    }
+
+    /// Two versions of an object (live, desired) masked so that a diff of the two shows which
+    /// secret values were added, removed or changed, and which stayed the same, and nothing else.
+    pub fn mask_pair(&self, old: Option<&Value>, new: Option<&Value>) -> (Option<Value>, Option<Value>) {
+        let kind = |v: Option<&Value>| v.and_then(|b| b.get("kind")).and_then(Value::as_str).map(str::to_string);
+        if kind(old).as_deref() != Some("Secret") && kind(new).as_deref() != Some("Secret") {
+            return (old.cloned(), new.cloned());
+        }
+        let compare = old.is_some() && new.is_some();
+        let mut old_out = old.cloned();
+        let mut new_out = new.cloned();
+        for field in SECRET_FIELDS {
+            let empty = Map::new();
+            let before = old.and_then(|b| b.get(*field)).and_then(Value::as_object).unwrap_or(&empty);
+            let after = new.and_then(|b| b.get(*field)).and_then(Value::as_object).unwrap_or(&empty);
+            let state = |k: &str| -> Option<&'static str> {
+                if !compare {
+                    return None;
+                }
+                Some(match (before.get(k), after.get(k)) {
+                    (Some(a), Some(b)) if a == b => "unchanged",
+                    (Some(_), Some(_)) => "changed",
+                    (None, _) => "added",
+                    (_, None) => "removed",
+                })
+            };
+            if let Some(map) = old_out.as_mut().and_then(|b| b.get_mut(*field)).and_then(Value::as_object_mut) {
+                for (k, v) in map.iter_mut() {
+                    *v = self.marker(state(k), v);
+                }
+            }
+            if let Some(map) = new_out.as_mut().and_then(|b| b.get_mut(*field)).and_then(Value::as_object_mut) {
+                for (k, v) in map.iter_mut() {
+                    *v = self.marker(state(k), v);
+                }
+            }
+            // A secret field that is not a mapping is masked whole.
+            for out in [old_out.as_mut(), new_out.as_mut()].into_iter().flatten() {
+                if let Some(v) = out.get_mut(*field)
+                    && !v.is_object()
+                    && !v.is_null()
+                {
+                    *v = self.marker(None, v);
+                }
+            }
+        }
+        (old_out, new_out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secret_values_become_markers_that_show_changes_only() {
+        let m = Masker::new();
+        let old = json!({"kind": "Secret", "metadata": {"name": "db"}, "data": {"a": "aHVudGVy", "b": "eA=="}, "stringData": {"c": "plain"}});
+        let new = json!({"kind": "Secret", "metadata": {"name": "db"}, "data": {"a": "aHVudGVy", "b": "eQ=="}, "stringData": {"d": "new"}});
+        let (o, n) = m.mask_pair(Some(&old), Some(&new));
+        let (o, n) = (o.expect("old"), n.expect("new"));
+        let text = format!("{o}{n}");
+        for secret in ["aHVudGVy", "eA==", "eQ==", "plain", "new", "hunter"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(o["data"]["a"], n["data"]["a"], "an unchanged value shows the same marker");
+        assert!(n["data"]["b"].as_str().expect("marker").starts_with("<secret: changed, fp:"));
+        assert_ne!(o["data"]["b"], n["data"]["b"]);
+        assert!(o["stringData"]["c"].as_str().expect("marker").starts_with("<secret: removed"));
+        assert!(n["stringData"]["d"].as_str().expect("marker").starts_with("<secret: added"));
+        assert_eq!(n["metadata"], json!({"name": "db"}), "the rest is untouched");
+        let cm = json!({"kind": "ConfigMap", "data": {"a": "visible"}});
+        assert_eq!(m.mask_object(&cm), cm);
+        assert!(Masker::is_secret("Secret", "/data/a") && !Masker::is_secret("ConfigMap", "/data/a"));
+    }
+}
