@@ -132,6 +132,34 @@ def measure(cmd, env):
     return elapsed, usage.ru_maxrss / 1024.0, code
 
 
+def drop_caches():
+    """Drops the page cache for a cold run, when this machine allows it (root)."""
+    try:
+        subprocess.run(["sync"], check=True)
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def cold_and_warm(name, cmd, env, runs):
+    """One cold run (page cache dropped if allowed), then `runs` warm runs. Returns
+    (dropped, cold seconds, cold RSS MiB, warm times, warm peak RSS MiB); exits on a failure."""
+    dropped = drop_caches()
+    cold, cold_rss, code = measure(cmd, env)
+    if code != 0:
+        sys.exit(f"{name} exited {code}")
+    times, rss = [], []
+    for _ in range(runs):
+        t, r, code = measure(cmd, env)
+        if code != 0:
+            sys.exit(f"{name} exited {code}")
+        times.append(t)
+        rss.append(r)
+    return dropped, cold, cold_rss, times, max(rss)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--objects", type=int, default=10000)

@@ -18,8 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ENVIRONMENTS, generate, measure  # noqa: E402
-from bench_validate import drop_caches  # noqa: E402
+from bench import ENVIRONMENTS, cold_and_warm, generate  # noqa: E402
 
 
 def main():
@@ -44,22 +43,12 @@ def main():
             f.write(text.replace("replicas: 2", "replicas: 3", 1))
         subprocess.run(git + ["commit", "-q", "-am", "feat: scale app-00000"], check=True)
         cmd = [binary, "check", "--base", "main", "--head", "feature", "--out", os.path.join(root, "plan.json")]
-        dropped = drop_caches()
-        cold, cold_rss, code = measure(cmd, env)
-        if code != 0:
-            sys.exit(f"check exited {code}")
-        times, rss = [], []
-        for _ in range(args.runs):
-            t, r, code = measure(cmd, env)
-            if code != 0:
-                sys.exit(f"check exited {code}")
-            times.append(t)
-            rss.append(r)
+        dropped, cold, cold_rss, times, warm_rss = cold_and_warm("check", cmd, env, args.runs)
         total = per_env * len(ENVIRONMENTS)
         print(f"check of a change touching {len(ENVIRONMENTS)} environments, {total} objects, {os.cpu_count()} CPUs")
         label = "cold (page cache dropped)" if dropped else "cold (first run)"
         print(f"{label:<28} {cold:>7.3f}s {cold_rss:>7.1f} MiB")
-        print(f"{'warm (median)':<28} {statistics.median(times):>7.3f}s {max(rss):>7.1f} MiB")
+        print(f"{'warm (median)':<28} {statistics.median(times):>7.3f}s {warm_rss:>7.1f} MiB")
         print(f"{'warm (best)':<28} {min(times):>7.3f}s")
     finally:
         shutil.rmtree(root, ignore_errors=True)

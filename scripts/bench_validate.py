@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import configmap, deployment, measure, service  # noqa: E402
+from bench import cold_and_warm, configmap, deployment, service  # noqa: E402
 
 CRD = """apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -77,16 +77,6 @@ def generate(root, objects):
     subprocess.run(git + ["commit", "-q", "-m", "bench"], check=True)
 
 
-def drop_caches():
-    try:
-        subprocess.run(["sync"], check=True)
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--objects", type=int, default=50000)
@@ -100,24 +90,14 @@ def main():
         generate(root, args.objects)
         env = dict(os.environ, CAIRN_REPO=root, NO_COLOR="1")
         cmd = [binary, "validate", "--format", "json"] + (["--strict"] if args.strict else [])
-        dropped = drop_caches()
-        cold, cold_rss, code = measure(cmd, env)
-        if code != 0:
-            sys.exit(f"validate exited {code}")
-        times, rss = [], []
-        for _ in range(args.runs):
-            t, r, code = measure(cmd, env)
-            if code != 0:
-                sys.exit(f"validate exited {code}")
-            times.append(t)
-            rss.append(r)
+        dropped, cold, cold_rss, times, warm_rss = cold_and_warm("validate", cmd, env, args.runs)
         med = statistics.median(times)
         print(f"{args.objects} objects in one environment, {args.runs} warm runs, {os.cpu_count()} CPUs"
               + (", --strict" if args.strict else ""))
         print(f"{'run':<28} {'wall':>8} {'objects/s':>10} {'peak RSS':>10}")
         label = "cold (page cache dropped)" if dropped else "cold (first run; cache kept)"
         print(f"{label:<28} {cold:>7.3f}s {args.objects / cold:>10.0f} {cold_rss:>7.1f} MiB")
-        print(f"{'warm (median)':<28} {med:>7.3f}s {args.objects / med:>10.0f} {max(rss):>7.1f} MiB")
+        print(f"{'warm (median)':<28} {med:>7.3f}s {args.objects / med:>10.0f} {warm_rss:>7.1f} MiB")
         print(f"{'warm (best)':<28} {min(times):>7.3f}s {args.objects / min(times):>10.0f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
