@@ -70,6 +70,12 @@ pub enum PolicyEntry {
         environments: Option<Vec<String>>,
         severity: Severity,
         settings: serde_json::Value,
+        /// Per-binding overrides of the sandbox limits.
+        timeout_ms: Option<u64>,
+        fuel: Option<u64>,
+        memory_mib: Option<u64>,
+        /// The file the binding is written in (`cairn.yaml` or an included file).
+        file: String,
         line: u64,
     },
     Include {
@@ -281,7 +287,11 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
             out.push(PolicyEntry::Include { path, line: item.line });
             continue;
         }
-        check_keys(map, &["name", "plugin", "environments", "severity", "settings"], "a `policies` entry")?;
+        check_keys(
+            map,
+            &["name", "plugin", "environments", "severity", "settings", "timeout", "fuel", "memory"],
+            "a `policies` entry",
+        )?;
         let string = |k: &str| -> Result<String> {
             find(map, k)
                 .and_then(|(_, v)| v.as_str())
@@ -325,10 +335,97 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
             environments: envs,
             severity,
             settings: find(map, "settings").map(|(_, v)| v.to_json()).unwrap_or(serde_json::Value::Null),
+            timeout_ms: find(map, "timeout").map(|(_, v)| parse_duration_ms(v)).transpose()?,
+            fuel: find(map, "fuel")
+                .map(|(_, v)| match &v.value {
+                    NodeValue::Number(n) if n.as_u64().is_some_and(|f| f > 0) => Ok(n.as_u64().unwrap_or_default()),
+                    _ => Err(at(v, "`fuel` must be a whole number of fuel units, e.g. 20000000000")),
+                })
+                .transpose()?,
+            memory_mib: find(map, "memory").map(|(_, v)| parse_mib(v)).transpose()?,
+            file: CONFIG_FILE.to_string(),
             line: item.line,
         });
     }
     Ok(out)
+}
+
+/// `timeout: 2s`, `500ms`, `1m`, or a number of seconds.
+fn parse_duration_ms(v: &Node) -> Result<u64> {
+    let bad = || at(v, "`timeout` must be a duration such as `2s`, `500ms` or `1m`");
+    let ms = match &v.value {
+        NodeValue::Number(n) => n.as_f64().map(|s| s * 1000.0),
+        _ => {
+            let text = v.as_str().ok_or_else(bad)?.trim();
+            let (digits, scale) = if let Some(d) = text.strip_suffix("ms") {
+                (d, 1.0)
+            } else if let Some(d) = text.strip_suffix('s') {
+                (d, 1000.0)
+            } else if let Some(d) = text.strip_suffix('m') {
+                (d, 60_000.0)
+            } else {
+                (text, 1000.0)
+            };
+            digits.trim().parse::<f64>().ok().map(|n| n * scale)
+        }
+    };
+    match ms {
+        Some(ms) if ms >= 1.0 && ms <= 3_600_000.0 => Ok(ms as u64),
+        _ => Err(bad()),
+    }
+}
+
+/// `memory: 256Mi`, `1Gi`, or a number of MiB.
+fn parse_mib(v: &Node) -> Result<u64> {
+    let bad = || at(v, "`memory` must be a size such as `256Mi` or `1Gi` (at most 4Gi)");
+    let mib = match &v.value {
+        NodeValue::Number(n) => n.as_u64(),
+        _ => {
+            let text = v.as_str().ok_or_else(bad)?.trim();
+            if let Some(d) = text.strip_suffix("Gi") {
+                d.trim().parse::<u64>().ok().map(|g| g * 1024)
+            } else {
+                text.strip_suffix("Mi").unwrap_or(text).trim().parse::<u64>().ok()
+            }
+        }
+    };
+    match mib {
+        Some(m) if (1..=4096).contains(&m) => Ok(m),
+        _ => Err(bad()),
+    }
+}
+
+/// Reads a file of more policy bindings (`include:`): a list of bindings, or a mapping with a
+/// `policies:` list. Includes inside it are returned for the caller to follow.
+pub fn parse_policy_file(file: &str, text: &str, environments: &[Environment]) -> Result<Vec<PolicyEntry>> {
+    // The shared helpers prefix messages with cairn.yaml; name the included file instead.
+    let rename = |e: Error| match e {
+        Error::Config { message } => Error::Config {
+            message: match message.strip_prefix(CONFIG_FILE) {
+                Some(rest) => format!("{file}{rest}"),
+                None => message,
+            },
+        },
+        other => other,
+    };
+    let root = Node::parse(file, text)?;
+    let list = match &root.value {
+        NodeValue::Map(entries) => {
+            check_keys(entries, &["policies"], "a policy bindings file").map_err(rename)?;
+            match find(entries, "policies") {
+                Some((_, node)) => node,
+                None => return Ok(Vec::new()),
+            }
+        }
+        _ => &root,
+    };
+    let mut entries = parse_policies(list, environments).map_err(rename)?;
+    for entry in &mut entries {
+        if let PolicyEntry::Binding { file: f, .. } = entry {
+            *f = file.to_string();
+        }
+    }
+    Ok(entries)
 }
 
 /// The published schema of `cairn.yaml` (editors use it for completion). The checks above give

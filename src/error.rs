@@ -59,6 +59,9 @@ pub enum Error {
     Usage { message: String },
 
     /// A secret file that cannot be read; the message never contains a plaintext value.
+    #[error("policy `{policy}` ({plugin}): {message}")]
+    Policy { policy: String, plugin: String, message: String },
+
     #[error("{file}: {message}")]
     Secret { file: String, message: String },
 }

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod check;
 pub mod cli;
 pub mod plan;
+pub mod policy;
 pub mod release;
 pub mod report;
 pub mod scaffold;

@@ -40,6 +40,11 @@ impl CodeOwners {
         CodeOwners { rules }
     }
 
+    /// The rules in file order: (pattern, owners).
+    pub fn rules(&self) -> &[(String, Vec<String>)] {
+        &self.rules
+    }
+
     /// The owners of a path (relative to the repository root); empty when no rule matches.
     pub fn owners_of(&self, path: &str) -> &[String] {
         self.rules.iter().rev().find(|(pattern, _)| matches(pattern, path)).map_or(&[], |(_, owners)| owners)

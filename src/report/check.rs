@@ -109,7 +109,7 @@ fn render(
                     s,
                     "| {level} | `{}` | `{}` | `{}:{}:{}` | {} |",
                     f.code,
-                    f.object,
+                    f.subject(),
                     f.file,
                     f.line,
                     f.column,

@@ -61,7 +61,7 @@ pub fn write_findings(
                     writeln!(
                         w,
                         "  {}:{} {level} [{}] {} ({}): {}",
-                        f.line, f.column, f.code, f.object, f.environment, f.message
+                        f.line, f.column, f.code, f.subject(), f.environment, f.message
                     )?;
                     if let Some(excerpt) = &f.excerpt {
                         writeln!(w, "    {} | {}", style.paint(colors::DIM, &format!("{:>4}", f.line)), excerpt)?;
@@ -90,7 +90,7 @@ pub fn write_findings(
                     level_name(f.severity),
                     f.code,
                     f.environment,
-                    f.object,
+                    f.subject(),
                     f.file,
                     f.line,
                     f.column,
@@ -114,7 +114,7 @@ pub fn write_findings(
                     f.line,
                     f.column,
                     github_property(&f.code),
-                    github_data(&format!("{} ({}): {}", f.object, f.environment, f.message))
+                    github_data(&format!("{} ({}): {}", f.subject(), f.environment, f.message))
                 )?;
             }
             Ok(())
@@ -151,13 +151,13 @@ fn sarif(findings: &[Finding]) -> serde_json::Value {
                 "ruleId": f.code,
                 "ruleIndex": codes.iter().position(|c| *c == f.code).unwrap_or(0),
                 "level": level_name(f.severity),
-                "message": {"text": format!("{} ({}): {}", f.object, f.environment, f.message)},
+                "message": {"text": format!("{} ({}): {}", f.subject(), f.environment, f.message)},
                 "locations": [{
                     "physicalLocation": {
                         "artifactLocation": {"uri": f.file, "uriBaseId": "%SRCROOT%"},
                         "region": {"startLine": f.line.max(1), "startColumn": f.column.max(1)}
                     },
-                    "logicalLocations": [{"fullyQualifiedName": f.object.to_string(), "kind": "object"}]
+                    "logicalLocations": [{"fullyQualifiedName": f.subject(), "kind": "object"}]
                 }],
                 "properties": {"environment": f.environment, "pointer": f.pointer, "schemaPath": f.schema_path}
             })
@@ -180,36 +180,49 @@ fn sarif(findings: &[Finding]) -> serde_json::Value {
 /// JUnit XML: a suite per environment, a test case per object, a failure per error finding
 /// (warnings go to the case's system-out).
 fn write_junit(w: &mut dyn Write, rendered: &[Rendered], findings: &[Finding]) -> io::Result<()> {
-    let mut by_object: BTreeMap<(&str, &ObjectId), Vec<&Finding>> = BTreeMap::new();
+    let mut by_object: BTreeMap<(&str, Option<&ObjectId>), Vec<&Finding>> = BTreeMap::new();
     for f in findings {
-        by_object.entry((f.environment.as_str(), &f.object)).or_default().push(f);
+        by_object.entry((f.environment.as_str(), f.object.as_ref())).or_default().push(f);
     }
-    let total: usize = rendered.iter().map(|r| r.objects.len()).sum();
-    let failing = |env: &str, id: &ObjectId| {
+    // Each object is a test case, and so is the change as a whole when a finding is about it.
+    let cases = |env: &Rendered| -> Vec<(String, String, Option<ObjectId>)> {
+        let mut list: Vec<(String, String, Option<ObjectId>)> = env
+            .objects
+            .iter()
+            .map(|o| {
+                (o.id.to_string(), o.sources.last().map(|s| s.file.clone()).unwrap_or_default(), Some(o.id.clone()))
+            })
+            .collect();
+        if by_object.contains_key(&(env.environment.as_str(), None)) {
+            list.push(("the change".to_string(), String::new(), None));
+        }
+        list
+    };
+    let failing = |env: &str, id: Option<&ObjectId>| {
         by_object.get(&(env, id)).is_some_and(|list| list.iter().any(|f| f.severity == Level::Error))
     };
+    let total: usize = rendered.iter().map(|r| cases(r).len()).sum();
     let failures: usize =
-        rendered.iter().map(|r| r.objects.iter().filter(|o| failing(&r.environment, &o.id)).count()).sum();
+        rendered.iter().map(|r| cases(r).iter().filter(|c| failing(&r.environment, c.2.as_ref())).count()).sum();
     writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(w, r#"<testsuites name="cairn validate" tests="{total}" failures="{failures}">"#)?;
     for env in rendered {
-        let env_failures = env.objects.iter().filter(|o| failing(&env.environment, &o.id)).count();
+        let env_cases = cases(env);
+        let env_failures = env_cases.iter().filter(|c| failing(&env.environment, c.2.as_ref())).count();
         writeln!(
             w,
             r#"  <testsuite name="{}" tests="{}" failures="{env_failures}">"#,
             escape(env.environment.as_str()),
-            env.objects.len()
+            env_cases.len()
         )?;
-        for object in &env.objects {
-            let name = object.id.to_string();
-            let list = by_object.get(&(env.environment.as_str(), &object.id)).cloned().unwrap_or_default();
-            let file = object.sources.last().map(|s| s.file.as_str()).unwrap_or_default();
+        for (name, file, id) in &env_cases {
+            let list = by_object.get(&(env.environment.as_str(), id.as_ref())).cloned().unwrap_or_default();
             write!(
                 w,
                 r#"    <testcase classname="{}" name="{}" file="{}""#,
                 escape(env.environment.as_str()),
                 escape(name.as_str()),
-                escape(file)
+                escape(file.as_str())
             )?;
             if list.is_empty() {
                 writeln!(w, "/>")?;

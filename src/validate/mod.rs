@@ -4,7 +4,7 @@
 //! stable code), not errors; a schema that cannot be used is an error.
 
 mod builtin;
-mod locate;
+pub(crate) mod locate;
 pub mod schema;
 
 use rayon::prelude::*;
@@ -30,7 +30,9 @@ pub struct Finding {
     pub code: String,
     pub severity: Level,
     pub environment: String,
-    pub object: ObjectId,
+    /// The object, or none for a finding about the change as a whole (a missing approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectId>,
     /// The layer document that produced the offending value (relative to the repository root).
     pub file: String,
     pub line: u64,
@@ -44,6 +46,13 @@ pub struct Finding {
     /// The source line, for people (not serialized).
     #[serde(skip)]
     pub excerpt: Option<String>,
+}
+
+impl Finding {
+    /// What the finding is about, for people: the object, or "the change".
+    pub fn subject(&self) -> String {
+        self.object.as_ref().map_or_else(|| "the change".to_string(), ObjectId::to_string)
+    }
 }
 
 /// A finding before it is placed in a file: where in the object, not yet where in the source.
@@ -84,7 +93,7 @@ pub fn validate(snapshot: &Snapshot, config: &Config, rendered: &[Rendered], opt
                     code: u.code.to_string(),
                     severity: u.severity,
                     environment: env.environment.clone(),
-                    object: object.id.clone(),
+                    object: Some(object.id.clone()),
                     file: place.file,
                     line: place.line,
                     column: place.column,
