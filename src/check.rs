@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{CONFIG_FILE, Config};
 use crate::error::{Error, Result};
 use crate::plan::{self, Plan};
+use crate::policy;
 use crate::release::owners;
 use crate::render::{Rendered, Renderer};
 use crate::repo::{CommitInfo, Repo};
@@ -95,6 +96,25 @@ pub fn touched_environments<'a>(config: &'a Config, paths: &[String]) -> Vec<&'a
         .collect()
 }
 
+/// Per environment, what each plan does to each object, as policies see it.
+pub fn policy_changes(plans: &[Plan]) -> std::collections::BTreeMap<String, Vec<policy::ObjectChange>> {
+    plans
+        .iter()
+        .map(|p| {
+            let changes = p
+                .changes
+                .iter()
+                .map(|c| policy::ObjectChange {
+                    object: policy::ObjectRefOut::of(&c.object, c.desired.as_ref().or(c.live.as_ref())),
+                    action: c.action.as_str(),
+                    fields: c.fields.iter().map(|f| f.pointer.clone()).collect(),
+                })
+                .collect();
+            (p.environment.clone(), changes)
+        })
+        .collect()
+}
+
 /// Checks a change from `base` to `head`; returns the saved plan and the rendered environments.
 pub fn check(
     repo: &Repo,
@@ -118,11 +138,26 @@ pub fn check(
         rendered.push(renderer.render(env)?);
     }
     drop(renderer);
-    let findings = validate::validate(&snapshot, &config, &rendered, options)?;
+    let mut findings = validate::validate(&snapshot, &config, &rendered, options)?;
     let mut plans = Vec::new();
     for (env, r) in environments.iter().zip(&rendered) {
         let target = target::open(repo.root(), env)?;
         plans.push(plan::plan(r, &target, &snapshot.source, prune)?);
+    }
+    let mut approvals = approvals;
+    for approval in policy::trailer_approvals(&repo.commits_between(Some(base), head)?) {
+        if !approvals.iter().any(|a| a.by == approval.by) {
+            approvals.push(approval);
+        }
+    }
+    if let Some(policies) = policy::Policies::load(&snapshot, &config)? {
+        let context = policy::Context {
+            changed_paths: Some(changes.paths.clone()),
+            commit: Some(repo.commit_info(head)?),
+            approvals: approvals.clone(),
+            changes: policy_changes(&plans),
+        };
+        findings.extend(policies.evaluate(&snapshot, &config, &rendered, &context)?);
     }
     let saved = SavedPlan {
         format: PLAN_FORMAT.to_string(),

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and the commands they run. Results go to the
 //! writer given (stdout); logs and progress go to stderr.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use crate::check::{self, SavedPlan};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan;
+use crate::policy;
 use crate::release::{self, ReleaseKind};
 use crate::render::{self, Rendered};
 use crate::repo::{Repo, Snapshot};
@@ -70,6 +72,8 @@ pub enum Command {
         select: Select,
         #[command(flatten)]
         schema: SchemaArgs,
+        #[command(flatten)]
+        change: ChangeArgs,
         #[arg(long, value_enum, default_value_t = FindingsFormat::Human)]
         format: FindingsFormat,
     },
@@ -77,6 +81,10 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        schema: SchemaArgs,
+        #[command(flatten)]
+        change: ChangeArgs,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
         /// Exit 3 when the plan has changes (0 when it has none).
@@ -198,6 +206,9 @@ pub enum Command {
     /// Work with SOPS-encrypted files (age keys).
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Work with policy plugins.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// List the paths changed between two revisions and the environments they touch.
     Changes {
         #[arg(long, value_name = "REV")]
@@ -207,6 +218,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run plugins against fixture inputs with expected decisions (every *.yaml suite in DIR);
+    /// exits 1 when a case fails.
+    Test {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// The change policies judge: its base, and who approved it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ChangeArgs {
+    /// The revision the change starts from: policies see the paths changed from REV to the
+    /// revision checked, and the `Approved-by:` trailers of the commits between.
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Who approved the change: GitHub's pull-request reviews JSON, or a list of logins.
+    #[arg(long, value_name = "FILE")]
+    pub approvals: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -336,14 +370,16 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             loaded.leave_to_exit();
             Ok(Status::Success)
         }
-        Command::Validate { select, schema, format } => {
+        Command::Validate { select, schema, change, format } => {
             let loaded = load(&cli.repo, select)?;
-            let findings = validate::validate(&loaded.snapshot, &loaded.config, &loaded.rendered, (*schema).into())?;
+            let mut findings =
+                validate::validate(&loaded.snapshot, &loaded.config, &loaded.rendered, (*schema).into())?;
+            findings.extend(run_policies(&loaded, select, change, None)?);
             report_io(report::write_findings(out, &loaded.rendered, &findings, *format, style))?;
             loaded.leave_to_exit();
             Ok(if validate::has_errors(&findings) { Status::Findings } else { Status::Success })
         }
-        Command::Plan { select, format, detailed_exitcode, no_prune, no_diff } => {
+        Command::Plan { select, schema, change, format, detailed_exitcode, no_prune, no_diff } => {
             let loaded = load(&cli.repo, select)?;
             let mut plans = Vec::new();
             for r in &loaded.rendered {
@@ -351,11 +387,28 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 let target = target::open(loaded.repo.root(), env)?;
                 plans.push(plan::plan(r, &target, &loaded.snapshot.source, !no_prune)?);
             }
-            report_io(report::write_plans(out, &plans, *format, style, !no_diff))?;
+            let mut findings =
+                validate::validate(&loaded.snapshot, &loaded.config, &loaded.rendered, (*schema).into())?;
+            findings.extend(run_policies(&loaded, select, change, Some(check::policy_changes(&plans)))?);
+            report_io(report::write_plans_with_findings(
+                out,
+                &plans,
+                &loaded.rendered,
+                &findings,
+                *format,
+                style,
+                !no_diff,
+            ))?;
             let changed = plans.iter().any(plan::Plan::has_changes);
             loaded.leave_to_exit();
             std::mem::forget(plans);
-            Ok(if *detailed_exitcode && changed { Status::Changes } else { Status::Success })
+            Ok(if validate::has_errors(&findings) {
+                Status::Findings
+            } else if *detailed_exitcode && changed {
+                Status::Changes
+            } else {
+                Status::Success
+            })
         }
         Command::Apply { envs, rev, plan, replan, no_prune, actor, format } => {
             if let Some(path) = plan {
@@ -526,6 +579,11 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             }
             report_io(report::write_metrics(out, &all, *format))?;
             Ok(Status::Success)
+        }
+        Command::Policy(PolicyCommand::Test { dir, format }) => {
+            let results = crate::policy::test::run(dir)?;
+            report_io(report::write_policy_tests(out, &results, *format, style))?;
+            Ok(if results.iter().all(|r| r.passed) { Status::Success } else { Status::Findings })
         }
         Command::Secrets(SecretsCommand::Encrypt { file }) => {
             let name = file.display().to_string();
@@ -810,6 +868,99 @@ fn load(repo_dir: &Path, select: &Select) -> Result<Loaded> {
     }
     drop(renderer);
     Ok(Loaded { repo, snapshot, config, rendered })
+}
+
+/// What base → head does to each object of the rendered environments (rendered at the base).
+fn rendered_changes(
+    base: &[Rendered],
+    head: &[Rendered],
+) -> BTreeMap<String, Vec<policy::ObjectChange>> {
+    let mut out = BTreeMap::new();
+    for h in head {
+        let before: BTreeMap<&render::ObjectId, &serde_json::Value> = base
+            .iter()
+            .filter(|b| b.environment == h.environment)
+            .flat_map(|b| b.objects.iter().map(|o| (&o.id, &o.body)))
+            .collect();
+        let mut changes = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for o in &h.objects {
+            seen.insert(&o.id);
+            let (action, fields) = match before.get(&o.id) {
+                None => ("create", Vec::new()),
+                Some(old) if **old == o.body => ("unchanged", Vec::new()),
+                Some(old) => {
+                    let mut found = Vec::new();
+                    plan::diff_fields(old, &o.body, &mut String::new(), &mut found);
+                    ("update", found.into_iter().map(|f| f.pointer).collect())
+                }
+            };
+            changes.push(policy::ObjectChange { object: policy::ObjectRefOut::of(&o.id, Some(&o.body)), action, fields });
+        }
+        for (id, body) in before.into_iter().filter(|(id, _)| !seen.contains(id)) {
+            changes.push(policy::ObjectChange {
+                object: policy::ObjectRefOut::of(id, Some(body)),
+                action: "delete",
+                fields: Vec::new(),
+            });
+        }
+        out.insert(h.environment.clone(), changes);
+    }
+    out
+}
+
+/// Runs the bound policy plugins over the loaded environments. `changes` is the plan when one
+/// was made; otherwise, with `--base`, what base → head does to each object.
+fn run_policies(
+    loaded: &Loaded,
+    select: &Select,
+    change: &ChangeArgs,
+    changes: Option<BTreeMap<String, Vec<policy::ObjectChange>>>,
+) -> Result<Vec<validate::Finding>> {
+    let Some(policies) = policy::Policies::load(&loaded.snapshot, &loaded.config)? else {
+        if change.approvals.is_some() || change.base.is_some() {
+            tracing::info!("no policies are bound in cairn.yaml; --base and --approvals have nothing to inform");
+        }
+        return Ok(Vec::new());
+    };
+    let mut context = policy::Context { commit: loaded.snapshot.source.commit().cloned(), ..Default::default() };
+    if let Some(path) = &change.approvals {
+        context.approvals = policy::read_approvals(path)?;
+    }
+    let head = select.rev.as_deref().unwrap_or("HEAD");
+    if let Some(base) = &change.base {
+        loaded.repo.ensure_ancestor(base, head)?;
+        context.changed_paths = Some(loaded.repo.changed_paths(base, head)?.paths);
+        for approval in policy::trailer_approvals(&loaded.repo.commits_between(Some(base), head)?) {
+            if !context.approvals.iter().any(|a| a.by == approval.by) {
+                context.approvals.push(approval);
+            }
+        }
+    }
+    context.changes = match (changes, &change.base) {
+        (Some(changes), _) => changes,
+        (None, Some(base)) => {
+            let snapshot = loaded.repo.snapshot(Some(base))?;
+            let base_rendered = match Config::load(&snapshot) {
+                Ok(config) => {
+                    let names: Vec<String> = loaded
+                        .rendered
+                        .iter()
+                        .map(|r| r.environment.clone())
+                        .filter(|n| config.environment(n).is_ok())
+                        .collect();
+                    let envs = if names.is_empty() { Vec::new() } else { config.select(&names)? };
+                    let mut renderer = render::Renderer::new(&snapshot, &envs);
+                    envs.iter().map(|e| renderer.render(e)).collect::<Result<Vec<_>>>()?
+                }
+                // A base without a usable cairn.yaml: everything at the head is new.
+                Err(_) => Vec::new(),
+            };
+            rendered_changes(&base_rendered, &loaded.rendered)
+        }
+        (None, None) => BTreeMap::new(),
+    };
+    policies.evaluate(&loaded.snapshot, &loaded.config, &loaded.rendered, &context)
 }
 
 /// CAIRN_ACTOR, then GITHUB_ACTOR, then git's `user.name <user.email>`, then the login name.

@@ -181,7 +181,9 @@ impl Host {
             Err(e) => {
                 if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
                     exit.0
-                } else if out.len() >= limits.output {
+                } else if out.len() >= limits.output || format!("{e:#}").contains("beyond capacity") {
+                    // The pipe refuses a write that does not fit whole, so the output may stop
+                    // short of the cap: the pipe's own error says it was full.
                     return Err(Failure::Output(limits.output));
                 } else if let Some(trap) = e.downcast_ref::<Trap>() {
                     return Err(match trap {

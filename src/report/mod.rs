@@ -6,6 +6,7 @@ mod html;
 pub mod mask;
 mod notes;
 mod plan;
+mod policy;
 mod status;
 
 use std::io::{self, Write};
@@ -15,7 +16,8 @@ use serde::Serialize;
 pub use check::{COMMENT_LIMIT, check_markdown, write_applied};
 pub use findings::{FindingsFormat, write_findings};
 pub use notes::{NotesFormat, write_no_releases, write_notes};
-pub use plan::{write_apply, write_plans};
+pub use plan::{write_apply, write_plans, write_plans_with_findings};
+pub use policy::write_policy_tests;
 pub use status::{PeopleFormat, write_metrics, write_status};
 
 use crate::release::Release;

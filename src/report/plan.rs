@@ -5,13 +5,41 @@ use std::io::{self, Write};
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::{Format, Style, colors, markdown_cell, truncate, write_json};
+use super::{FindingsFormat, Format, Style, colors, markdown_cell, truncate, write_json};
+use crate::validate::Finding;
 use crate::apply::ApplyReport;
 use crate::plan::{Action, Change, Plan, Summary};
 use crate::yaml;
 
 /// Writes plans for one or more environments.
 pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Style, show_diff: bool) -> io::Result<()> {
+    write_plans_with_findings(w, plans, &[], &[], format, style, show_diff)
+}
+
+/// Writes the findings of validation and policies, then the plans: in JSON one document with a
+/// `findings` list (present only when there are findings).
+pub fn write_plans_with_findings(
+    w: &mut dyn Write,
+    plans: &[Plan],
+    rendered: &[crate::render::Rendered],
+    findings: &[Finding],
+    format: Format,
+    style: Style,
+    show_diff: bool,
+) -> io::Result<()> {
+    if !findings.is_empty() {
+        match format {
+            Format::Human => {
+                super::write_findings(w, rendered, findings, FindingsFormat::Human, style)?;
+                writeln!(w)?;
+            }
+            Format::Markdown => {
+                super::write_findings(w, rendered, findings, FindingsFormat::Markdown, style)?;
+                writeln!(w)?;
+            }
+            Format::Json => {}
+        }
+    }
     let masker = crate::secrets::Masker::new();
     let plans: &[Plan] = &plans.iter().map(|p| super::mask::mask_plan(p, &masker)).collect::<Vec<_>>();
     match format {
@@ -20,8 +48,10 @@ pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Sty
             struct Out<'a> {
                 summary: Summary,
                 plans: &'a [Plan],
+                #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
+                findings: &'a [Finding],
             }
-            write_json(w, &Out { summary: total(plans), plans })
+            write_json(w, &Out { summary: total(plans), plans, findings })
         }
         Format::Human => {
             for (i, plan) in plans.iter().enumerate() {

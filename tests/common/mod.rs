@@ -110,6 +110,8 @@ impl Fixture {
             .env("CAIRN_ACTOR", "test-actor")
             .env_remove("GITHUB_ACTOR")
             .env_remove("CAIRN_LOG")
+            // Compiled plugins are cached once for the whole test run, not in the user's cache.
+            .env("CAIRN_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"))
             .env("NO_COLOR", "1");
         cmd
     }
