@@ -213,7 +213,7 @@ fn approvals_are_read_and_shown_and_bad_files_refused() {
         ],
         0,
     );
-    assert_eq!(v["approvals"], serde_json::json!([{"by": "grace", "at": "2026-01-02T09:00:00Z"}]));
+    assert_eq!(v["approvals"], serde_json::json!([{"by": "grace", "at": "2026-01-02T09:00:00Z", "source": "review"}]));
 
     let (code, _, err) = f.run(&[
         "check",
