@@ -26,6 +26,9 @@ fi
 chmod +x "$(sops_bin)"
 export CAIRN_TEST_SOPS="$(sops_bin)"
 
+# The shipped policy plugins are built for WASI preview 1 by build.rs.
+rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
+
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo test --locked --workspace

@@ -871,10 +871,7 @@ fn load(repo_dir: &Path, select: &Select) -> Result<Loaded> {
 }
 
 /// What base → head does to each object of the rendered environments (rendered at the base).
-fn rendered_changes(
-    base: &[Rendered],
-    head: &[Rendered],
-) -> BTreeMap<String, Vec<policy::ObjectChange>> {
+fn rendered_changes(base: &[Rendered], head: &[Rendered]) -> BTreeMap<String, Vec<policy::ObjectChange>> {
     let mut out = BTreeMap::new();
     for h in head {
         let before: BTreeMap<&render::ObjectId, &serde_json::Value> = base
@@ -895,7 +892,11 @@ fn rendered_changes(
                     ("update", found.into_iter().map(|f| f.pointer).collect())
                 }
             };
-            changes.push(policy::ObjectChange { object: policy::ObjectRefOut::of(&o.id, Some(&o.body)), action, fields });
+            changes.push(policy::ObjectChange {
+                object: policy::ObjectRefOut::of(&o.id, Some(&o.body)),
+                action,
+                fields,
+            });
         }
         for (id, body) in before.into_iter().filter(|(id, _)| !seen.contains(id)) {
             changes.push(policy::ObjectChange {

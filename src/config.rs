@@ -370,7 +370,7 @@ fn parse_duration_ms(v: &Node) -> Result<u64> {
         }
     };
     match ms {
-        Some(ms) if ms >= 1.0 && ms <= 3_600_000.0 => Ok(ms as u64),
+        Some(ms) if (1.0..=3_600_000.0).contains(&ms) => Ok(ms as u64),
         _ => Err(bad()),
     }
 }

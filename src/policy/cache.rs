@@ -101,7 +101,11 @@ fn load(engine: &Engine, path: &std::path::Path) -> Option<Module> {
 fn store(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let temp = dir.join(format!(".tmp-{}-{}", std::process::id(), path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let temp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
     let written = file.write_all(bytes).and_then(|()| file.sync_all());
     if let Err(e) = written.and_then(|()| std::fs::rename(&temp, path)) {

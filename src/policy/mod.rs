@@ -120,7 +120,10 @@ fn expand(
                 let from = stack.last().cloned().unwrap_or_default();
                 if stack.contains(path) || stack.len() > MAX_INCLUDE_DEPTH {
                     return Err(Error::Config {
-                        message: format!("{from}:{line}: including `{path}` again makes a cycle ({})", stack.join(" → ")),
+                        message: format!(
+                            "{from}:{line}: including `{path}` again makes a cycle ({})",
+                            stack.join(" → ")
+                        ),
                     });
                 }
                 let bytes = snapshot.read(path)?.ok_or_else(|| Error::Config {
@@ -246,7 +249,9 @@ impl Policies {
                 .objects
                 .iter()
                 .enumerate()
-                .map(|(i, o)| ((o.id.group.as_str(), o.id.kind.as_str(), o.id.namespace.as_deref(), o.id.name.as_str()), i))
+                .map(|(i, o)| {
+                    ((o.id.group.as_str(), o.id.kind.as_str(), o.id.namespace.as_deref(), o.id.name.as_str()), i)
+                })
                 .collect();
             let changed_paths = context.changed_paths.as_ref().map(|paths| {
                 paths
@@ -327,14 +332,21 @@ impl Policies {
             }
         }
         findings.sort_by(|a, b| {
-            (&a.file, a.line, a.column, &a.code, &a.environment).cmp(&(&b.file, b.line, b.column, &b.code, &b.environment))
+            (&a.file, a.line, a.column, &a.code, &a.environment).cmp(&(
+                &b.file,
+                b.line,
+                b.column,
+                &b.code,
+                &b.environment,
+            ))
         });
         Ok(findings)
     }
 
     /// Parses and checks a plugin's output against the published contract.
     fn decode(&self, binding: &Binding, output: &[u8]) -> Result<Decision> {
-        let bad = |message: String| Error::Policy { policy: binding.name.clone(), plugin: binding.plugin.clone(), message };
+        let bad =
+            |message: String| Error::Policy { policy: binding.name.clone(), plugin: binding.plugin.clone(), message };
         let value: Value = serde_json::from_slice(output).map_err(|e| {
             let start: String = String::from_utf8_lossy(output).chars().take(80).collect();
             bad(format!("returned output that is not JSON ({e}); it began with {start:?}"))
@@ -410,11 +422,11 @@ impl Decision {
 }
 
 fn output_validator() -> Result<jsonschema::Validator> {
-    let schema: Value = serde_json::from_str(OUTPUT_SCHEMA).map_err(|e| Error::Config {
-        message: format!("schemas/policy-output.schema.json is not JSON: {e}"),
-    })?;
-    jsonschema::validator_for(&schema)
-        .map_err(|e| Error::Config { message: format!("schemas/policy-output.schema.json is not a usable schema: {e}") })
+    let schema: Value = serde_json::from_str(OUTPUT_SCHEMA)
+        .map_err(|e| Error::Config { message: format!("schemas/policy-output.schema.json is not JSON: {e}") })?;
+    jsonschema::validator_for(&schema).map_err(|e| Error::Config {
+        message: format!("schemas/policy-output.schema.json is not a usable schema: {e}"),
+    })
 }
 
 fn fail(binding: &Binding, failure: Failure) -> Error {

@@ -80,7 +80,8 @@ fn run_suite(host: &Host, file: &Path) -> Result<Vec<CaseResult>> {
     let cases = suite.get("cases").and_then(Value::as_array).ok_or_else(|| bad("needs a `cases:` list".into()))?;
     let mut out = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        let case_name = case.get("name").and_then(Value::as_str).map_or_else(|| format!("case {}", i + 1), str::to_string);
+        let case_name =
+            case.get("name").and_then(Value::as_str).map_or_else(|| format!("case {}", i + 1), str::to_string);
         let objects = match (case.get("objects"), case.get("objects_file").and_then(Value::as_str)) {
             (Some(list), _) => list.clone(),
             (None, Some(path)) => {
@@ -150,7 +151,14 @@ fn run_suite(host: &Host, file: &Path) -> Result<Vec<CaseResult>> {
                 }
             }
         }
-        out.push(CaseResult { suite: name.clone(), name: case_name, passed: problems.is_empty(), problems, violations, warnings });
+        out.push(CaseResult {
+            suite: name.clone(),
+            name: case_name,
+            passed: problems.is_empty(),
+            problems,
+            violations,
+            warnings,
+        });
     }
     Ok(out)
 }

@@ -61,7 +61,12 @@ pub fn write_findings(
                     writeln!(
                         w,
                         "  {}:{} {level} [{}] {} ({}): {}",
-                        f.line, f.column, f.code, f.subject(), f.environment, f.message
+                        f.line,
+                        f.column,
+                        f.code,
+                        f.subject(),
+                        f.environment,
+                        f.message
                     )?;
                     if let Some(excerpt) = &f.excerpt {
                         writeln!(w, "    {} | {}", style.paint(colors::DIM, &format!("{:>4}", f.line)), excerpt)?;

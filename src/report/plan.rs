@@ -6,9 +6,9 @@ use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use super::{FindingsFormat, Format, Style, colors, markdown_cell, truncate, write_json};
-use crate::validate::Finding;
 use crate::apply::ApplyReport;
 use crate::plan::{Action, Change, Plan, Summary};
+use crate::validate::Finding;
 use crate::yaml;
 
 /// Writes plans for one or more environments.

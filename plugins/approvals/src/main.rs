@@ -94,7 +94,10 @@ fn evaluate(input: Input) -> Result<Output, String> {
     for who in stale.iter().filter(|w| !approvers.contains(&normalize(w))) {
         out.warnings.push(Violation {
             rule: "stale-approval".into(),
-            message: format!("`{who}` approved an earlier commit; ask for a new review of {}", head.unwrap_or("the head")),
+            message: format!(
+                "`{who}` approved an earlier commit; ask for a new review of {}",
+                head.unwrap_or("the head")
+            ),
             ..Violation::default()
         });
     }
@@ -127,7 +130,11 @@ fn evaluate(input: Input) -> Result<Output, String> {
         if !approved_by_owner {
             out.violations.push(Violation {
                 rule: "owner-approval".into(),
-                message: format!("{} needs an approval from one of its owners: {}", changed.path, changed.owners.join(", ")),
+                message: format!(
+                    "{} needs an approval from one of its owners: {}",
+                    changed.path,
+                    changed.owners.join(", ")
+                ),
                 path: changed.path.clone(),
                 ..Violation::default()
             });
@@ -223,8 +230,8 @@ mod tests {
         assert_eq!(rules(&out), ["required-approvals"]);
         let warned: Vec<&str> = out.warnings.iter().map(|v| v.rule.as_str()).collect();
         assert_eq!(warned, ["self-approval", "stale-approval"]);
-        let out = evaluate(input(json!({"allow_stale_approvals": true}), &[("ann", Some("old999"))], &[]))
-            .expect("runs");
+        let out =
+            evaluate(input(json!({"allow_stale_approvals": true}), &[("ann", Some("old999"))], &[])).expect("runs");
         assert!(rules(&out).is_empty());
     }
 

@@ -24,8 +24,12 @@ fn evaluate(input: Input) -> Result<Output, String> {
                 let pointer = format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"));
                 if value.as_str().is_none_or(|r| r.trim().is_empty()) {
                     out.violations.push(
-                        Violation::on(object, "suppression", format!("`{key}` needs a reason: why may {rule} be ignored here?"))
-                            .at(pointer),
+                        Violation::on(
+                            object,
+                            "suppression",
+                            format!("`{key}` needs a reason: why may {rule} be ignored here?"),
+                        )
+                        .at(pointer),
                     );
                 } else if !RULES.iter().any(|(id, _)| *id == rule) {
                     out.warnings.push(

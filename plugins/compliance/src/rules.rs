@@ -215,7 +215,10 @@ fn privilege_escalation(object: &Object, _: &Rule, _: &str) -> Vec<Found> {
         })
         .map(|(c, p)| {
             found(
-                format!("container `{}` may escalate privileges; set `securityContext.allowPrivilegeEscalation: false`", name_of(c)),
+                format!(
+                    "container `{}` may escalate privileges; set `securityContext.allowPrivilegeEscalation: false`",
+                    name_of(c)
+                ),
                 existing(object, &format!("{p}/securityContext/allowPrivilegeEscalation"), &p),
             )
         })
@@ -237,7 +240,10 @@ fn run_as_non_root(object: &Object, _: &Rule, _: &str) -> Vec<Found> {
         .filter(|(c, _)| !non_root(c.get("securityContext")).or(non_root(pod)).unwrap_or(false))
         .map(|(c, p)| {
             found(
-                format!("container `{}` may run as root; set `runAsNonRoot: true` on the pod or the container", name_of(c)),
+                format!(
+                    "container `{}` may run as root; set `runAsNonRoot: true` on the pod or the container",
+                    name_of(c)
+                ),
                 existing(object, &format!("{p}/securityContext/runAsNonRoot"), &format!("{base}/securityContext")),
             )
         })
@@ -355,7 +361,11 @@ fn allowed_registries(object: &Object, rule: &Rule, _: &str) -> Vec<Found> {
             });
             (!ok).then(|| {
                 found(
-                    format!("container `{}` image `{image}` is not from an allowed registry ({})", name_of(c), registries.join(", ")),
+                    format!(
+                        "container `{}` image `{image}` is not from an allowed registry ({})",
+                        name_of(c),
+                        registries.join(", ")
+                    ),
                     format!("{p}/image"),
                 )
             })
@@ -397,7 +407,12 @@ fn replicas(object: &Object, rule: &Rule, environment: &str) -> Vec<Found> {
         return Vec::new();
     }
     vec![found(
-        format!("{} `{}` runs {n} replica{} in {environment}; at least {min} are required", object.kind(), object.name(), if n == 1 { "" } else { "s" }),
+        format!(
+            "{} `{}` runs {n} replica{} in {environment}; at least {min} are required",
+            object.kind(),
+            object.name(),
+            if n == 1 { "" } else { "s" }
+        ),
         existing(object, "/spec/replicas", "/spec"),
     )]
 }

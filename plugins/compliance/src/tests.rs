@@ -64,7 +64,10 @@ fn each_rule_fires_on_its_own_fault() {
         (with(good(), "/spec/template/spec/volumes", json!([{"name": "h", "hostPath": {"path": "/"}}])), "host-path"),
         (with(good(), &format!("{c}/securityContext/allowPrivilegeEscalation"), json!(true)), "privilege-escalation"),
         (with(good(), "/spec/template/spec/securityContext", json!({})), "run-as-non-root"),
-        (with(good(), &format!("{c}/securityContext/capabilities"), json!({"drop": ["ALL"], "add": ["SYS_ADMIN"]})), "capabilities"),
+        (
+            with(good(), &format!("{c}/securityContext/capabilities"), json!({"drop": ["ALL"], "add": ["SYS_ADMIN"]})),
+            "capabilities",
+        ),
         (with(good(), &format!("{c}/resources"), json!({})), "resources"),
         (with(good(), &format!("{c}/livenessProbe"), Value::Null), "probes"),
         (with(good(), &format!("{c}/image"), json!("nginx")), "image-tag"),
@@ -91,7 +94,10 @@ fn each_rule_fires_on_its_own_fault() {
 #[test]
 fn pointers_name_the_offending_value() {
     let object = with(good(), "/spec/template/spec/containers/0/securityContext/privileged", json!(true));
-    assert_eq!(rules(&run(vec![object], Value::Null)), ["privileged /spec/template/spec/containers/0/securityContext/privileged"]);
+    assert_eq!(
+        rules(&run(vec![object], Value::Null)),
+        ["privileged /spec/template/spec/containers/0/securityContext/privileged"]
+    );
 }
 
 #[test]
@@ -118,7 +124,8 @@ fn rules_can_be_switched_off_or_made_warnings() {
 #[test]
 fn suppressions_need_a_reason() {
     let object = with(good(), "/spec/replicas", json!(1));
-    let reasoned = with(object.clone(), "/metadata/annotations", json!({"cairn/ignore-replicas": "a singleton by design"}));
+    let reasoned =
+        with(object.clone(), "/metadata/annotations", json!({"cairn/ignore-replicas": "a singleton by design"}));
     assert!(run(vec![reasoned], Value::Null).allowed);
     let bare = with(object, "/metadata/annotations", json!({"cairn/ignore-replicas": ""}));
     let out = run(vec![bare], Value::Null);

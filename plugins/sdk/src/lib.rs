@@ -222,7 +222,12 @@ pub struct Violation {
 
 impl Violation {
     pub fn on(object: &Object, rule: &str, message: impl Into<String>) -> Violation {
-        Violation { rule: rule.to_string(), message: message.into(), object: Some(object.reference()), ..Violation::default() }
+        Violation {
+            rule: rule.to_string(),
+            message: message.into(),
+            object: Some(object.reference()),
+            ..Violation::default()
+        }
     }
 
     pub fn at(mut self, pointer: impl Into<String>) -> Violation {
