@@ -1,7 +1,8 @@
 //! `cairn policy test DIR`: runs plugins against fixture inputs with expected decisions, so a
 //! plugin's author can test it in CI.
 //!
-//! Every `*.yaml` file in DIR is a suite:
+//! Every `*.yaml` file in DIR with a top-level `cases:` list is a suite (other YAML files are
+//! fixtures the suites refer to):
 //!
 //! ```yaml
 //! plugin: compliance            # shipped with cairn, or a .wasm path relative to this file
@@ -48,12 +49,24 @@ pub fn run(dir: &Path) -> Result<Vec<CaseResult>> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(Error::Usage { message: format!("{}: no *.yaml test suites found", dir.display()) });
+        return Err(Error::Usage { message: format!("{}: no *.yaml files found", dir.display()) });
     }
     let host = Host::new().map_err(|e| Error::Usage { message: format!("cannot start the plugin host: {e}") })?;
     let mut results = Vec::new();
+    let mut suites = 0;
     for file in files {
-        results.extend(run_suite(&host, &file)?);
+        let suite = match read_yaml(&file) {
+            Ok(v) if v.get("cases").is_some() => v,
+            // A fixture of objects (possibly several documents), not a suite.
+            _ => continue,
+        };
+        suites += 1;
+        results.extend(run_suite(&host, &file, &suite)?);
+    }
+    if suites == 0 {
+        return Err(Error::Usage {
+            message: format!("{}: no test suite (a YAML file with `cases:`) found", dir.display()),
+        });
     }
     Ok(results)
 }
@@ -63,10 +76,9 @@ fn read_yaml(path: &Path) -> Result<Value> {
     Ok(Node::parse(&path.display().to_string(), &text)?.to_json())
 }
 
-fn run_suite(host: &Host, file: &Path) -> Result<Vec<CaseResult>> {
+fn run_suite(host: &Host, file: &Path, suite: &Value) -> Result<Vec<CaseResult>> {
     let name = file.display().to_string();
     let bad = |message: String| Error::Usage { message: format!("{name}: {message}") };
-    let suite = read_yaml(file)?;
     let base = file.parent().unwrap_or(Path::new("."));
     let plugin_name = suite.get("plugin").and_then(Value::as_str).ok_or_else(|| bad("needs `plugin:`".into()))?;
     let bytes = match BUILTIN.iter().find(|(n, _)| *n == plugin_name) {

@@ -69,6 +69,9 @@ fn evaluate(input: Input) -> Result<Output, String> {
         });
         return Ok(out);
     };
+    if paths.is_empty() {
+        return Ok(out); // the change does not touch this environment: nothing to approve
+    }
     let head = input.commit.as_ref().map(|c| c.sha.as_str());
     let author = input.commit.as_ref().map(|c| identities(&c.author.name, &c.author.email)).unwrap_or_default();
     let mut approvers: BTreeSet<String> = BTreeSet::new();
