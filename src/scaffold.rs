@@ -19,6 +19,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("environments/staging/web.yaml", include_str!("../examples/shop/environments/staging/web.yaml")),
     ("environments/production/web.yaml", include_str!("../examples/shop/environments/production/web.yaml")),
     ("schemas/app-settings.json", include_str!("../examples/shop/schemas/app-settings.json")),
+    ("policies/baseline-compliance.yaml", include_str!("../examples/shop/policies/baseline-compliance.yaml")),
+    ("policies/production-approvals.yaml", include_str!("../examples/shop/policies/production-approvals.yaml")),
 ];
 
 /// What `init` did.

@@ -45,11 +45,13 @@ pub fn key(engine: &Engine, bytes: &[u8]) -> String {
     format!("{}-{}.cwasm", hex::encode(Sha256::digest(bytes)), hex::encode(&engine_hash[..8]))
 }
 
-pub fn load_or_compile(engine: &Engine, bytes: &[u8]) -> Result<Module, Failure> {
+/// Loads a compiled module from the cache in `dir` (none: compile in memory), compiling and
+/// storing it on a miss.
+pub fn load_or_compile(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> Result<Module, Failure> {
     if !bytes.starts_with(b"\0asm") {
         return Err(Failure::Compile("it does not start with the WebAssembly magic number `\\0asm`".into()));
     }
-    let Some(dir) = directory() else { return compile(engine, bytes) };
+    let Some(dir) = dir else { return compile(engine, bytes) };
     let path = dir.join(key(engine, bytes));
     if let Some(module) = load(engine, &path) {
         tracing::debug!(path = %path.display(), "plugin loaded from the cache");

@@ -138,7 +138,12 @@ impl Host {
 
     /// Compiles (or loads from the cache) and pre-instantiates a module.
     pub fn load(&self, bytes: &[u8]) -> Result<Plugin, Failure> {
-        let module = cache::load_or_compile(&self.engine, bytes)?;
+        self.load_with_cache(bytes, cache::directory())
+    }
+
+    /// As [`Host::load`], with the compiled-module cache in `dir` (none: no cache).
+    pub fn load_with_cache(&self, bytes: &[u8], dir: Option<std::path::PathBuf>) -> Result<Plugin, Failure> {
+        let module = cache::load_or_compile(&self.engine, bytes, dir)?;
         self.prepare(module)
     }
 
