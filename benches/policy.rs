@@ -32,7 +32,7 @@ fn deployment(i: usize) -> serde_json::Value {
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
                 "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
                 "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
-                "env": [{"name": "LOG_LEVEL", "value": if i % 7 == 0 { "debug" } else { "info" }}]
+                "env": [{"name": "LOG_LEVEL", "value": if i.is_multiple_of(7) { "debug" } else { "info" }}]
             }]
         }}}
     })
@@ -40,12 +40,8 @@ fn deployment(i: usize) -> serde_json::Value {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let runs: usize = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5);
+    let runs: usize =
+        args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(5);
     let host = Host::new().expect("host");
     let mut report = serde_json::Map::new();
     eprintln!("runs: {runs} (medians)");
