@@ -366,4 +366,17 @@ fn plugins_never_see_secret_values() {
         assert!(!err.contains(leak), "{leak} reached the plugin: {err}");
     }
     assert!(err.contains("<secret:"), "{err}");
+
+    // What the plugin was given keeps the published contract.
+    let start = err.find("exited with code 1: ").expect("the plugin's stderr") + "exited with code 1: ".len();
+    let end = err.rfind(" (environment staging)").expect("the environment");
+    let input: serde_json::Value = serde_json::from_str(&err[start..end]).expect("the input is JSON");
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schemas/policy-input.schema.json")).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("usable schema");
+    let problems: Vec<String> = validator.iter_errors(&input).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    assert!(problems.is_empty(), "{problems:?}\n{input:#}");
+    assert_eq!(input["environment"], "staging");
+    assert_eq!(input["policy"]["name"], "hostile");
+    assert_eq!(input["changed_paths"], serde_json::Value::Null);
 }
