@@ -4,11 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CONFIG_FILE, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::{self, Plan};
 use crate::policy;
-use crate::release::owners;
 use crate::render::{Rendered, Renderer};
 use crate::repo::{CommitInfo, Repo};
 use crate::target;
@@ -76,22 +75,10 @@ impl SavedPlan {
 /// Environments whose layers contain a changed path. A change to `cairn.yaml`, `schemas/`,
 /// `policies/` or a CODEOWNERS file touches them all.
 pub fn touched_environments<'a>(config: &'a Config, paths: &[String]) -> Vec<&'a str> {
-    let global = paths.iter().any(|p| {
-        p == CONFIG_FILE
-            || p.starts_with("schemas/")
-            || p.starts_with("policies/")
-            || owners::LOCATIONS.contains(&p.as_str())
-    });
     config
         .environments
         .iter()
-        .filter(|env| {
-            global
-                || env
-                    .layers
-                    .iter()
-                    .any(|layer| paths.iter().any(|p| p == &layer.path || p.starts_with(&format!("{}/", layer.path))))
-        })
+        .filter(|env| paths.iter().any(|p| policy::touches(Some(env), p)))
         .map(|env| env.name.as_str())
         .collect()
 }
@@ -145,11 +132,7 @@ pub fn check(
         plans.push(plan::plan(r, &target, &snapshot.source, prune)?);
     }
     let mut approvals = approvals;
-    for approval in policy::trailer_approvals(&repo.commits_between(Some(base), head)?) {
-        if !approvals.iter().any(|a| a.by == approval.by) {
-            approvals.push(approval);
-        }
-    }
+    policy::add_approvals(&mut approvals, policy::trailer_approvals(&repo.commits_between(Some(base), head)?));
     if let Some(policies) = policy::Policies::load(&snapshot, &config)? {
         let context = policy::Context {
             changed_paths: Some(changes.paths.clone()),

@@ -932,11 +932,8 @@ fn run_policies(
     if let Some(base) = &change.base {
         loaded.repo.ensure_ancestor(base, head)?;
         context.changed_paths = Some(loaded.repo.changed_paths(base, head)?.paths);
-        for approval in policy::trailer_approvals(&loaded.repo.commits_between(Some(base), head)?) {
-            if !context.approvals.iter().any(|a| a.by == approval.by) {
-                context.approvals.push(approval);
-            }
-        }
+        let trailers = policy::trailer_approvals(&loaded.repo.commits_between(Some(base), head)?);
+        policy::add_approvals(&mut context.approvals, trailers);
     }
     context.changes = match (changes, &change.base) {
         (Some(changes), _) => changes,

@@ -68,6 +68,16 @@ pub fn read_approvals(path: &std::path::Path) -> Result<Vec<Approval>> {
         .collect())
 }
 
+/// Adds approvals from another source; a reviewer already counted is not counted twice (the
+/// earlier source, the reviews file, wins).
+pub fn add_approvals(approvals: &mut Vec<Approval>, more: Vec<Approval>) {
+    for approval in more {
+        if !approvals.iter().any(|a| a.by == approval.by) {
+            approvals.push(approval);
+        }
+    }
+}
+
 /// Approvals recorded in commit messages as `Approved-by: login` (or `Name <email>`) trailers.
 pub fn trailer_approvals(commits: &[CommitInfo]) -> Vec<Approval> {
     let mut out: Vec<Approval> = Vec::new();

@@ -23,7 +23,7 @@ use crate::secrets::mask::Masker;
 use crate::validate::locate::Locator;
 use crate::validate::{Finding, Level};
 
-pub use approvals::{Approval, read_approvals, trailer_approvals};
+pub use approvals::{Approval, add_approvals, read_approvals, trailer_approvals};
 pub use host::{Failure, Host, Limits, Plugin};
 
 /// The plugins shipped with cairn, built from `plugins/` for wasm32-wasip1 by build.rs.
@@ -234,9 +234,25 @@ impl Policies {
         rendered: &[Rendered],
         context: &Context,
     ) -> Result<Vec<Finding>> {
-        let owners = load_owners(snapshot)?;
+        let owners = CodeOwners::load(snapshot)?;
         let masker = Masker::new();
         let mut locator = Locator::new(snapshot);
+        // The same for every environment and binding: built once.
+        let commit = context.commit.as_ref().map(commit_json);
+        let approvals: Vec<Value> = context
+            .approvals
+            .iter()
+            .map(|a| {
+                json!({
+                    "by": a.by, "commit_id": a.commit_id, "submitted_at": a.at,
+                    "source": a.source.as_deref().unwrap_or("review"),
+                })
+            })
+            .collect();
+        let owners_json = json!({
+            "file": owners.file(),
+            "rules": owners.rules().iter().map(|(p, o)| json!({"pattern": p, "owners": o})).collect::<Vec<_>>(),
+        });
         let mut findings = Vec::new();
         for env in rendered {
             let bound: Vec<&(Binding, Arc<Plugin>)> =
@@ -257,27 +273,21 @@ impl Policies {
                 paths
                     .iter()
                     .filter(|p| touches(config.environments.iter().find(|e| e.name == env.environment), p))
-                    .map(|p| json!({"path": p, "owners": owners.1.owners_of(p)}))
+                    .map(|p| json!({"path": p, "owners": owners.owners_of(p)}))
                     .collect::<Vec<_>>()
             });
             for (binding, plugin) in bound {
-                let input = json!({
-                    "settings": binding.settings,
-                    "policy": {"name": binding.name, "severity": severity_name(binding.severity)},
-                    "environment": env.environment,
-                    "objects": objects,
-                    "changes": context.changes.get(&env.environment).map(Vec::as_slice).unwrap_or_default(),
-                    "changed_paths": changed_paths,
-                    "commit": context.commit.as_ref().map(commit_json),
-                    "approvals": context.approvals.iter().map(|a| json!({
-                        "by": a.by, "commit_id": a.commit_id, "submitted_at": a.at,
-                        "source": a.source.as_deref().unwrap_or("review"),
-                    })).collect::<Vec<_>>(),
-                    "owners": {
-                        "file": owners.0,
-                        "rules": owners.1.rules().iter().map(|(p, o)| json!({"pattern": p, "owners": o})).collect::<Vec<_>>(),
-                    },
-                });
+                let input = InputDocument {
+                    settings: &binding.settings,
+                    policy: json!({"name": binding.name, "severity": severity_name(binding.severity)}),
+                    environment: &env.environment,
+                    objects: &objects,
+                    changes: context.changes.get(&env.environment).map(Vec::as_slice).unwrap_or_default(),
+                    changed_paths: changed_paths.as_deref(),
+                    commit: commit.as_ref(),
+                    approvals: &approvals,
+                    owners: &owners_json,
+                };
                 let bytes = serde_json::to_vec(&input).map_err(|e| Error::Policy {
                     policy: binding.name.clone(),
                     plugin: binding.plugin.clone(),
@@ -331,15 +341,7 @@ impl Policies {
                 }
             }
         }
-        findings.sort_by(|a, b| {
-            (&a.file, a.line, a.column, &a.code, &a.environment).cmp(&(
-                &b.file,
-                b.line,
-                b.column,
-                &b.code,
-                &b.environment,
-            ))
-        });
+        crate::validate::sort(&mut findings);
         Ok(findings)
     }
 
@@ -359,6 +361,21 @@ impl Policies {
         }
         serde_json::from_value(value).map_err(|e| bad(format!("returned an unreadable decision: {e}")))
     }
+}
+
+/// The input of one evaluation, borrowed so the environment's objects are encoded straight
+/// from where they are, once per binding, without a copy.
+#[derive(serde::Serialize)]
+struct InputDocument<'a> {
+    settings: &'a Value,
+    policy: Value,
+    environment: &'a str,
+    objects: &'a [Value],
+    changes: &'a [ObjectChange],
+    changed_paths: Option<&'a [Value]>,
+    commit: Option<&'a Value>,
+    approvals: &'a [Value],
+    owners: &'a Value,
 }
 
 /// A plugin's decision, as the output schema describes it.
@@ -456,15 +473,6 @@ pub fn plugin_bytes(snapshot: &Snapshot, binding: &Binding) -> Result<Vec<u8>> {
     snapshot.read(&path)?.ok_or_else(|| Error::Config {
         message: format!("{at}: plugin file `{path}` does not exist in the repository"),
     })
-}
-
-fn load_owners(snapshot: &Snapshot) -> Result<(Option<&'static str>, CodeOwners)> {
-    for location in owners::LOCATIONS {
-        if snapshot.read(location)?.is_some() {
-            return Ok((Some(location), CodeOwners::load(snapshot)?));
-        }
-    }
-    Ok((None, CodeOwners::default()))
 }
 
 /// Whether a changed path concerns an environment: one of its layers, or a file every

@@ -12,6 +12,8 @@ pub const LOCATIONS: &[&str] = &["CODEOWNERS", ".github/CODEOWNERS", "docs/CODEO
 #[derive(Debug, Clone, Default)]
 pub struct CodeOwners {
     rules: Vec<(String, Vec<String>)>,
+    /// The file the rules came from (none: no CODEOWNERS file).
+    file: Option<&'static str>,
 }
 
 impl CodeOwners {
@@ -19,7 +21,7 @@ impl CodeOwners {
     pub fn load(snapshot: &Snapshot) -> Result<CodeOwners> {
         for location in LOCATIONS {
             if let Some(bytes) = snapshot.read(location)? {
-                return Ok(CodeOwners::parse(&String::from_utf8_lossy(&bytes)));
+                return Ok(CodeOwners { file: Some(location), ..CodeOwners::parse(&String::from_utf8_lossy(&bytes)) });
             }
         }
         Ok(CodeOwners::default())
@@ -37,7 +39,12 @@ impl CodeOwners {
                 Some((pattern, owners))
             })
             .collect();
-        CodeOwners { rules }
+        CodeOwners { rules, file: None }
+    }
+
+    /// The CODEOWNERS file read, when there was one.
+    pub fn file(&self) -> Option<&'static str> {
+        self.file
     }
 
     /// The rules in file order: (pattern, owners).

@@ -106,10 +106,15 @@ pub fn validate(snapshot: &Snapshot, config: &Config, rendered: &[Rendered], opt
         }
     }
     tracing::debug!(findings = findings.len(), "validated");
+    sort(&mut findings);
+    Ok(findings)
+}
+
+/// Sorts findings for reports: by file, line, column, code and environment.
+pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         (&a.file, a.line, a.column, &a.code, &a.environment).cmp(&(&b.file, b.line, b.column, &b.code, &b.environment))
     });
-    Ok(findings)
 }
 
 /// Whether any finding blocks (exit 1, no apply).
