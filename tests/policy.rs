@@ -380,3 +380,19 @@ fn plugins_never_see_secret_values() {
     assert_eq!(input["policy"]["name"], "hostile");
     assert_eq!(input["changed_paths"], serde_json::Value::Null);
 }
+
+#[test]
+fn bad_sandbox_limits_on_a_binding_are_refused_with_the_place() {
+    let f = Fixture::standard();
+    for (extra, needle) in [
+        ("    timeout: soon\n", "cairn.yaml:13:14: `timeout` must be a duration such as `2s`"),
+        ("    timeout: 0ms\n", "cairn.yaml:13:14: `timeout` must be a duration"),
+        ("    fuel: -5\n", "cairn.yaml:13:11: `fuel` must be a whole number of fuel units"),
+        ("    memory: 8Gi\n", "cairn.yaml:13:13: `memory` must be a size such as `256Mi`"),
+    ] {
+        f.write("cairn.yaml", &format!("{CONFIG}policies:\n  - name: baseline\n    plugin: compliance\n{extra}"));
+        let (code, _, err) = f.run(&["validate"]);
+        assert_eq!(code, 2, "{extra}");
+        assert!(err.contains(needle), "{extra}: {err}");
+    }
+}
