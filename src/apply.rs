@@ -126,8 +126,16 @@ pub fn apply_checked(
     // Record everything that may exist after this apply before touching objects, so an apply
     // killed half-way still leaves every object it wrote in the inventory for the next prune.
     let old = target.inventory()?;
-    let mut inventory = Inventory { environment: rendered.environment.clone(), objects: old.objects.clone() };
+    let mut inventory = old.clone();
+    inventory.environment = rendered.environment.clone();
     inventory.objects.extend(rendered.objects.iter().map(|o| o.id.clone()));
+    for object in &rendered.objects {
+        if object.secrets.is_empty() {
+            inventory.secrets.remove(&object.id.to_string());
+        } else {
+            inventory.secrets.insert(object.id.to_string(), object.secrets.clone());
+        }
+    }
     if inventory != old {
         target.write_inventory(&lock, &inventory)?;
     }
@@ -173,7 +181,12 @@ pub fn apply_checked(
     let desired: BTreeSet<ObjectId> = rendered.objects.iter().map(|o| o.id.clone()).collect();
     let final_objects: BTreeSet<ObjectId> =
         if options.prune && !failed { desired } else { inventory.objects.difference(&deleted).cloned().collect() };
-    let final_inventory = Inventory { environment: rendered.environment.clone(), objects: final_objects };
+    let mut secrets = inventory.secrets.clone();
+    if !secrets.is_empty() {
+        let names: BTreeSet<String> = final_objects.iter().map(ObjectId::to_string).collect();
+        secrets.retain(|id, _| names.contains(id));
+    }
+    let final_inventory = Inventory { environment: rendered.environment.clone(), objects: final_objects, secrets };
     if final_inventory != inventory {
         target.write_inventory(&lock, &final_inventory)?;
     }
@@ -206,7 +219,8 @@ pub fn moved(saved: &Plan, now: &Plan) -> Vec<Moved> {
 }
 
 fn describe(change: &crate::plan::Change) -> String {
-    let short = |d: &str| d.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    let short =
+        |d: &str| d.trim_start_matches("hmac-").trim_start_matches("sha256:").chars().take(12).collect::<String>();
     let live = change.live_digest.as_deref().map_or_else(|| "absent".to_string(), short);
     format!("{} {} (live {live})", change.action.as_str(), short(&change.digest))
 }
@@ -218,9 +232,10 @@ fn drifted(target: &LocalTarget, previous: &Release) -> Result<Vec<ObjectId>> {
         previous.objects.iter().filter(|o| o.action != Action::Delete && o.error.is_none()).collect();
     let ids: Vec<&ObjectId> = expected.iter().map(|o| &o.object).collect();
     let live = target.read_objects(&ids)?;
+    let digester = target.digester(false)?;
     Ok(expected
         .iter()
-        .filter(|o| live.get(&o.object).is_none_or(|body| crate::target::digest(body) != o.digest))
+        .filter(|o| live.get(&o.object).is_none_or(|body| !digester.matches(body, &o.digest)))
         .map(|o| o.object.clone())
         .collect())
 }

@@ -253,6 +253,11 @@ pub enum SecretsCommand {
     /// Re-wrap a SOPS file's data key for the recipients its `.sops.yaml` creation rule lists now
     /// (values, MAC and `lastmodified` stay as they are).
     Updatekeys { file: PathBuf },
+    /// Edit a SOPS file decrypted in $VISUAL or $EDITOR (`vi` when neither is set), then
+    /// re-encrypt it with the same data key: values that did not change keep their ciphertext,
+    /// so the git diff shows only what changed. The plaintext lives in a private directory in
+    /// memory-backed storage where there is one, and is overwritten and removed afterwards.
+    Edit { file: PathBuf },
     /// Decrypt a SOPS file and print it to stdout (explicitly: this prints secrets). Keys come
     /// from CAIRN_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and sops' default key file.
     Decrypt {
@@ -586,47 +591,43 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             Ok(if results.iter().all(|r| r.passed) { Status::Success } else { Status::Findings })
         }
         Command::Secrets(SecretsCommand::Encrypt { file }) => {
-            let name = file.display().to_string();
-            let doc = read_single_document(file, &name)?;
-            let settings = crate::secrets::settings_for(file)?;
-            let encrypted = crate::secrets::encrypt_document(&doc, &settings)
-                .map_err(|message| Error::Secret { file: name.clone(), message })?;
-            // Replaced atomically: no moment leaves a half-written file, and the plaintext is gone.
-            write_secret_file(file, &name, &encrypted)?;
-            report_io(writeln!(out, "{name}: encrypted for {}", settings.recipients.join(", ")))?;
+            let recipients = crate::secrets::files::encrypt_file(file)?;
+            report_io(writeln!(out, "{}: encrypted for {recipients}", file.display()))?;
             Ok(Status::Success)
         }
         Command::Secrets(SecretsCommand::Rotate { file }) => {
-            let name = file.display().to_string();
-            let doc = read_single_document(file, &name)?;
             let identities = crate::secrets::Identities::from_environment()?;
-            let settings =
-                crate::secrets::settings_of(&doc).map_err(|message| Error::Secret { file: name.clone(), message })?;
-            let plain = crate::secrets::decrypt_document(&name, &doc, &identities)?.value;
-            let encrypted = crate::secrets::encrypt_document(&plain, &settings)
-                .map_err(|message| Error::Secret { file: name.clone(), message })?;
-            write_secret_file(file, &name, &encrypted)?;
-            report_io(writeln!(out, "{name}: new data key, encrypted for {}", settings.recipients.join(", ")))?;
+            let recipients = crate::secrets::files::rotate_file(file, &identities)?;
+            report_io(writeln!(out, "{}: new data key, encrypted for {recipients}", file.display()))?;
             Ok(Status::Success)
         }
         Command::Secrets(SecretsCommand::Updatekeys { file }) => {
-            let name = file.display().to_string();
-            let doc = read_single_document(file, &name)?;
             let identities = crate::secrets::Identities::from_environment()?;
-            let settings = crate::secrets::settings_for(file)?;
-            let updated = crate::secrets::rewrap(&doc, &identities, &settings.recipients)
-                .map_err(|message| Error::Secret { file: name.clone(), message })?;
-            write_secret_file(file, &name, &updated)?;
-            report_io(writeln!(out, "{name}: data key wrapped for {}", settings.recipients.join(", ")))?;
+            let recipients = crate::secrets::files::updatekeys_file(file, &identities)?;
+            report_io(writeln!(out, "{}: data key wrapped for {recipients}", file.display()))?;
+            Ok(Status::Success)
+        }
+        Command::Secrets(SecretsCommand::Edit { file }) => {
+            let identities = crate::secrets::Identities::from_environment()?;
+            let outcome = crate::secrets::files::edit_file(file, &identities)?;
+            let said = match outcome {
+                crate::secrets::files::Edited::Changed => "re-encrypted (unchanged values keep their ciphertext)",
+                crate::secrets::files::Edited::Unchanged => "no changes",
+            };
+            report_io(writeln!(out, "{}: {said}", file.display()))?;
             Ok(Status::Success)
         }
         Command::Secrets(SecretsCommand::Decrypt { files, format }) => {
             let identities = crate::secrets::Identities::from_environment()?;
-            let mut decrypted: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+            // Printing is what the user asked for; the plaintext stays wrapped until then.
+            let mut plaintexts = Vec::new();
             for file in files {
-                let name = file.display().to_string();
-                decrypted.push((name.clone(), decrypt_file(file, &name, &identities)?));
+                plaintexts.push((file.display().to_string(), crate::secrets::files::decrypt_file(file, &identities)?));
             }
+            let decrypted: Vec<(String, Vec<serde_json::Value>)> = plaintexts
+                .into_iter()
+                .map(|(name, docs)| (name, docs.into_iter().map(crate::secrets::Plaintext::into_exposed).collect()))
+                .collect();
             match format {
                 SecretFormat::Json if decrypted.len() == 1 && decrypted[0].1.len() == 1 => {
                     report_io(report::write_json(out, &decrypted[0].1[0]))?
@@ -764,53 +765,6 @@ fn apply_saved_plan(
     } else {
         Status::Success
     })
-}
-
-/// The one document of a file (secrets commands work on one document per file).
-fn read_single_document(file: &Path, name: &str) -> Result<serde_json::Value> {
-    let bytes = std::fs::read(file).map_err(|e| Error::io(file, "cannot read", e))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Secret { file: name.to_string(), message: "not valid UTF-8".into() })?;
-    let mut docs = crate::yaml::parse_documents(name, &text)?;
-    if docs.len() != 1 {
-        return Err(Error::Secret {
-            file: name.to_string(),
-            message: format!("holds {} documents; one document per file", docs.len()),
-        });
-    }
-    Ok(docs.remove(0).value)
-}
-
-/// Writes an encrypted document back in the file's format, atomically.
-fn write_secret_file(file: &Path, name: &str, value: &serde_json::Value) -> Result<()> {
-    let output = if file.extension().is_some_and(|e| e == "json") {
-        let mut text = serde_json::to_string_pretty(value)
-            .map_err(|e| Error::Secret { file: name.to_string(), message: e.to_string() })?;
-        text.push('\n');
-        text
-    } else {
-        crate::yaml::to_yaml(value)
-    };
-    crate::target::local::write_atomically(file, output.as_bytes())
-}
-
-/// Every document of a SOPS file, decrypted.
-fn decrypt_file(file: &Path, name: &str, identities: &crate::secrets::Identities) -> Result<Vec<serde_json::Value>> {
-    let bytes = std::fs::read(file).map_err(|e| Error::io(file, "cannot read", e))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Secret { file: name.to_string(), message: "not valid UTF-8".into() })?;
-    let docs = crate::yaml::parse_documents(name, &text)?;
-    docs.iter()
-        .map(|doc| {
-            if !crate::secrets::is_encrypted(&doc.value) {
-                return Err(Error::Secret {
-                    file: name.to_string(),
-                    message: format!("the document at line {} is not a SOPS file (no `sops` block)", doc.line),
-                });
-            }
-            Ok(crate::secrets::decrypt_document(name, &doc.value, identities)?.value)
-        })
-        .collect()
 }
 
 /// An environment's target, from the working tree's configuration.

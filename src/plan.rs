@@ -1,7 +1,7 @@
 //! Desired objects against live state: per object create / update / delete / unchanged, the
 //! changed fields as JSON pointers, and a unified YAML diff for people.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::render::{ObjectId, Rendered, SourceRef};
 use crate::repo::SourceInfo;
-use crate::target::{LocalTarget, digest};
+use crate::target::{Digester, LocalTarget};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +63,10 @@ pub struct Change {
     /// The documents that produced the desired object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceRef>,
+    /// JSON pointers of values decrypted from SOPS files, in the desired object or (as the
+    /// inventory remembers) in the live one: every output masks them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,22 +112,33 @@ pub fn plan(rendered: &Rendered, target: &LocalTarget, source: &SourceInfo, prun
     let stale: Vec<&ObjectId> = inventory.objects.iter().filter(|id| !desired_ids.contains(id)).collect();
     ids.extend(stale.iter().copied());
     let live = target.read_objects(&ids)?;
-    Ok(compare(rendered, &live, &stale, target.describe(), source, prune))
+    let secrets_involved = rendered.objects.iter().any(|o| crate::target::holds_secrets(&o.id, &o.secrets))
+        || !inventory.secrets.is_empty()
+        || inventory.objects.iter().any(|id| crate::target::holds_secrets(id, &[]));
+    let digester = target.digester(secrets_involved)?;
+    let observed = Observed { live: &live, stale: &stale, secrets: &inventory.secrets, digester: &digester };
+    Ok(compare(rendered, &observed, target.describe(), source, prune))
+}
+
+/// What the target holds: live objects, inventoried objects no longer rendered, the pointers of
+/// secret values the inventory remembers, and the target's digest key.
+pub struct Observed<'a> {
+    pub live: &'a HashMap<ObjectId, Value>,
+    pub stale: &'a [&'a ObjectId],
+    pub secrets: &'a BTreeMap<String, Vec<String>>,
+    pub digester: &'a Digester,
 }
 
 /// The pure part of planning: desired versus observed.
-pub fn compare(
-    rendered: &Rendered,
-    live: &HashMap<ObjectId, Value>,
-    stale: &[&ObjectId],
-    target: String,
-    source: &SourceInfo,
-    prune: bool,
-) -> Plan {
+pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source: &SourceInfo, prune: bool) -> Plan {
+    let digest = |v: &Value, id: &ObjectId, secrets: &[String]| {
+        observed.digester.digest(v, crate::target::holds_secrets(id, secrets))
+    };
+    let live_secrets = |id: &ObjectId| observed.secrets.get(&id.to_string()).cloned().unwrap_or_default();
     let mut summary = Summary::default();
-    let mut changes = Vec::with_capacity(rendered.objects.len() + stale.len());
+    let mut changes = Vec::with_capacity(rendered.objects.len() + observed.stale.len());
     for object in &rendered.objects {
-        let change = match live.get(&object.id) {
+        let change = match observed.live.get(&object.id) {
             None => {
                 summary.create += 1;
                 Change {
@@ -132,14 +147,15 @@ pub fn compare(
                     fields: Vec::new(),
                     desired: Some(object.body.clone()),
                     live: None,
-                    digest: digest(&object.body),
+                    digest: digest(&object.body, &object.id, &object.secrets),
                     live_digest: None,
                     sources: object.sources.clone(),
+                    secrets: object.secrets.clone(),
                 }
             }
             Some(current) if *current == object.body => {
                 summary.unchanged += 1;
-                let d = digest(&object.body);
+                let d = digest(&object.body, &object.id, &object.secrets);
                 Change {
                     object: object.id.clone(),
                     action: Action::Unchanged,
@@ -149,21 +165,29 @@ pub fn compare(
                     live_digest: Some(d.clone()),
                     digest: d,
                     sources: Vec::new(),
+                    secrets: Vec::new(),
                 }
             }
             Some(current) => {
                 summary.update += 1;
                 let mut fields = Vec::new();
                 diff_fields(current, &object.body, &mut String::new(), &mut fields);
+                let mut secrets = object.secrets.clone();
+                for pointer in live_secrets(&object.id) {
+                    if !secrets.contains(&pointer) {
+                        secrets.push(pointer);
+                    }
+                }
                 Change {
                     object: object.id.clone(),
                     action: Action::Update,
                     fields,
                     desired: Some(object.body.clone()),
                     live: Some(current.clone()),
-                    digest: digest(&object.body),
-                    live_digest: Some(digest(current)),
+                    digest: digest(&object.body, &object.id, &secrets),
+                    live_digest: Some(digest(current, &object.id, &secrets)),
                     sources: object.sources.clone(),
+                    secrets,
                 }
             }
         };
@@ -171,20 +195,22 @@ pub fn compare(
     }
     let mut orphans = Vec::new();
     let mut deletes: Vec<Change> = Vec::new();
-    for id in stale {
+    for id in observed.stale {
         // An inventoried object that is already gone needs no delete.
-        let Some(current) = live.get(*id) else { continue };
+        let Some(current) = observed.live.get(*id) else { continue };
         if prune {
             summary.delete += 1;
+            let secrets = live_secrets(id);
             deletes.push(Change {
                 object: (*id).clone(),
                 action: Action::Delete,
                 fields: Vec::new(),
                 desired: None,
                 live: Some(current.clone()),
-                digest: digest(current),
-                live_digest: Some(digest(current)),
+                digest: digest(current, id, &secrets),
+                live_digest: Some(digest(current, id, &secrets)),
                 sources: Vec::new(),
+                secrets,
             });
         } else {
             orphans.push((*id).clone());

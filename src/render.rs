@@ -159,11 +159,56 @@ impl fmt::Display for SourceRef {
 }
 
 /// A rendered object: identity, merged body, and every document that shaped it (layer order).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Object {
     pub id: ObjectId,
     pub body: Value,
     pub sources: Vec<SourceRef>,
+    /// JSON pointers of the values that came from SOPS-encrypted documents: every output masks
+    /// them, and they are zeroed when the object is dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl Object {
+    pub fn new(id: ObjectId, body: Value, sources: Vec<SourceRef>) -> Object {
+        Object { id, body, sources, secrets: Vec::new() }
+    }
+}
+
+impl fmt::Debug for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Object")
+            .field("id", &self.id)
+            .field("body", &crate::secrets::redacted(&self.body, &self.secrets))
+            .field("sources", &self.sources)
+            .field("secrets", &self.secrets)
+            .finish()
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        crate::secrets::zeroize_at(&mut self.body, &self.secrets);
+    }
+}
+
+/// What the renderer does with SOPS-encrypted documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Decrypt them (verifying their MAC) with the age keys of the environment: for validation,
+    /// policies, plans and applies.
+    Decrypt,
+    /// Keep their values encrypted, marked as secret: for outputs that never need a plaintext
+    /// (release notes, status), so they run without keys.
+    KeepEncrypted,
+}
+
+/// A parsed document and the JSON pointers of its secret values.
+#[derive(Clone)]
+struct Parsed {
+    doc: yaml::Document,
+    secrets: Vec<String>,
 }
 
 /// Every object of one environment, in stable order.
@@ -174,7 +219,7 @@ pub struct Rendered {
 }
 
 /// A layer's files, parsed: (file, documents) in path order.
-type ParsedLayer = Arc<Vec<(String, Vec<yaml::Document>)>>;
+type ParsedLayer = Arc<Vec<(String, Vec<Parsed>)>>;
 
 /// Renders environments from one snapshot. Layers shared by several environments (`base`) are
 /// read and parsed once per run, not once per environment.
@@ -184,6 +229,10 @@ pub struct Renderer<'a> {
     /// How many of the environments still to render use each layer: the last one takes the
     /// parsed documents instead of copying them.
     uses: HashMap<String, usize>,
+    secrets: Secrets,
+    /// age keys, read when the first encrypted document is met (a repository without secrets
+    /// needs none).
+    identities: LazyIdentities,
 }
 
 impl<'a> Renderer<'a> {
@@ -195,7 +244,19 @@ impl<'a> Renderer<'a> {
                 *uses.entry(layer.path.clone()).or_default() += 1;
             }
         }
-        Renderer { snapshot, parsed: HashMap::new(), uses }
+        Renderer {
+            snapshot,
+            parsed: HashMap::new(),
+            uses,
+            secrets: Secrets::Decrypt,
+            identities: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A renderer that leaves SOPS values encrypted (see [`Secrets`]).
+    pub fn keep_encrypted(mut self) -> Renderer<'a> {
+        self.secrets = Secrets::KeepEncrypted;
+        self
     }
 
     /// Renders one environment.
@@ -206,7 +267,7 @@ impl<'a> Renderer<'a> {
                 Some(parsed) => Arc::clone(parsed),
                 None => {
                     let started = std::time::Instant::now();
-                    let parsed = Arc::new(parse_layer(self.snapshot, env, layer)?);
+                    let parsed = Arc::new(self.parse_layer(env, layer)?);
                     tracing::debug!(layer = %layer.path, elapsed = ?started.elapsed(), "read and parsed");
                     self.parsed.insert(layer.path.clone(), Arc::clone(&parsed));
                     parsed
@@ -243,45 +304,95 @@ pub fn render(snapshot: &Snapshot, env: &Environment) -> Result<Rendered> {
     Renderer::new(snapshot, &[env]).render(env)
 }
 
-/// Reads and parses a layer: every `*.yaml`/`*.yml` under a directory, or the file itself.
-fn parse_layer(snapshot: &Snapshot, env: &Environment, layer: &Layer) -> Result<Vec<(String, Vec<yaml::Document>)>> {
-    let texts = match snapshot.entry_kind(&layer.path)? {
-        Some(EntryKind::File) => {
-            vec![(layer.path.clone(), snapshot.read(&layer.path)?.unwrap_or_default())]
-        }
-        Some(EntryKind::Dir) => snapshot.read_under(&layer.path, |f| f.ends_with(".yaml") || f.ends_with(".yml"))?,
-        None => {
-            return Err(Error::MissingLayer {
-                environment: env.name.clone(),
-                layer: layer.path.clone(),
-                line: layer.line,
-            });
-        }
-    };
-    // Parsing dominates rendering time; files are independent.
-    tracing::debug!(layer = %layer.path, files = texts.len(), "read");
-    texts
-        .into_par_iter()
-        .map(|(file, bytes)| {
-            let text = String::from_utf8(bytes).map_err(|e| Error::Document {
-                file: file.clone(),
-                line: 1,
-                message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
-            })?;
-            let docs = yaml::parse_documents(&file, &text)?;
-            Ok((file, docs))
-        })
-        .collect()
+impl Renderer<'_> {
+    /// Reads and parses a layer: every `*.yaml`/`*.yml` under a directory, or the file itself.
+    fn parse_layer(&self, env: &Environment, layer: &Layer) -> Result<Vec<(String, Vec<Parsed>)>> {
+        let snapshot = self.snapshot;
+        let texts = match snapshot.entry_kind(&layer.path)? {
+            Some(EntryKind::File) => {
+                vec![(layer.path.clone(), snapshot.read(&layer.path)?.unwrap_or_default())]
+            }
+            Some(EntryKind::Dir) => {
+                snapshot.read_under(&layer.path, |f| f.ends_with(".yaml") || f.ends_with(".yml"))?
+            }
+            None => {
+                return Err(Error::MissingLayer {
+                    environment: env.name.clone(),
+                    layer: layer.path.clone(),
+                    line: layer.line,
+                });
+            }
+        };
+        // Parsing dominates rendering time; files are independent.
+        tracing::debug!(layer = %layer.path, files = texts.len(), "read");
+        let (mode, identities) = (self.secrets, &self.identities);
+        texts
+            .into_par_iter()
+            .map(|(file, bytes)| {
+                let text = String::from_utf8(bytes).map_err(|e| Error::Document {
+                    file: file.clone(),
+                    line: 1,
+                    message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                })?;
+                let docs = yaml::parse_documents(&file, &text)?;
+                let docs = open_secrets(mode, identities, &file, docs)?;
+                Ok((file, docs))
+            })
+            .collect()
+    }
 }
 
-fn apply_layer(
-    objects: &mut HashMap<ObjectId, Object>,
-    layer: &str,
-    parsed: Vec<(String, Vec<yaml::Document>)>,
-) -> Result<()> {
+/// age keys, read once when the first encrypted document is met.
+type LazyIdentities = std::sync::OnceLock<std::result::Result<crate::secrets::Identities, String>>;
+
+/// A SOPS file (a `sops:` block in its first document) decrypted, or its encrypted values
+/// marked; any other file as it is.
+fn open_secrets(
+    mode: Secrets,
+    identities: &LazyIdentities,
+    file: &str,
+    docs: Vec<yaml::Document>,
+) -> Result<Vec<Parsed>> {
+    {
+        if !docs.first().is_some_and(|d| crate::secrets::is_encrypted(&d.value)) {
+            return Ok(docs.into_iter().map(|doc| Parsed { doc, secrets: Vec::new() }).collect());
+        }
+        if mode == Secrets::KeepEncrypted {
+            return Ok(docs
+                .into_iter()
+                .map(|mut doc| {
+                    if let Some(map) = doc.value.as_object_mut() {
+                        map.remove("sops");
+                    }
+                    let secrets = crate::secrets::encrypted_pointers(&doc.value);
+                    Parsed { doc, secrets }
+                })
+                .collect());
+        }
+        let identities = identities
+            .get_or_init(|| crate::secrets::Identities::from_environment().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|message| Error::Secret {
+                file: file.to_string(),
+                message: format!("cannot decrypt: {message}"),
+            })?;
+        let values: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
+        let decrypted = crate::secrets::decrypt_documents(file, &values, identities)?;
+        Ok(docs
+            .into_iter()
+            .zip(decrypted)
+            .map(|(doc, d)| Parsed {
+                doc: yaml::Document { value: d.value.into_exposed(), line: doc.line },
+                secrets: d.secret_pointers,
+            })
+            .collect())
+    }
+}
+
+fn apply_layer(objects: &mut HashMap<ObjectId, Object>, layer: &str, parsed: Vec<(String, Vec<Parsed>)>) -> Result<()> {
     let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
     for (file, docs) in parsed {
-        for doc in docs {
+        for Parsed { doc, secrets } in docs {
             let here = SourceRef { file: file.clone(), line: doc.line };
             let id = ObjectId::of(&doc.value).map_err(|message| Error::Document {
                 file: file.clone(),
@@ -322,12 +433,18 @@ fn apply_layer(
                 Some(existing) => {
                     merge_patch(&mut existing.body, doc.value);
                     existing.sources.push(here);
+                    // A value once secret stays masked, even where a later layer replaces it.
+                    for pointer in secrets {
+                        if !existing.secrets.contains(&pointer) {
+                            existing.secrets.push(pointer);
+                        }
+                    }
                 }
                 None => {
                     // Applying a merge patch to nothing is the document without its nulls.
                     let mut body = doc.value;
                     remove_nulls(&mut body);
-                    objects.insert(id.clone(), Object { id, body, sources: vec![here] });
+                    objects.insert(id.clone(), Object { id, body, sources: vec![here], secrets });
                 }
             }
         }

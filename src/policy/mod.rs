@@ -260,7 +260,7 @@ impl Policies {
             if bound.is_empty() {
                 continue;
             }
-            let objects: Vec<Value> = env.objects.iter().map(|o| masker.mask_object(&o.body)).collect();
+            let objects: Vec<Value> = env.objects.iter().map(|o| masker.mask_object(&o.body, &o.secrets)).collect();
             let index: HashMap<(&str, &str, Option<&str>, &str), usize> = env
                 .objects
                 .iter()

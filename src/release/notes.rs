@@ -221,7 +221,8 @@ pub fn desired_at(repo: &Repo, environment: &str, rev: &str) -> Result<Vec<Objec
     let snapshot = repo.snapshot(Some(rev))?;
     let config = Config::load(&snapshot)?;
     match config.environment(environment) {
-        Ok(env) => Ok(render::render(&snapshot, env)?.objects),
+        // Notes and status never show a value, so they need no keys: secrets stay encrypted.
+        Ok(env) => Ok(render::Renderer::new(&snapshot, &[env]).keep_encrypted().render(env)?.objects),
         Err(_) => Ok(Vec::new()),
     }
 }
@@ -238,8 +239,25 @@ pub struct ObjectDiff {
 }
 
 pub fn diff_objects(old: &[Object], new: &[Object]) -> ObjectDiff {
-    let old_map: BTreeMap<&ObjectId, &Value> = old.iter().map(|o| (&o.id, &o.body)).collect();
-    let new_map: BTreeMap<&ObjectId, &Value> = new.iter().map(|o| (&o.id, &o.body)).collect();
+    // Values from SOPS files become markers first (the same value, the same marker), so no
+    // section below can show one, encrypted or not.
+    let masker = crate::secrets::Masker::new();
+    let mut secrets: BTreeMap<&ObjectId, Vec<String>> = BTreeMap::new();
+    for o in old.iter().chain(new).filter(|o| !o.secrets.is_empty()) {
+        secrets.entry(&o.id).or_default().extend(o.secrets.iter().cloned());
+    }
+    let masked = |objects: &[Object]| -> BTreeMap<ObjectId, Value> {
+        objects
+            .iter()
+            .filter_map(|o| secrets.get(&o.id).map(|s| (o.id.clone(), masker.mask_pair(None, Some(&o.body), s).1)))
+            .filter_map(|(id, body)| body.map(|b| (id, b)))
+            .collect()
+    };
+    let (old_masked, new_masked) = (masked(old), masked(new));
+    let old_map: BTreeMap<&ObjectId, &Value> =
+        old.iter().map(|o| (&o.id, old_masked.get(&o.id).unwrap_or(&o.body))).collect();
+    let new_map: BTreeMap<&ObjectId, &Value> =
+        new.iter().map(|o| (&o.id, new_masked.get(&o.id).unwrap_or(&o.body))).collect();
     let mut diff = ObjectDiff::default();
     let empty = Value::Null;
     for (id, body) in &new_map {
@@ -462,7 +480,7 @@ mod tests {
     use serde_json::json;
 
     fn obj(body: Value) -> Object {
-        Object { id: ObjectId::of(&body).expect("id"), body, sources: vec![SourceRef { file: "f".into(), line: 1 }] }
+        Object::new(ObjectId::of(&body).expect("id"), body, vec![SourceRef { file: "f".into(), line: 1 }])
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::plan::Action;
 use crate::render::ObjectId;
 use crate::repo::Repo;
-use crate::target::{LocalTarget, digest};
+use crate::target::LocalTarget;
 
 /// Labels that name an owner directly, checked in this order before CODEOWNERS.
 pub const OWNER_LABELS: &[&str] = &["owner", "team", "app.kubernetes.io/owner"];
@@ -97,11 +97,14 @@ pub fn environment_status(
     let extra: Vec<&ObjectId> = inventory.objects.iter().filter(|id| !ids.contains(id)).collect();
     ids.extend(extra);
     let live = target.read_objects(&ids)?;
+    let digester = target.digester(false)?;
     let drifted: Vec<Drifted> = expected
         .iter()
         .filter_map(|(id, recorded)| match live.get(*id) {
             None => Some(Drifted { object: (*id).clone(), state: "missing" }),
-            Some(body) if digest(body) != *recorded => Some(Drifted { object: (*id).clone(), state: "changed" }),
+            Some(body) if !digester.matches(body, recorded) => {
+                Some(Drifted { object: (*id).clone(), state: "changed" })
+            }
             Some(_) => None,
         })
         .collect();

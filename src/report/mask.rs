@@ -15,20 +15,18 @@ pub fn mask_plan(plan: &Plan, masker: &Masker) -> Plan {
 }
 
 fn mask_change(change: &mut Change, masker: &Masker) {
-    let (live, desired) = masker.mask_pair(change.live.as_ref(), change.desired.as_ref());
+    let (live, desired) = masker.mask_pair(change.live.as_ref(), change.desired.as_ref(), &change.secrets);
     change.live = live;
     change.desired = desired;
     let kind = change.object.kind.clone();
     for field in &mut change.fields {
-        if Masker::is_secret(&kind, &field.pointer) {
-            let state = match (&field.old, &field.new) {
-                (None, _) => "added",
-                (_, None) => "removed",
-                _ => "changed",
-            };
-            field.old = field.old.as_ref().map(|v| masker.marker(Some(state), v));
-            field.new = field.new.as_ref().map(|v| masker.marker(Some(state), v));
-        }
+        let state = match (&field.old, &field.new) {
+            (None, _) => "added",
+            (_, None) => "removed",
+            _ => "changed",
+        };
+        field.old = field.old.as_ref().map(|v| masker.mask_at(&kind, &field.pointer, v, &change.secrets, state));
+        field.new = field.new.as_ref().map(|v| masker.mask_at(&kind, &field.pointer, v, &change.secrets, state));
     }
 }
 
@@ -39,7 +37,7 @@ pub fn mask_rendered(rendered: &[Rendered], masker: &Masker) -> Vec<Rendered> {
         .map(|r| {
             let mut r = r.clone();
             for object in &mut r.objects {
-                object.body = masker.mask_object(&object.body);
+                object.body = masker.mask_object(&object.body, &object.secrets);
             }
             r
         })

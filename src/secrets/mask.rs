@@ -51,27 +51,80 @@ impl Masker {
         })
     }
 
-    /// Whether a JSON pointer in an object of this kind holds a secret value.
-    pub fn is_secret(kind: &str, pointer: &str) -> bool {
-        kind == "Secret"
-            && SECRET_FIELDS.iter().any(|f| pointer == format!("/{f}") || pointer.starts_with(&format!("/{f}/")))
+    /// Whether a JSON pointer in an object of this kind holds a secret value (a Kubernetes
+    /// Secret's data, or a value decrypted from a SOPS file: `secrets` lists their pointers).
+    pub fn is_secret(kind: &str, pointer: &str, secrets: &[String]) -> bool {
+        let under = |base: &str| pointer == base || pointer.strip_prefix(base).is_some_and(|r| r.starts_with('/'));
+        (kind == "Secret" && SECRET_FIELDS.iter().any(|f| under(&format!("/{f}")))) || secrets.iter().any(|s| under(s))
+    }
+
+    /// A value found at `pointer` with every secret inside it (or the value itself, when it is
+    /// secret) replaced by a marker.
+    pub fn mask_at(&self, kind: &str, pointer: &str, value: &Value, secrets: &[String], state: &str) -> Value {
+        if Masker::is_secret(kind, pointer, secrets) {
+            return self.marker(Some(state), value);
+        }
+        let mut out = value.clone();
+        let mut inner: Vec<String> = secrets
+            .iter()
+            .filter_map(|s| s.strip_prefix(pointer).filter(|r| r.starts_with('/')).map(str::to_string))
+            .collect();
+        if kind == "Secret" && pointer.is_empty() {
+            inner.extend(SECRET_FIELDS.iter().map(|f| format!("/{f}")));
+        }
+        for relative in inner {
+            if let Some(v) = out.pointer_mut(&relative) {
+                *v = self.marker(Some(state), v);
+            }
+        }
+        out
     }
 
     /// The object with every secret value replaced by a marker.
-    pub fn mask_object(&self, body: &Value) -> Value {
-        self.mask_pair(None, Some(body)).1.unwrap_or(Value::Null)
+    pub fn mask_object(&self, body: &Value, secrets: &[String]) -> Value {
+        self.mask_pair(None, Some(body), secrets).1.unwrap_or(Value::Null)
     }
 
     /// Two versions of an object (live, desired) masked so that a diff of the two shows which
     /// secret values were added, removed or changed, and which stayed the same, and nothing else.
-    pub fn mask_pair(&self, old: Option<&Value>, new: Option<&Value>) -> (Option<Value>, Option<Value>) {
+    /// `secrets` are the pointers of values decrypted from SOPS files (in either version).
+    pub fn mask_pair(
+        &self,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        secrets: &[String],
+    ) -> (Option<Value>, Option<Value>) {
         let kind = |v: Option<&Value>| v.and_then(|b| b.get("kind")).and_then(Value::as_str).map(str::to_string);
-        if kind(old).as_deref() != Some("Secret") && kind(new).as_deref() != Some("Secret") {
+        let is_secret_kind = kind(old).as_deref() == Some("Secret") || kind(new).as_deref() == Some("Secret");
+        if !is_secret_kind && secrets.is_empty() {
             return (old.cloned(), new.cloned());
         }
         let compare = old.is_some() && new.is_some();
         let mut old_out = old.cloned();
         let mut new_out = new.cloned();
+        // Values decrypted from SOPS files first, compared on their plaintext.
+        for pointer in secrets {
+            let before = old.and_then(|b| b.pointer(pointer));
+            let after = new.and_then(|b| b.pointer(pointer));
+            let state = compare.then(|| match (before, after) {
+                (Some(a), Some(b)) if a == b => "unchanged",
+                (Some(_), Some(_)) => "changed",
+                (None, _) => "added",
+                (_, None) => "removed",
+            });
+            for (out, original) in [(&mut old_out, before), (&mut new_out, after)] {
+                if let (Some(v), Some(original)) = (out.as_mut().and_then(|b| b.pointer_mut(pointer)), original) {
+                    *v = self.marker(state, original);
+                }
+            }
+        }
+        if !is_secret_kind {
+            return (old_out, new_out);
+        }
+        let masked_already = |field: &str, key: &str| {
+            let pointer = format!("/{field}/{}", key.replace('~', "~0").replace('/', "~1"));
+            secrets.iter().any(|s| *s == pointer || *s == format!("/{field}"))
+        };
         for field in SECRET_FIELDS {
             let empty = Map::new();
             let before = old.and_then(|b| b.get(*field)).and_then(Value::as_object).unwrap_or(&empty);
@@ -87,14 +140,13 @@ impl Masker {
                     (_, None) => "removed",
                 })
             };
-            if let Some(map) = old_out.as_mut().and_then(|b| b.get_mut(*field)).and_then(Value::as_object_mut) {
-                for (k, v) in map.iter_mut() {
-                    *v = self.marker(state(k), v);
-                }
-            }
-            if let Some(map) = new_out.as_mut().and_then(|b| b.get_mut(*field)).and_then(Value::as_object_mut) {
-                for (k, v) in map.iter_mut() {
-                    *v = self.marker(state(k), v);
+            for out in [old_out.as_mut(), new_out.as_mut()].into_iter().flatten() {
+                if let Some(map) = out.get_mut(*field).and_then(Value::as_object_mut) {
+                    for (k, v) in map.iter_mut() {
+                        if !masked_already(field, k) {
+                            *v = self.marker(state(k), v);
+                        }
+                    }
                 }
             }
             // A secret field that is not a mapping is masked whole.
@@ -102,6 +154,7 @@ impl Masker {
                 if let Some(v) = out.get_mut(*field)
                     && !v.is_object()
                     && !v.is_null()
+                    && !masked_already(field, "")
                 {
                     *v = self.marker(None, v);
                 }
@@ -121,7 +174,7 @@ mod tests {
         let m = Masker::new();
         let old = json!({"kind": "Secret", "metadata": {"name": "db"}, "data": {"a": "aHVudGVy", "b": "eA=="}, "stringData": {"c": "plain"}});
         let new = json!({"kind": "Secret", "metadata": {"name": "db"}, "data": {"a": "aHVudGVy", "b": "eQ=="}, "stringData": {"d": "new"}});
-        let (o, n) = m.mask_pair(Some(&old), Some(&new));
+        let (o, n) = m.mask_pair(Some(&old), Some(&new), &[]);
         let (o, n) = (o.expect("old"), n.expect("new"));
         let text = format!("{o}{n}");
         for secret in ["aHVudGVy", "eA==", "eQ==", "plain", "new", "hunter"] {
@@ -134,7 +187,28 @@ mod tests {
         assert!(n["stringData"]["d"].as_str().expect("marker").starts_with("<secret: added"));
         assert_eq!(n["metadata"], json!({"name": "db"}), "the rest is untouched");
         let cm = json!({"kind": "ConfigMap", "data": {"a": "visible"}});
-        assert_eq!(m.mask_object(&cm), cm);
-        assert!(Masker::is_secret("Secret", "/data/a") && !Masker::is_secret("ConfigMap", "/data/a"));
+        assert_eq!(m.mask_object(&cm, &[]), cm);
+        assert!(Masker::is_secret("Secret", "/data/a", &[]) && !Masker::is_secret("ConfigMap", "/data/a", &[]));
+        assert!(Masker::is_secret("ConfigMap", "/data/a", &["/data".to_string()]));
+        assert!(!Masker::is_secret("ConfigMap", "/database", &["/data".to_string()]));
+    }
+
+    #[test]
+    fn decrypted_values_in_any_kind_are_masked_by_pointer() {
+        let m = Masker::new();
+        let secrets = vec!["/spec/db/password".to_string(), "/spec/port".to_string()];
+        let old = json!({"kind": "AppSettings", "spec": {"db": {"password": "hunter2", "user": "app"}, "port": 5432}});
+        let new = json!({"kind": "AppSettings", "spec": {"db": {"password": "hunter3", "user": "app"}, "port": 5432}});
+        let (o, n) = m.mask_pair(Some(&old), Some(&new), &secrets);
+        let (o, n) = (o.expect("old"), n.expect("new"));
+        let text = format!("{o}{n}");
+        assert!(!text.contains("hunter") && !text.contains("5432"), "{text}");
+        assert!(n["spec"]["db"]["password"].as_str().expect("marker").starts_with("<secret: changed"));
+        assert!(n["spec"]["port"].as_str().expect("marker").starts_with("<secret: unchanged"));
+        assert_eq!(n["spec"]["db"]["user"], "app");
+        let whole = m.mask_at("AppSettings", "/spec", &new["spec"], &secrets, "added");
+        assert!(!whole.to_string().contains("hunter3") && whole["db"]["user"] == "app");
+        let kept = m.mask_at("Secret", "", &json!({"kind": "Secret", "data": {"k": "aHVudGVy"}}), &[], "added");
+        assert!(!kept.to_string().contains("aHVudGVy"));
     }
 }

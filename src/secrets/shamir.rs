@@ -65,31 +65,66 @@ pub fn combine(shares: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     Ok(secret)
 }
 
+/// Splits a secret into `parts` shares, any `threshold` of which recombine it: each byte is the
+/// constant term of its own random polynomial of degree `threshold - 1`; share i holds the
+/// polynomials' values at x = i + 1, then x.
+pub fn split(secret: &[u8], parts: usize, threshold: usize) -> Result<Vec<zeroize::Zeroizing<Vec<u8>>>, String> {
+    use aes_gcm::aead::OsRng;
+    use aes_gcm::aead::rand_core::RngCore;
+    if threshold < 1 || threshold > parts {
+        return Err(format!("a threshold of {threshold} for {parts} key groups; use 1 to {parts}"));
+    }
+    if parts > 255 {
+        return Err("more than 255 key groups".into());
+    }
+    // One row of threshold - 1 coefficients per secret byte.
+    let mut coefficients = zeroize::Zeroizing::new(vec![0u8; secret.len() * (threshold - 1)]);
+    OsRng.fill_bytes(&mut coefficients[..]);
+    let xs: Vec<u8> = (1..=parts).map(|x| x as u8).collect();
+    Ok(evaluate(secret, &coefficients, threshold - 1, &xs))
+}
+
+/// The shares of `secret` at `xs` for the given coefficients (`degree` per byte).
+fn evaluate(secret: &[u8], coefficients: &[u8], degree: usize, xs: &[u8]) -> Vec<zeroize::Zeroizing<Vec<u8>>> {
+    xs.iter()
+        .map(|x| {
+            let mut share: Vec<u8> = secret
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    // s + c1·x + c2·x² …
+                    let mut y = *s;
+                    let mut power = 1u8;
+                    for c in &coefficients[i * degree..(i + 1) * degree] {
+                        power = mul(power, *x);
+                        y ^= mul(*c, power);
+                    }
+                    y
+                })
+                .collect();
+            share.push(*x);
+            zeroize::Zeroizing::new(share)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Splits with fixed coefficients, to test recombination without a random source.
+    /// Splits with the same coefficients for every byte, to test without a random source.
     fn split(secret: &[u8], coefficients: &[u8], xs: &[u8]) -> Vec<Vec<u8>> {
-        xs.iter()
-            .map(|x| {
-                let mut share: Vec<u8> = secret
-                    .iter()
-                    .map(|s| {
-                        // s + c1·x + c2·x² …
-                        let mut y = *s;
-                        let mut power = 1u8;
-                        for c in coefficients {
-                            power = mul(power, *x);
-                            y ^= mul(*c, power);
-                        }
-                        y
-                    })
-                    .collect();
-                share.push(*x);
-                share
-            })
-            .collect()
+        let all: Vec<u8> = secret.iter().flat_map(|_| coefficients.iter().copied()).collect();
+        evaluate(secret, &all, coefficients.len(), xs).into_iter().map(|s| s.to_vec()).collect()
+    }
+
+    #[test]
+    fn random_split_recombines_from_any_threshold_subset() {
+        let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+        let shares = super::split(&secret, 3, 2).expect("split");
+        assert_eq!(combine(&[shares[0].to_vec(), shares[2].to_vec()]).expect("combine"), secret);
+        assert_eq!(combine(&[shares[1].to_vec(), shares[0].to_vec()]).expect("combine"), secret);
+        assert!(super::split(&secret, 2, 3).is_err());
     }
 
     #[test]

@@ -44,6 +44,9 @@ impl Identities {
         if let Some(path) = var("SOPS_AGE_KEY_FILE") {
             identities.add_file("SOPS_AGE_KEY_FILE", &path)?;
         }
+        if let Some(command) = var("SOPS_AGE_KEY_CMD") {
+            identities.add_command(&command)?;
+        }
         let default = var("XDG_CONFIG_HOME")
             .map(std::path::PathBuf::from)
             .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".config")))
@@ -57,10 +60,48 @@ impl Identities {
     }
 
     fn add_file(&mut self, origin: &str, path: &str) -> Result<(), Error> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read the age key file", e))?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(Error::Secret {
+                    file: format!("{origin} ({path})"),
+                    message: format!(
+                        "the age key file is open to other users (mode {mode:04o}); run `chmod 600 {path}`"
+                    ),
+                });
+            }
+        }
         let text = Zeroizing::new(
             std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read the age key file", e))?,
         );
         self.add_text(&format!("{origin} ({path})"), &text)
+    }
+
+    /// Keys printed by a command (a password manager, a KMS wrapper), as sops' SOPS_AGE_KEY_CMD.
+    fn add_command(&mut self, command: &str) -> Result<(), Error> {
+        let origin = "SOPS_AGE_KEY_CMD";
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| Error::io("sh", "cannot run SOPS_AGE_KEY_CMD with", e))?;
+        let mut stdout = output.stdout;
+        let text = Zeroizing::new(String::from_utf8_lossy(&stdout).into_owned());
+        zeroize::Zeroize::zeroize(&mut stdout);
+        if !text.contains("AGE-SECRET-KEY-") {
+            // The command failed or printed something else; its output is not repeated (it may
+            // be a key in another form).
+            return Err(Error::Secret {
+                file: origin.into(),
+                message: "the command printed no age key (`AGE-SECRET-KEY-…` line); check it by running it".into(),
+            });
+        }
+        self.add_text(origin, &text)
     }
 
     /// Adds every `AGE-SECRET-KEY-…` line of a key file's text.
@@ -89,7 +130,7 @@ impl Identities {
 
 /// A decrypted document and the JSON pointers of the values that were secret.
 pub struct Decrypted {
-    pub value: Value,
+    pub value: super::Plaintext,
     pub secret_pointers: Vec<String>,
 }
 
@@ -100,10 +141,32 @@ pub fn is_encrypted(doc: &Value) -> bool {
 
 /// Decrypts one SOPS document (its `sops:` block is removed from the result).
 pub fn decrypt_document(file: &str, doc: &Value, identities: &Identities) -> Result<Decrypted, Error> {
+    let mut out = decrypt_documents(file, std::slice::from_ref(doc), identities)?;
+    out.pop().ok_or_else(|| Error::Secret { file: file.to_string(), message: "no document".into() })
+}
+
+/// Decrypts the documents of one SOPS file: the `sops:` block is in the first document and its
+/// MAC covers the values of all of them, in order.
+pub fn decrypt_documents(file: &str, docs: &[Value], identities: &Identities) -> Result<Vec<Decrypted>, Error> {
+    Ok(open(file, docs, identities)?.0)
+}
+
+/// The documents decrypted and the file's data key (which re-encryption keeps).
+pub(crate) fn open(
+    file: &str,
+    docs: &[Value],
+    identities: &Identities,
+) -> Result<(Vec<Decrypted>, Zeroizing<Vec<u8>>), Error> {
     let fail = |message: String| Error::Secret { file: file.to_string(), message };
-    let mut value = doc.clone();
-    let meta =
-        value.as_object_mut().and_then(|m| m.remove("sops")).ok_or_else(|| fail("no `sops` metadata block".into()))?;
+    let mut values: Vec<Value> = docs.to_vec();
+    let meta = values
+        .first_mut()
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.remove("sops"))
+        .ok_or_else(|| fail("no `sops` metadata block".into()))?;
+    if !meta.is_object() {
+        return Err(fail("the `sops` block is not a mapping".into()));
+    }
     let key = data_key(&meta, identities).map_err(fail)?;
     let cipher = Cipher::new_from_slice(&key[..]).map_err(|_| fail("the data key is not 32 bytes".into()))?;
     let mac_only = meta.get("mac_only_encrypted").and_then(Value::as_bool).unwrap_or(false);
@@ -111,9 +174,13 @@ pub fn decrypt_document(file: &str, doc: &Value, identities: &Identities) -> Res
     if mac_only {
         hasher.update(Sha256::digest(b"sops"));
     }
-    let mut secrets = Vec::new();
-    walk(&mut value, &mut Vec::new(), &mut String::new(), &cipher, &mut hasher, mac_only, &mut secrets)
-        .map_err(fail)?;
+    let mut out = Vec::with_capacity(values.len());
+    for mut value in values {
+        let mut secrets = Vec::new();
+        walk(&mut value, &mut Vec::new(), &mut String::new(), &cipher, &mut hasher, mac_only, &mut secrets)
+            .map_err(fail)?;
+        out.push(Decrypted { value: super::Plaintext::new(value), secret_pointers: secrets });
+    }
     let lastmodified = meta
         .get("lastmodified")
         .and_then(Value::as_str)
@@ -125,7 +192,38 @@ pub fn decrypt_document(file: &str, doc: &Value, identities: &Identities) -> Res
     if stored.as_slice() != computed.as_bytes() {
         return Err(fail("MAC mismatch: the file was changed without sops, or is damaged; re-encrypt it with sops or `cairn secrets`".into()));
     }
-    Ok(Decrypted { value, secret_pointers: secrets })
+    Ok((out, key))
+}
+
+/// The JSON pointers of the encrypted values of a document, without decrypting them (for
+/// outputs that never need the plaintext, such as release notes).
+pub fn encrypted_pointers(value: &Value) -> Vec<String> {
+    fn visit(value: &Value, pointer: &mut String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let len = pointer.len();
+                    pointer.push('/');
+                    pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    visit(v, pointer, out);
+                    pointer.truncate(len);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    let len = pointer.len();
+                    pointer.push_str(&format!("/{i}"));
+                    visit(v, pointer, out);
+                    pointer.truncate(len);
+                }
+            }
+            Value::String(s) if s.starts_with("ENC[AES256_GCM,") => out.push(pointer.clone()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    visit(value, &mut String::new(), &mut out);
+    out
 }
 
 /// The 32-byte data key: from the file's age recipients, or recombined from its key groups.

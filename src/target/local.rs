@@ -11,7 +11,7 @@
 //! 0600 because objects may hold secrets, so an apply killed at any point leaves whole files only
 //! and the next apply converges.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,10 @@ pub struct LocalTarget {
 pub struct Inventory {
     pub environment: String,
     pub objects: BTreeSet<ObjectId>,
+    /// Per object (by its display name), the JSON pointers of values that came from SOPS files,
+    /// so a plan masks them in the live object too, even once git no longer has the object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, Vec<String>>,
 }
 
 /// An exclusive hold on an environment. Released when dropped, and by the kernel when the
@@ -74,6 +78,40 @@ impl LocalTarget {
 
     fn state_dir(&self) -> PathBuf {
         self.root.join(".cairn")
+    }
+
+    /// The digester with this target's key (`.cairn/digest-key`, 32 random bytes, mode 0600).
+    /// With `make`, a missing key is made (only plans and applies that involve secrets need
+    /// one, so a plan of a repository without secrets still writes nothing); see
+    /// [`super::Digester`].
+    pub fn digester(&self, make: bool) -> Result<super::Digester> {
+        let dir = self.state_dir();
+        let path = dir.join("digest-key");
+        match fs::read(&path) {
+            Ok(key) if key.len() == 32 => return Ok(super::Digester::new(Some(&key))),
+            Ok(_) => {
+                return Err(Error::CorruptState { path, message: "the digest key is not 32 bytes".into() });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, "cannot read", e)),
+        }
+        if !make {
+            return Ok(super::Digester::new(None));
+        }
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "cannot create the state directory", e))?;
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut key[..]);
+        // Written whole under a temporary name and linked into place only if no other process
+        // made one meanwhile: every reader sees one key.
+        let temp = dir.join(format!(".tmp-{}-digest-key", std::process::id()));
+        write_atomically(&temp, &key[..])?;
+        let linked = fs::hard_link(&temp, &path);
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => Ok(super::Digester::new(Some(&key[..]))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.digester(false),
+            Err(e) => Err(Error::io(&path, "cannot create", e)),
+        }
     }
 
     pub fn releases_dir(&self) -> PathBuf {
@@ -168,7 +206,7 @@ impl LocalTarget {
                 serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState { path, message: e.to_string() })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Inventory { environment: self.environment.clone(), objects: BTreeSet::new() })
+                Ok(Inventory { environment: self.environment.clone(), ..Inventory::default() })
             }
             Err(e) => Err(Error::io(&path, "cannot read", e)),
         }

@@ -62,15 +62,56 @@ pub fn open(root: &Path, env: &Environment) -> Result<LocalTarget> {
     }
 }
 
-/// `sha256:<hex>` of an object's canonical JSON (keys sorted), so the digest does not depend on
-/// the order keys were written in.
-pub fn digest(value: &serde_json::Value) -> String {
-    let mut hasher = Sha256::new();
-    write_canonical(value, &mut hasher);
-    format!("sha256:{}", hex::encode(hasher.finalize()))
+/// Digests of objects for plans, saved plans and release records: `sha256:<hex>` of the
+/// object's canonical JSON (keys sorted), and for an object that holds secrets (a Secret, or
+/// values from a SOPS file) `hmac-sha256:<hex>` under the target's own key instead — a plain
+/// hash of a low-entropy password inside an otherwise known object could be confirmed by
+/// guessing. The key lives beside the live state, so whoever can read it can read the secrets
+/// anyway.
+pub struct Digester {
+    key: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
-fn write_canonical(value: &serde_json::Value, hasher: &mut Sha256) {
+impl Digester {
+    pub fn new(key: Option<&[u8]>) -> Digester {
+        Digester { key: key.map(|k| zeroize::Zeroizing::new(k.to_vec())) }
+    }
+
+    /// The digest of an object; `secret` says whether it holds secrets.
+    pub fn digest(&self, value: &serde_json::Value, secret: bool) -> String {
+        use hmac::{KeyInit, Mac};
+        match (&self.key, secret) {
+            (Some(key), true) => {
+                let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else {
+                    // HMAC takes keys of any length; this is unreachable.
+                    return "hmac-sha256:?".into();
+                };
+                write_canonical(value, &mut mac);
+                format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+            }
+            // Without a key a secret object's digest would be guessable: it gets none that
+            // matches anything (the caller asks for the key whenever secrets are involved).
+            (None, true) => "hmac-sha256:no-key".into(),
+            (_, false) => {
+                let mut hasher = Sha256::new();
+                write_canonical(value, &mut hasher);
+                format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)))
+            }
+        }
+    }
+
+    /// Whether `value` still has the digest recorded earlier (of either form).
+    pub fn matches(&self, value: &serde_json::Value, recorded: &str) -> bool {
+        recorded != "hmac-sha256:no-key" && self.digest(value, recorded.starts_with("hmac-")) == recorded
+    }
+}
+
+/// Whether an object holds secrets: a Secret, or values decrypted from a SOPS file.
+pub fn holds_secrets(id: &crate::render::ObjectId, secrets: &[String]) -> bool {
+    id.kind == "Secret" || !secrets.is_empty()
+}
+
+fn write_canonical(value: &serde_json::Value, hasher: &mut impl sha2::digest::Update) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
@@ -103,12 +144,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn digest_ignores_key_order_but_not_values() {
+    fn digest_ignores_key_order_but_not_values_and_secret_objects_are_keyed() {
+        let d = Digester::new(Some(b"k1"));
         let a = json!({"a": 1, "b": {"c": [1, 2]}});
         let b = json!({"b": {"c": [1, 2]}, "a": 1});
         let c = json!({"b": {"c": [2, 1]}, "a": 1});
-        assert_eq!(digest(&a), digest(&b));
-        assert_ne!(digest(&a), digest(&c));
-        assert!(digest(&a).starts_with("sha256:"));
+        assert_eq!(d.digest(&a, false), d.digest(&b, false));
+        assert_ne!(d.digest(&a, false), d.digest(&c, false));
+        assert!(d.digest(&a, false).starts_with("sha256:") && d.digest(&a, false).len() == 71);
+        assert_eq!(d.digest(&a, false), Digester::new(None).digest(&a, false));
+        assert_ne!(d.digest(&a, true), Digester::new(Some(b"k2")).digest(&a, true));
+        assert!(d.digest(&a, true).starts_with("hmac-sha256:") && d.digest(&a, true).len() == 76);
+        assert!(d.matches(&b, &d.digest(&a, true)) && d.matches(&b, &d.digest(&a, false)));
+        assert!(!Digester::new(None).matches(&a, &Digester::new(None).digest(&a, true)));
     }
 }

@@ -125,11 +125,11 @@ mod tests {
     use serde_json::json;
 
     fn object(body: Value) -> Object {
-        Object {
-            id: ObjectId::of(&body).expect("valid identity"),
+        Object::new(
+            ObjectId::of(&body).expect("valid identity"),
             body,
-            sources: vec![SourceRef { file: "base/a.yaml".into(), line: 3 }],
-        }
+            vec![SourceRef { file: "base/a.yaml".into(), line: 3 }],
+        )
     }
 
     fn codes(body: Value) -> Vec<(&'static str, String)> {
