@@ -476,6 +476,18 @@ pub fn to_yaml(value: &serde_json::Value) -> String {
     serde_saphyr::to_string(value).unwrap_or_else(|e| format!("# cannot render as YAML: {e}\n"))
 }
 
+/// YAML laid out as sops writes it (4-space indentation, list items indented under their key,
+/// long strings on one line), so a file cairn re-encrypts differs from the one sops wrote only
+/// where values changed.
+pub fn to_sops_yaml(value: &serde_json::Value) -> String {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.indent_step = 4;
+    options.compact_list_indent = false;
+    // Multi-line strings (armored keys) as literal blocks; long lines never folded.
+    options.folded_wrap_chars = usize::MAX;
+    serde_saphyr::to_string_with_options(value, options).unwrap_or_else(|e| format!("# cannot render as YAML: {e}\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

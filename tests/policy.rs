@@ -327,27 +327,7 @@ fn policy_test_runs_fixture_cases() {
 #[test]
 fn plugins_never_see_secret_values() {
     // Echoes its whole input to stderr and fails, so the error shows what the plugin was given.
-    let echo = wat::parse_str(
-        r#"(module
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (memory (export "memory") 4)
-  (global $total (mut i32) (i32.const 0))
-  (func (export "_start")
-    (block $eof (loop $read
-      (i32.store (i32.const 0) (i32.add (i32.const 4096) (global.get $total)))
-      (i32.store (i32.const 4) (i32.const 4096))
-      (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (br_if $eof (i32.eqz (i32.load (i32.const 8))))
-      (global.set $total (i32.add (global.get $total) (i32.load (i32.const 8))))
-      (br $read)))
-    (i32.store (i32.const 0) (i32.const 4096))
-    (i32.store (i32.const 4) (global.get $total))
-    (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
-    (call $proc_exit (i32.const 1))))"#,
-    )
-    .expect("valid WAT");
+    let echo = wat::parse_str(common::ECHO_PLUGIN_WAT).expect("valid WAT");
     let f = Fixture::new();
     f.write("cairn.yaml", &format!("{CONFIG}policies:\n  - name: hostile\n    plugin: plugins/echo.wasm\n"));
     std::fs::create_dir_all(f.join("plugins")).expect("mkdir");

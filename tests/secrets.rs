@@ -14,10 +14,7 @@ struct Tools {
 
 impl Tools {
     fn new() -> Tools {
-        let sops = std::env::var("CAIRN_TEST_SOPS").unwrap_or_else(|_| "sops".to_string());
-        let ok = Command::new(&sops).arg("--version").output().is_ok_and(|o| o.status.success());
-        assert!(ok, "the real sops is needed (scripts/test.sh installs it; or set CAIRN_TEST_SOPS)");
-        Tools { dir: tempfile::tempdir().expect("tempdir"), sops }
+        Tools { dir: tempfile::tempdir().expect("tempdir"), sops: common::sops() }
     }
 
     fn path(&self, name: &str) -> std::path::PathBuf {
@@ -26,30 +23,14 @@ impl Tools {
 
     /// A key file from the real age-keygen; returns (file, public key).
     fn keygen(&self, name: &str) -> (std::path::PathBuf, String) {
-        let file = self.path(name);
-        let out = Command::new("age-keygen")
-            .arg("-o")
-            .arg(&file)
-            .output()
-            .expect("age-keygen (scripts/test.sh installs age)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let text = std::fs::read_to_string(&file).expect("key file");
-        let public = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key").to_string();
-        (file, public)
+        common::age_keygen(&self.path(name))
     }
 
     /// Encrypts `plain` (written to `name`) with the real sops and extra arguments.
     fn encrypt(&self, name: &str, plain: &str, args: &[&str]) -> std::path::PathBuf {
         let file = self.path(name);
         std::fs::write(&file, plain).expect("write");
-        let out = Command::new(&self.sops)
-            .current_dir(self.dir.path())
-            .args(["encrypt", "--in-place"])
-            .args(args)
-            .arg(&file)
-            .output()
-            .expect("run sops");
-        assert!(out.status.success(), "sops: {}", String::from_utf8_lossy(&out.stderr));
+        common::sops_encrypt(self.dir.path(), &file, args);
         file
     }
 }
@@ -289,4 +270,195 @@ fn rotate_and_updatekeys_keep_the_file_readable_by_sops() {
         .expect("sops");
     assert!(sops.status.success(), "the new recipient opens it with sops: {}", String::from_utf8_lossy(&sops.stderr));
     assert_eq!(serde_json::from_slice::<Value>(&sops.stdout).expect("json"), expected());
+}
+
+/// The real sops decrypts `file` as JSON with these key files.
+fn sops_decrypt(t: &Tools, file: &std::path::Path, keys: &[&std::path::Path]) -> std::process::Output {
+    let keys: Vec<String> = keys.iter().map(|k| std::fs::read_to_string(k).expect("key")).collect();
+    Command::new(&t.sops)
+        .args(["decrypt", "--output-type", "json"])
+        .arg(file)
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env("HOME", "/nonexistent")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("SOPS_AGE_KEY", keys.join("\n"))
+        .output()
+        .expect("run sops")
+}
+
+#[test]
+fn key_groups_written_by_cairn_open_with_sops_at_the_threshold() {
+    let t = Tools::new();
+    let keys: Vec<_> = (0..3).map(|i| t.keygen(&format!("k{i}.txt"))).collect();
+    let groups: String = keys.iter().map(|(_, public)| format!("      - age: [{public}]\n")).collect();
+    std::fs::write(
+        t.path(".sops.yaml"),
+        format!("creation_rules:\n  - shamir_threshold: 2\n    encrypted_regex: ^(data|stringData)$\n    key_groups:\n{groups}"),
+    )
+    .expect("write .sops.yaml");
+    let file = t.path("grouped.yaml");
+    std::fs::write(&file, SECRET).expect("write");
+    let out = assert_cmd::Command::cargo_bin("cairn").expect("binary").args(["secrets", "encrypt"]).arg(&file).output();
+    let out = out.expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 of the key groups"));
+    let written = std::fs::read_to_string(&file).expect("read");
+    assert!(written.contains("key_groups:") && written.contains("shamir_threshold: 2"), "{written}");
+
+    for pair in [[0, 1], [1, 2], [0, 2]] {
+        let sops = sops_decrypt(&t, &file, &[&keys[pair[0]].0, &keys[pair[1]].0]);
+        assert!(sops.status.success(), "sops with keys {pair:?}: {}", String::from_utf8_lossy(&sops.stderr));
+        assert_eq!(serde_json::from_slice::<Value>(&sops.stdout).expect("json"), expected());
+    }
+    let sops = sops_decrypt(&t, &file, &[&keys[2].0]);
+    assert!(!sops.status.success(), "one group is below the threshold");
+    let (code, out, err) = cairn_decrypt(&file, &[&keys[1].0, &keys[2].0]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+
+    // A threshold above the number of groups is refused at the rule.
+    std::fs::write(
+        t.path(".sops.yaml"),
+        format!("creation_rules:\n  - shamir_threshold: 4\n    key_groups:\n{groups}"),
+    )
+    .expect("write");
+    std::fs::write(t.path("more.yaml"), SECRET).expect("write");
+    let out = assert_cmd::Command::cargo_bin("cairn")
+        .expect("binary")
+        .args(["secrets", "encrypt"])
+        .arg(t.path("more.yaml"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`shamir_threshold` must be a number from 1 to"));
+}
+
+#[test]
+fn edit_keeps_unchanged_ciphertext_and_leaves_no_plaintext_behind() {
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    let file = t.encrypt("secret.yaml", SECRET, &["--age", &public, "--encrypted-regex", "^(data|stringData)$"]);
+    let before = std::fs::read_to_string(&file).expect("read");
+    // The "editor" changes one value and records where it was given the plaintext.
+    let seen = t.path("seen-path");
+    let editor = t.path("editor.sh");
+    std::fs::write(
+        &editor,
+        format!(
+            "#!/bin/sh\necho \"$1\" > '{}'\nsed -i 's/hunter2-plaintext/correct-horse-battery/' \"$1\"\n",
+            seen.display()
+        ),
+    )
+    .expect("write editor");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let out = assert_cmd::Command::cargo_bin("cairn")
+        .expect("binary")
+        .args(["secrets", "edit"])
+        .arg(&file)
+        .env("SOPS_AGE_KEY_FILE", &key)
+        .env("EDITOR", &editor)
+        .env_remove("VISUAL")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let after = std::fs::read_to_string(&file).expect("read");
+    assert!(!after.contains("correct-horse") && !after.contains("hunter2"), "{after}");
+
+    // Only the edited value's ciphertext changed; every other line is byte-identical.
+    let enc = |text: &str, key: &str| -> String {
+        text.lines().find(|l| l.trim_start().starts_with(&format!("{key}: ENC["))).expect(key).to_string()
+    };
+    assert_ne!(enc(&before, "password"), enc(&after, "password"));
+    for unchanged in ["port", "ratio", "enabled", "deep"] {
+        assert_eq!(enc(&before, unchanged), enc(&after, unchanged), "{unchanged} keeps its ciphertext");
+    }
+    let list =
+        |text: &str| -> Vec<String> { text.lines().filter(|l| l.contains("- ENC[")).map(str::to_string).collect() };
+    assert_eq!(list(&before), list(&after), "list items keep their ciphertext");
+    let data_key = |text: &str| -> String {
+        text.lines().skip_while(|l| !l.contains("-----BEGIN AGE")).take(3).map(str::trim).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(data_key(&before), data_key(&after), "same data key, same recipients");
+
+    // The real sops reads the result, MAC included.
+    let sops = sops_decrypt(&t, &file, &[&key]);
+    assert!(sops.status.success(), "{}", String::from_utf8_lossy(&sops.stderr));
+    let mut want = expected();
+    want["stringData"]["password"] = json!("correct-horse-battery");
+    assert_eq!(serde_json::from_slice::<Value>(&sops.stdout).expect("json"), want);
+
+    // The plaintext the editor saw is gone, with its private directory.
+    let path = std::path::PathBuf::from(std::fs::read_to_string(&seen).expect("seen").trim());
+    assert!(path.file_name().is_some_and(|n| n == "secret.yaml"), "{path:?}");
+    assert!(!path.exists() && !path.parent().expect("dir").exists(), "{path:?} was left behind");
+
+    // An editor that changes nothing leaves the file as it was; a failing editor changes nothing.
+    std::fs::write(&editor, "#!/bin/sh\ntrue\n").expect("write");
+    let unchanged = std::fs::read_to_string(&file).expect("read");
+    for (script, code) in [("#!/bin/sh\ntrue\n", 0), ("#!/bin/sh\nexit 3\n", 2)] {
+        std::fs::write(&editor, script).expect("write");
+        let out = assert_cmd::Command::cargo_bin("cairn")
+            .expect("binary")
+            .args(["secrets", "edit"])
+            .arg(&file)
+            .env("SOPS_AGE_KEY_FILE", &key)
+            .env("EDITOR", &editor)
+            .env_remove("VISUAL")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), unchanged);
+    }
+}
+
+#[test]
+fn key_files_open_to_others_and_key_commands() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    let file = t.encrypt("secret.yaml", SECRET, &["--age", &public]);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("cairn").expect("binary");
+        cmd.args(["secrets", "decrypt", "--format", "json"]).arg(&file).env("HOME", "/nonexistent");
+        for var in ["SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD", "CAIRN_AGE_KEY_FILE", "XDG_CONFIG_HOME"] {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let key_path = key.display().to_string();
+    let (code, out, err) = run(&[("CAIRN_AGE_KEY_FILE", &key_path)]);
+    assert_eq!(code, Some(2));
+    assert!(out.is_empty());
+    assert!(err.contains("open to other users (mode 0644)") && err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    // A key file with no usable key, and a damaged key line.
+    let empty = t.path("empty.txt");
+    std::fs::write(&empty, "# nothing here\n").expect("write");
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (code, _, err) = run(&[("SOPS_AGE_KEY_FILE", &empty.display().to_string())]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&public) && err.contains("SOPS_AGE_KEY_FILE") && err.contains("0 key(s)"), "{err}");
+    let (code, _, err) = run(&[("SOPS_AGE_KEY", "AGE-SECRET-KEY-1NOTAKEY")]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("looks like an age key but is not a valid one"), "{err}");
+    assert!(!err.contains("NOTAKEY"), "the key text is not repeated: {err}");
+
+    // SOPS_AGE_KEY_CMD: the key comes from a command, as sops reads it.
+    let command = format!("cat '{key_path}'");
+    let (code, out, err) = run(&[("SOPS_AGE_KEY_CMD", &command)]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
+    let (code, _, err) = run(&[("SOPS_AGE_KEY_CMD", "echo not-a-key")]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("printed no age key") && !err.contains("not-a-key"), "{err}");
 }

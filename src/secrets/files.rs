@@ -37,7 +37,7 @@ fn serialize(file: &Path, value: &Value) -> Result<String> {
         text.push('\n');
         Ok(text)
     } else {
-        Ok(crate::yaml::to_yaml(value))
+        Ok(crate::yaml::to_sops_yaml(value))
     }
 }
 

@@ -9,6 +9,8 @@ use std::process::Command;
 pub struct Fixture {
     dir: tempfile::TempDir,
     commits: Cell<u32>,
+    /// Environment variables every run of the binary gets (age keys, editors).
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 pub const CONFIG: &str = "\
@@ -26,7 +28,11 @@ environments:
 impl Fixture {
     /// An empty git repository on branch `main`.
     pub fn new() -> Fixture {
-        let fixture = Fixture { dir: tempfile::tempdir().expect("tempdir"), commits: Cell::new(0) };
+        let fixture = Fixture {
+            dir: tempfile::tempdir().expect("tempdir"),
+            commits: Cell::new(0),
+            env: std::cell::RefCell::new(Vec::new()),
+        };
         fixture.git(&["init", "-q", "-b", "main"]);
         fixture
     }
@@ -113,7 +119,20 @@ impl Fixture {
             // Compiled plugins are cached once for the whole test run, not in the user's cache.
             .env("CAIRN_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"))
             .env("NO_COLOR", "1");
+        // No age key of the machine running the tests takes part.
+        for var in ["SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD", "CAIRN_AGE_KEY_FILE", "XDG_CONFIG_HOME"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("HOME", self.path());
+        for (k, v) in self.env.borrow().iter() {
+            cmd.env(k, v);
+        }
         cmd
+    }
+
+    /// Sets an environment variable for every later run of the binary.
+    pub fn set_env(&self, key: &str, value: &str) {
+        self.env.borrow_mut().push((key.to_string(), value.to_string()));
     }
 
     /// Runs the binary and returns (exit code, stdout, stderr).
@@ -138,3 +157,54 @@ impl Fixture {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("cairn {args:?}: not JSON ({e}):\n{out}"))
     }
 }
+
+/// The real sops binary (scripts/test.sh installs it and names it in CAIRN_TEST_SOPS).
+pub fn sops() -> String {
+    let sops = std::env::var("CAIRN_TEST_SOPS").unwrap_or_else(|_| "sops".to_string());
+    let ok = Command::new(&sops).arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "the real sops is needed (scripts/test.sh installs it; or set CAIRN_TEST_SOPS)");
+    sops
+}
+
+/// A key file written by the real age-keygen; returns (file, public key).
+pub fn age_keygen(file: &Path) -> (PathBuf, String) {
+    let out =
+        Command::new("age-keygen").arg("-o").arg(file).output().expect("age-keygen (scripts/test.sh installs age)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(file).expect("key file");
+    let public = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("public key").to_string();
+    (file.to_path_buf(), public)
+}
+
+/// Encrypts `file` in place with the real sops, run in `dir` (so its `.sops.yaml` applies).
+pub fn sops_encrypt(dir: &Path, file: &Path, args: &[&str]) {
+    let out = Command::new(sops())
+        .current_dir(dir)
+        .args(["encrypt", "--in-place"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("run sops");
+    assert!(out.status.success(), "sops: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A policy plugin that writes its whole input to stderr and fails, so the error message shows
+/// exactly what plugins are given.
+pub const ECHO_PLUGIN_WAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 4)
+  (global $total (mut i32) (i32.const 0))
+  (func (export "_start")
+    (block $eof (loop $read
+      (i32.store (i32.const 0) (i32.add (i32.const 4096) (global.get $total)))
+      (i32.store (i32.const 4) (i32.const 4096))
+      (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (br_if $eof (i32.eqz (i32.load (i32.const 8))))
+      (global.set $total (i32.add (global.get $total) (i32.load (i32.const 8))))
+      (br $read)))
+    (i32.store (i32.const 0) (i32.const 4096))
+    (i32.store (i32.const 4) (global.get $total))
+    (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $proc_exit (i32.const 1))))"#;
