@@ -15,6 +15,8 @@ cairn=${CAIRN:-$here/target/release/cairn}
 [ -x "$cairn" ] || { echo "build cairn first (cargo build --release)" >&2; exit 2; }
 [ -e "$dest" ] && { echo "$dest exists; choose a new directory" >&2; exit 2; }
 
+# The example's Secret is encrypted for the published, example-only key.
+export SOPS_AGE_KEY="$(cat "$here/examples/shop/keys/example-only.agekey")"
 mkdir -p "$dest"
 cp -R "$here/examples/shop/." "$dest/"
 rm -rf "$dest/.cairn"

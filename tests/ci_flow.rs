@@ -239,3 +239,96 @@ fn approvals_are_read_and_shown_and_bad_files_refused() {
     assert_eq!(code, 2);
     assert!(err.contains("approvals must be a JSON list"), "{err}");
 }
+
+/// The example a team copies: `scripts/example-repo.sh` builds `examples/shop` (with its
+/// SOPS-encrypted Secret) into a repository with history and applies production after each
+/// commit; a feature branch that rotates the database password is checked, merged and applied
+/// from its saved plan, and the password shows nowhere but in the live target.
+#[test]
+fn the_shop_example_runs_the_whole_flow_with_its_encrypted_secret() {
+    const PASSWORD: &str = "example-only-not-a-real-password";
+    const ROTATED: &str = "rotated-example-password-42";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("shop");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(format!("{root}/scripts/example-repo.sh"))
+        .arg(&repo)
+        .env("CAIRN", env!("CARGO_BIN_EXE_cairn"))
+        .output()
+        .expect("run example-repo.sh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = std::fs::read_to_string(format!("{root}/examples/shop/keys/example-only.agekey")).expect("key");
+    let cairn = |args: &[&str], env: &[(&str, &str)]| -> (i32, String) {
+        let mut cmd = assert_cmd::Command::cargo_bin("cairn").expect("binary");
+        cmd.args(args).env("CAIRN_REPO", &repo).env("SOPS_AGE_KEY", &key).env("NO_COLOR", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        for secret in [PASSWORD, ROTATED] {
+            assert!(!text.contains(secret), "cairn {args:?} shows the password:\n{text}");
+        }
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let live = repo.join(".cairn/live/production/objects/Secret.core/shop/db-credentials.json");
+    assert!(std::fs::read_to_string(&live).expect("applied").contains(PASSWORD));
+
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").current_dir(&repo).args(args).output().expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["checkout", "-q", "-b", "rotate"]);
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(&editor, format!("#!/bin/sh\nsed -i 's/{PASSWORD}/{ROTATED}/' \"$1\"\n")).expect("write");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let file = repo.join("base/db-credentials.secret.yaml");
+    let (code, text) =
+        cairn(&["secrets", "edit", file.to_str().expect("path")], &[("EDITOR", editor.to_str().expect("path"))]);
+    assert_eq!(code, 0, "{text}");
+    git(&[
+        "-c",
+        "user.name=Ada",
+        "-c",
+        "user.email=ada@example.org",
+        "commit",
+        "-qam",
+        "fix: rotate the database password",
+    ]);
+
+    let plan = repo.join("plan.json");
+    let plan_arg = plan.to_str().expect("path");
+    // Production needs two approvals, one of them an owner of base/.
+    let (code, report) = cairn(&["check", "--base", "main", "--head", "rotate"], &[]);
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("policy/production-approvals/"), "{report}");
+    let approvals = dir.path().join("approvals.json");
+    std::fs::write(&approvals, r#"["platform-team", "sre"]"#).expect("write");
+    let approvals_arg = approvals.to_str().expect("path");
+    let (code, report) =
+        cairn(&["check", "--base", "main", "--head", "rotate", "--approvals", approvals_arg, "--out", plan_arg], &[]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("DATABASE_PASSWORD") && report.contains("<secret: changed, fp:"), "{report}");
+    assert!(report.contains("<secret: unchanged, fp:"), "the user name did not change: {report}");
+    let saved = std::fs::read_to_string(&plan).expect("saved plan");
+    assert!(!saved.contains(ROTATED) && !saved.contains(PASSWORD));
+    git(&["checkout", "-q", "main"]);
+    git(&[
+        "-c",
+        "user.name=Ada",
+        "-c",
+        "user.email=ada@example.org",
+        "merge",
+        "-q",
+        "--no-ff",
+        "rotate",
+        "-m",
+        "Merge rotate",
+    ]);
+    let (code, text) = cairn(&["apply", "--plan", plan_arg], &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(std::fs::read_to_string(&live).expect("applied").contains(ROTATED));
+    let (code, notes) = cairn(&["notes", "--env", "production"], &[("SOPS_AGE_KEY", "")]);
+    assert_eq!(code, 0, "notes need no key: {notes}");
+    assert!(notes.contains("db-credentials"), "{notes}");
+}
