@@ -462,3 +462,31 @@ fn key_files_open_to_others_and_key_commands() {
     assert_eq!(code, Some(2));
     assert!(err.contains("printed no age key") && !err.contains("not-a-key"), "{err}");
 }
+
+#[test]
+fn unknown_value_types_and_files_without_age_entries_are_refused() {
+    let t = Tools::new();
+    let (key, public) = t.keygen("key.txt");
+    let file = t.encrypt("secret.yaml", SECRET, &["--age", &public, "--encrypted-regex", "^(data|stringData)$"]);
+    let text = std::fs::read_to_string(&file).expect("read");
+    // The type is not authenticated, so a changed one decrypts and must be refused by name.
+    let line = text.lines().find(|l| l.trim_start().starts_with("password: ENC[")).expect("password line");
+    std::fs::write(&file, text.replace(line, &line.replace("type:str]", "type:blob]"))).expect("write");
+    let (code, out, err) = cairn_decrypt(&file, &[&key]);
+    assert_eq!(code, 2);
+    assert!(
+        out.is_empty() && err.contains("/stringData/password") && err.contains("unknown value type `blob`"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+
+    let pgp_only = t.path("pgp.yaml");
+    std::fs::write(
+        &pgp_only,
+        "a: ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]\nsops:\n    pgp:\n        - fp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n    lastmodified: \"2026-01-01T00:00:00Z\"\n    mac: ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]\n    version: 3.9.0\n",
+    )
+    .expect("write");
+    let (code, _, err) = cairn_decrypt(&pgp_only, &[&key]);
+    assert_eq!(code, 2);
+    assert!(err.contains("pgp.yaml") && err.contains("no age recipients (only age is supported)"), "{err}");
+}
