@@ -32,6 +32,8 @@ need_packages() {
 
 install_server() {
   need_packages etcd-server openssl curl ca-certificates
+  # The tests make drift and conflicts with the real kubectl.
+  command -v kubectl >/dev/null 2>&1 || need_packages kubernetes-client
   [ -x "$BIN/kube-apiserver" ] && return 0
   need_packages golang-go make rsync jq dpkg-dev golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev
   local tree="$SRC/kubernetes-$VERSION"

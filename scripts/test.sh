@@ -26,6 +26,10 @@ fi
 chmod +x "$(sops_bin)"
 export CAIRN_TEST_SOPS="$(sops_bin)"
 
+# A real Kubernetes API server for the cluster tests (etcd and kube-apiserver from Debian's
+# packages; the build is cached in /opt/kube-test/bin, so only a fresh machine pays for it).
+scripts/kube-test.sh install
+
 # The shipped policy plugins are built for WASI preview 1 by build.rs.
 rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
 

@@ -389,8 +389,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             let mut plans = Vec::new();
             for r in &loaded.rendered {
                 let env = loaded.config.environment(&r.environment)?;
-                let target = target::open(loaded.repo.root(), env)?;
-                plans.push(plan::plan(r, &target, &loaded.snapshot.source, !no_prune)?);
+                plans.push(plan::plan_environment(loaded.repo.root(), env, r, &loaded.snapshot.source, !no_prune)?);
             }
             let mut findings =
                 validate::validate(&loaded.snapshot, &loaded.config, &loaded.rendered, (*schema).into())?;

@@ -120,6 +120,49 @@ pub fn plan(rendered: &Rendered, target: &LocalTarget, source: &SourceInfo, prun
     Ok(compare(rendered, &observed, target.describe(), source, prune))
 }
 
+/// Plans an environment against its configured target: the local directory, or a Kubernetes
+/// cluster (where the desired side is what the API server would store).
+pub fn plan_environment(
+    root: &std::path::Path,
+    env: &crate::config::Environment,
+    rendered: &Rendered,
+    source: &SourceInfo,
+    prune: bool,
+) -> Result<Plan> {
+    match &env.target {
+        crate::config::TargetConfig::Kubernetes { context, namespace } => {
+            let target =
+                crate::target::kubernetes::KubernetesTarget::connect(context.as_deref(), namespace.as_deref())?;
+            plan_kubernetes(rendered, &target, source, prune)
+        }
+        crate::config::TargetConfig::Local { .. } => plan(rendered, &crate::target::open(root, env)?, source, prune),
+    }
+}
+
+/// A plan against a cluster: every desired object as the server would store it after a
+/// server-side apply (defaults, admission, CRD schemas applied), against the live object, both
+/// without server-owned fields.
+pub fn plan_kubernetes(
+    rendered: &Rendered,
+    target: &crate::target::kubernetes::KubernetesTarget,
+    source: &SourceInfo,
+    prune: bool,
+) -> Result<Plan> {
+    let observed = target.observe(&rendered.objects)?;
+    let mut projected = rendered.clone();
+    for object in &mut projected.objects {
+        // An object whose CRD arrives in the same plan has no projection yet: it is a create.
+        if let Some(body) = observed.projected.get(&object.id) {
+            object.body = body.clone();
+        }
+    }
+    let secrets = BTreeMap::new();
+    // Digests of secret-holding objects need the cluster's digest key, which comes with apply.
+    let digester = Digester::new(None);
+    let observed = Observed { live: &observed.live, stale: &[], secrets: &secrets, digester: &digester };
+    Ok(compare(&projected, &observed, target.describe(), source, prune))
+}
+
 /// What the target holds: live objects, inventoried objects no longer rendered, the pointers of
 /// secret values the inventory remembers, and the target's digest key.
 pub struct Observed<'a> {

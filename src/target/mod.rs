@@ -1,6 +1,7 @@
 //! The live system. `local` is the embedded default: live state is a directory, so the whole
 //! pipeline runs on a laptop or in CI without a cluster.
 
+pub mod kubernetes;
 pub mod local;
 
 use std::path::Path;
@@ -55,7 +56,7 @@ pub fn open(root: &Path, env: &Environment) -> Result<LocalTarget> {
         TargetConfig::Local { path } => Ok(LocalTarget::with_label(root.join(path), path, &env.name)),
         TargetConfig::Kubernetes { .. } => Err(Error::Usage {
             message: format!(
-                "environment `{}` uses the kubernetes target, which this build of cairn does not support yet; use a `local` target",
+                "environment `{}` uses the kubernetes target: `cairn plan` works against it, but this command does not yet (use a `local` target)",
                 env.name
             ),
         }),

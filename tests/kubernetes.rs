@@ -1,0 +1,196 @@
+//! Plans against a real Kubernetes API server (etcd and kube-apiserver built from Debian's
+//! packages, started on loopback by scripts/kube-test.sh; never a hand-written fake): the plan
+//! is what the server would store, a no-op re-plan is clean, changes made with kubectl show, an
+//! unknown kind, a missing right and an unreachable server are refused with the server's words.
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::Fixture;
+use serde_json::Value;
+
+/// A running API server; stopped when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A free port for the API (etcd takes the two after it).
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-test.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()
+            .expect("run scripts/kube-test.sh (scripts/test.sh installs the API server)");
+        assert!(out.status.success(), "the API server did not start: {}", String::from_utf8_lossy(&out.stderr));
+        Cluster { dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        if let Some(text) = stdin {
+            child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("kubectl");
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-test.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+const CONFIG: &str = "\
+environments:
+  staging:
+    layers: [base]
+    target:
+      kubernetes: { context: admin, namespace: shop }
+";
+
+fn fixture(cluster: &Cluster) -> Fixture {
+    let f = Fixture::new();
+    f.write("cairn.yaml", CONFIG);
+    f.write(
+        "base/app.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  LOG_LEVEL: debug\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: example.org/web:1.0.0\n",
+    );
+    f.commit("feat: the shop");
+    f.set_env("KUBECONFIG", cluster.kubeconfig().to_str().expect("path"));
+    f
+}
+
+fn change<'a>(plan: &'a Value, kind: &str, name: &str) -> &'a Value {
+    plan["plans"][0]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["object"]["kind"] == kind && c["object"]["name"] == name)
+        .unwrap_or_else(|| panic!("no change for {kind} {name}: {plan:#}"))
+}
+
+#[test]
+fn plans_are_what_the_server_would_store() {
+    let cluster = Cluster::start();
+    let f = fixture(&cluster);
+
+    // Nothing exists: the namespace and what lives in it are creates (the server cannot dry-run
+    // into a namespace that does not exist yet, so they are shown as written).
+    let plan = f.json(&["plan", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(plan["summary"]["create"], 3, "{plan:#}");
+    assert_eq!(plan["plans"][0]["target"], "kubernetes:admin");
+
+    // With the namespace there (made by hand, so cairn's labels are an update), the Deployment is
+    // planned as the server would default it.
+    cluster.kubectl(&["create", "namespace", "shop"], None);
+    let plan = f.json(&["plan", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(change(&plan, "Namespace", "shop")["action"], "update", "{plan:#}");
+    let web = change(&plan, "Deployment", "web");
+    assert_eq!(web["action"], "create");
+    assert_eq!(web["desired"]["spec"]["strategy"]["type"], "RollingUpdate", "server defaults are in the plan");
+    assert_eq!(web["desired"]["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    assert!(web["desired"]["metadata"].get("managedFields").is_none() && web["desired"].get("status").is_none());
+    // A dry run writes nothing.
+    let out = Command::new("kubectl")
+        .args(["-n", "shop", "get", "deployment", "web"])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .output()
+        .expect("kubectl");
+    assert!(!out.status.success(), "the plan created nothing");
+
+    // The same objects applied server-side as cairn's field manager: a re-plan has no changes.
+    let rendered = f.ok(&["render", "--env", "staging"], 0);
+    cluster.kubectl(&["apply", "--server-side", "--field-manager=cairn", "-f", "-"], Some(&rendered));
+    let out = f.ok(&["plan", "--env", "staging", "--detailed-exitcode"], 0);
+    assert!(out.contains("No changes."), "normalization leaves no noise: {out}");
+
+    // A change made outside git with kubectl shows as an update of that field only.
+    cluster.kubectl(
+        &["-n", "shop", "patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"LOG_LEVEL":"trace"}}"#],
+        None,
+    );
+    let plan = f.json(&["plan", "--env", "staging", "--format", "json"], 0);
+    let settings = change(&plan, "ConfigMap", "settings");
+    assert_eq!(settings["action"], "update", "{plan:#}");
+    assert_eq!(settings["fields"], serde_json::json!([{"pointer": "/data/LOG_LEVEL", "old": "trace", "new": "debug"}]));
+    assert_eq!(change(&plan, "Deployment", "web")["action"], "unchanged");
+}
+
+#[test]
+fn unknown_kinds_crds_in_the_same_plan_rights_and_reachability() {
+    let cluster = Cluster::start();
+    let f = fixture(&cluster);
+
+    // A custom resource without its CRD anywhere: refused, naming it.
+    f.write(
+        "base/widget.yaml",
+        "apiVersion: example.org/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: shop\nspec:\n  size: 3\n",
+    );
+    f.commit("a widget");
+    let (code, _, err) = f.run(&["plan", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("Widget") && err.contains("no CustomResourceDefinition"), "{err}");
+
+    // With its CRD in the same environment, the custom resource is planned as a create.
+    f.write(
+        "base/crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.org\nspec:\n  group: example.org\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n                size: {type: integer}\n",
+    );
+    f.commit("the widget CRD");
+    let plan = f.json(&["plan", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(change(&plan, "Widget", "w")["action"], "create", "{plan:#}");
+    assert_eq!(change(&plan, "CustomResourceDefinition", "widgets.example.org")["action"], "create");
+
+    // A user without rights: the server's refusal, named.
+    f.write("cairn.yaml", &CONFIG.replace("context: admin", "context: nobody"));
+    f.commit("as nobody");
+    let (code, _, err) = f.run(&["plan", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("forbidden") && err.contains("nobody"), "{err}");
+
+    // An unreachable server.
+    let dead = f.join("dead-kubeconfig");
+    std::fs::write(
+        &dead,
+        std::fs::read_to_string(cluster.kubeconfig())
+            .expect("kubeconfig")
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("server:") {
+                    "    server: https://127.0.0.1:9".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .expect("write");
+    let out = f.cairn().args(["plan", "--env", "staging"]).env("KUBECONFIG", &dead).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("kubernetes (nobody)"), "{err}");
+}
