@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test tier that exists
 # (unit tests, and integration tests that drive the real binary over git repositories built by
-# the tests). Needs: the Rust toolchain and git.
+# the tests, and tests against a real Kubernetes API server started by scripts/kube-test.sh).
+# Needs: the Rust toolchain; installs git, age, sops, etcd and kube-apiserver when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
