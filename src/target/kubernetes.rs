@@ -89,11 +89,7 @@ impl KubernetesTarget {
     }
 
     /// The API of one object, with its namespace filled in when it is namespaced and names none.
-    fn api(
-        &self,
-        object: &Object,
-        crds: &[(String, String, bool, String)],
-    ) -> Result<Option<(Api<DynamicObject>, Value)>> {
+    fn api(&self, object: &Object, crds: &[(String, String)]) -> Result<Option<(Api<DynamicObject>, Value)>> {
         let api_version = object.body.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
@@ -103,7 +99,7 @@ impl KubernetesTarget {
         let (plural, namespaced) = match self.kinds.get(&key) {
             Some(found) => found.clone(),
             // Its CRD arrives in the same plan: nothing to ask the server yet.
-            None if crds.iter().any(|(g, k, _, _)| *g == group && *k == object.id.kind) => return Ok(None),
+            None if crds.iter().any(|(g, k)| *g == group && *k == object.id.kind) => return Ok(None),
             None => {
                 return Err(Error::Usage {
                     message: format!(
@@ -188,17 +184,14 @@ impl KubernetesTarget {
 /// One object's live state and server projection (absent: none yet).
 type Seen = (ObjectId, Option<Value>, Option<Value>);
 
-/// (group, kind, namespaced, name) of the CustomResourceDefinitions among the objects.
-fn crds_of(objects: &[Object]) -> Vec<(String, String, bool, String)> {
+/// (group, kind) of the custom resources the CustomResourceDefinitions among the objects define.
+fn crds_of(objects: &[Object]) -> Vec<(String, String)> {
     objects
         .iter()
         .filter(|o| o.id.kind == "CustomResourceDefinition")
         .filter_map(|o| {
             let spec = o.body.get("spec")?;
-            let group = spec.get("group")?.as_str()?.to_string();
-            let kind = spec.pointer("/names/kind")?.as_str()?.to_string();
-            let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
-            Some((group, kind, namespaced, o.id.name.clone()))
+            Some((spec.get("group")?.as_str()?.to_string(), spec.pointer("/names/kind")?.as_str()?.to_string()))
         })
         .collect()
 }
