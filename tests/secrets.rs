@@ -35,6 +35,21 @@ impl Tools {
     }
 }
 
+/// Runs `cairn ARGS FILE` with extra environment variables; returns (exit code, stdout, stderr).
+fn cairn_on(args: &[&str], file: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> (Option<i32>, String, String) {
+    let mut cmd = assert_cmd::Command::cargo_bin("cairn").expect("binary");
+    cmd.args(args).arg(file);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run cairn");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn cairn_decrypt(file: &std::path::Path, key_files: &[&std::path::Path]) -> (i32, String, String) {
     let keys: Vec<String> = key_files.iter().map(|k| std::fs::read_to_string(k).expect("key")).collect();
     let out = assert_cmd::Command::cargo_bin("cairn")
@@ -201,13 +216,8 @@ fn files_written_by_cairn_decrypt_with_sops() {
     for (name, text) in [("secret.yaml", SECRET.to_string()), ("secret.json", expected().to_string())] {
         let file = t.path(name);
         std::fs::write(&file, &text).expect("write");
-        let out = assert_cmd::Command::cargo_bin("cairn")
-            .expect("binary")
-            .args(["secrets", "encrypt"])
-            .arg(&file)
-            .output()
-            .expect("run");
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let (code, _, err) = cairn_on(&["secrets", "encrypt"], &file, &[]);
+        assert_eq!(code, Some(0), "{err}");
         let written = std::fs::read_to_string(&file).expect("read");
         assert!(!written.contains("hunter2"), "{name} holds no plaintext");
         let sops = Command::new(&t.sops)
@@ -224,14 +234,9 @@ fn files_written_by_cairn_decrypt_with_sops() {
         assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), expected());
     }
     // Encrypting twice is refused rather than double-encrypting.
-    let out = assert_cmd::Command::cargo_bin("cairn")
-        .expect("binary")
-        .args(["secrets", "encrypt"])
-        .arg(t.path("secret.yaml"))
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already encrypted"));
+    let (code, _, err) = cairn_on(&["secrets", "encrypt"], &t.path("secret.yaml"), &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("already encrypted"), "{err}");
 }
 
 #[test]
@@ -298,10 +303,9 @@ fn key_groups_written_by_cairn_open_with_sops_at_the_threshold() {
     .expect("write .sops.yaml");
     let file = t.path("grouped.yaml");
     std::fs::write(&file, SECRET).expect("write");
-    let out = assert_cmd::Command::cargo_bin("cairn").expect("binary").args(["secrets", "encrypt"]).arg(&file).output();
-    let out = out.expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 of the key groups"));
+    let (code, out, err) = cairn_on(&["secrets", "encrypt"], &file, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("2 of the key groups"), "{out}");
     let written = std::fs::read_to_string(&file).expect("read");
     assert!(written.contains("key_groups:") && written.contains("shamir_threshold: 2"), "{written}");
 
@@ -323,14 +327,9 @@ fn key_groups_written_by_cairn_open_with_sops_at_the_threshold() {
     )
     .expect("write");
     std::fs::write(t.path("more.yaml"), SECRET).expect("write");
-    let out = assert_cmd::Command::cargo_bin("cairn")
-        .expect("binary")
-        .args(["secrets", "encrypt"])
-        .arg(t.path("more.yaml"))
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`shamir_threshold` must be a number from 1 to"));
+    let (code, _, err) = cairn_on(&["secrets", "encrypt"], &t.path("more.yaml"), &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("`shamir_threshold` must be a number from 1 to"), "{err}");
 }
 
 #[test]
@@ -351,16 +350,12 @@ fn edit_keeps_unchanged_ciphertext_and_leaves_no_plaintext_behind() {
     )
     .expect("write editor");
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let out = assert_cmd::Command::cargo_bin("cairn")
-        .expect("binary")
-        .args(["secrets", "edit"])
-        .arg(&file)
-        .env("SOPS_AGE_KEY_FILE", &key)
-        .env("EDITOR", &editor)
-        .env_remove("VISUAL")
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let edit = |editor: &std::path::Path| {
+        let env = [("SOPS_AGE_KEY_FILE", key.as_os_str()), ("EDITOR", editor.as_os_str()), ("VISUAL", "".as_ref())];
+        cairn_on(&["secrets", "edit"], &file, &env)
+    };
+    let (code, _, err) = edit(&editor);
+    assert_eq!(code, Some(0), "{err}");
     let after = std::fs::read_to_string(&file).expect("read");
     assert!(!after.contains("correct-horse") && !after.contains("hunter2"), "{after}");
 
@@ -397,16 +392,8 @@ fn edit_keeps_unchanged_ciphertext_and_leaves_no_plaintext_behind() {
     let unchanged = std::fs::read_to_string(&file).expect("read");
     for (script, code) in [("#!/bin/sh\ntrue\n", 0), ("#!/bin/sh\nexit 3\n", 2)] {
         std::fs::write(&editor, script).expect("write");
-        let out = assert_cmd::Command::cargo_bin("cairn")
-            .expect("binary")
-            .args(["secrets", "edit"])
-            .arg(&file)
-            .env("SOPS_AGE_KEY_FILE", &key)
-            .env("EDITOR", &editor)
-            .env_remove("VISUAL")
-            .output()
-            .expect("run");
-        assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+        let (got, _, err) = edit(&editor);
+        assert_eq!(got, Some(code), "{err}");
         assert_eq!(std::fs::read_to_string(&file).expect("read"), unchanged);
     }
 }
