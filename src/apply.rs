@@ -1,18 +1,19 @@
-//! Applying a plan to the local target: under the environment's lock, in dependency order,
-//! idempotently, pruning only what cairn manages, and recording a release.
+//! Applying a plan to a target: under the environment's lock, in dependency order (and by wave),
+//! idempotently, pruning only what cairn manages, optionally waiting for health, and recording
+//! a release that is rewritten as groups of objects finish, so an interrupted apply says what
+//! it did not get to and the next one says what it finished.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use indicatif::ProgressBar;
-use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::plan::{self, Action, Plan};
+use crate::plan::{self, Action, Change, Plan};
 use crate::release::{self, Outcome, Release, ReleaseKind, ReleaseObject};
 use crate::render::{ObjectId, Rendered};
 use crate::repo::SourceInfo;
-use crate::target::local::Inventory;
-use crate::target::{Holder, LocalTarget};
+use crate::target::{Holder, Inventory, Target};
 
 pub struct ApplyOptions {
     pub prune: bool,
@@ -20,6 +21,20 @@ pub struct ApplyOptions {
     pub kind: ReleaseKind,
     /// For a rollback: the release whose state is restored.
     pub rollback_to: Option<u64>,
+    /// Take over fields another field manager owns (Kubernetes server-side apply).
+    pub force_conflicts: bool,
+    /// Wait this long for applied workloads to become healthy (`--wait`).
+    pub wait: Option<Duration>,
+}
+
+/// An earlier apply that was interrupted, and what of it this apply finished.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Resumed {
+    pub release: u64,
+    /// How many objects it had not written when it stopped.
+    pub pending: usize,
+    /// Those of them that are now as configured (written by this apply, or already in place).
+    pub finished: Vec<ObjectId>,
 }
 
 /// One object whose plan at apply time differs from the saved plan.
@@ -46,6 +61,9 @@ pub enum Applied {
 pub struct ApplyReport {
     pub plan: Plan,
     pub release: Release,
+    /// Interrupted applies found under the lock, and what of them this one finished.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resumed: Vec<Resumed>,
 }
 
 impl ApplyReport {
@@ -57,7 +75,7 @@ impl ApplyReport {
 /// Plans afresh under the lock (so the plan is what is really applied), applies it, and records
 /// the release. One failing object does not stop the others; the release says which failed.
 pub fn apply(
-    target: &LocalTarget,
+    target: &Target,
     rendered: &Rendered,
     source: &SourceInfo,
     options: &ApplyOptions,
@@ -76,7 +94,7 @@ pub fn apply(
 /// match it object by object — same action, same desired digest, same live digest — or nothing is
 /// written and the differences are returned.
 pub fn apply_checked(
-    target: &LocalTarget,
+    target: &Target,
     rendered: &Rendered,
     source: &SourceInfo,
     options: &ApplyOptions,
@@ -85,7 +103,7 @@ pub fn apply_checked(
 ) -> Result<Applied> {
     let lock = target.lock(&Holder::current(&options.actor))?;
     let mut history = release::list(target)?;
-    release::mark_interrupted(target, &lock, &mut history)?;
+    let interrupted = release::mark_interrupted(target, &lock, &mut history)?;
     let plan = plan::plan(rendered, target, source, options.prune)?;
     if let Some(saved) = expected {
         let moved = moved(saved, &plan);
@@ -102,6 +120,19 @@ pub fn apply_checked(
     let commit = source.commit().cloned();
     let approvals =
         commit.as_ref().map(|c| c.trailer_values("Approved-by").map(str::to_string).collect()).unwrap_or_default();
+    // Every object is in the record from the start, pending until written, so an apply killed
+    // at any point leaves a record that says what it did not get to.
+    let objects = plan
+        .changes
+        .iter()
+        .map(|c| ReleaseObject {
+            object: c.object.clone(),
+            action: c.action,
+            digest: c.digest.clone(),
+            pending: c.action != Action::Unchanged,
+            error: None,
+        })
+        .collect();
     let mut record = Release {
         id: history.last().map_or(1, |r| r.id + 1),
         kind: options.kind,
@@ -117,7 +148,7 @@ pub fn apply_checked(
         target: plan.target.clone(),
         prune: options.prune,
         summary: plan.summary,
-        objects: Vec::new(),
+        objects,
         drift,
         outcome: Outcome::InProgress,
     };
@@ -142,51 +173,77 @@ pub fn apply_checked(
 
     let work = plan.changes.iter().filter(|c| c.action != Action::Unchanged).count();
     progress.set_length(work as u64);
-    // Objects of one apply rank (and one direction) have no ordering among them, so each group is
-    // written in parallel; groups run one after another, so namespaces exist before what lives
-    // in them and deletions run in reverse order.
-    let mut outcomes: Vec<Option<String>> = Vec::with_capacity(plan.changes.len());
-    for group in plan.changes.chunk_by(|a, b| {
-        a.object.apply_rank() == b.object.apply_rank() && (a.action == Action::Delete) == (b.action == Action::Delete)
-    }) {
-        let results: Vec<Option<String>> = group
-            .par_iter()
-            .map(|change| {
-                let result = match (change.action, &change.desired) {
-                    (Action::Create | Action::Update, Some(body)) => target.put(&lock, &change.object, body),
-                    (Action::Delete, _) => target.delete(&lock, &change.object),
-                    _ => return None,
-                };
-                progress.inc(1);
-                result.err().map(|e| e.to_string())
-            })
-            .collect();
-        outcomes.extend(results);
-    }
-    let mut failed = false;
-    let mut deleted: BTreeSet<ObjectId> = BTreeSet::new();
-    for (change, error) in plan.changes.iter().zip(outcomes) {
-        failed |= error.is_some();
-        if change.action == Action::Delete && error.is_none() {
-            deleted.insert(change.object.clone());
+    let bodies: HashMap<&ObjectId, &serde_json::Value> = rendered.objects.iter().map(|o| (&o.id, &o.body)).collect();
+    // The digests of what is stored now are keyed like the plan's.
+    let digester = target.digester(plan.changes.iter().any(|c| crate::target::holds_secrets(&c.object, &c.secrets)))?;
+    // Changes of one group have no order among them and are written together; groups run one
+    // after another, so what others depend on exists first and deletions run in reverse order.
+    let keys: Vec<_> = plan.changes.iter().map(|c| target.group_key(c, &rendered.objects)).collect();
+    let mut start = 0;
+    while start < plan.changes.len() {
+        let end = (start..plan.changes.len()).find(|&i| keys[i] != keys[start]).unwrap_or(plan.changes.len());
+        let group: Vec<usize> = (start..end).filter(|&i| plan.changes[i].action != Action::Unchanged).collect();
+        start = end;
+        if group.is_empty() {
+            continue;
         }
-        record.objects.push(ReleaseObject {
-            object: change.object.clone(),
-            action: change.action,
-            digest: change.digest.clone(),
-            error,
-        });
+        let changes: Vec<&Change> = group.iter().map(|&i| &plan.changes[i]).collect();
+        let results = target.apply_group(&lock, &changes, &bodies, options.force_conflicts);
+        for (&i, result) in group.iter().zip(results) {
+            let change = &plan.changes[i];
+            let object = &mut record.objects[i];
+            object.pending = false;
+            match result {
+                Ok(Some(stored)) => {
+                    object.digest =
+                        digester.digest(&stored, crate::target::holds_secrets(&change.object, &change.secrets))
+                }
+                Ok(None) => {}
+                Err(why) => object.error = Some(why),
+            }
+        }
+        progress.inc(changes.len() as u64);
+        release::write(target, &lock, &record)?;
     }
 
+    if let Some(timeout) = options.wait {
+        let applied: Vec<&ObjectId> = record
+            .objects
+            .iter()
+            .filter(|o| matches!(o.action, Action::Create | Action::Update) && o.error.is_none())
+            .map(|o| &o.object)
+            .collect();
+        progress.set_message(format!("waiting for {} to become healthy", rendered.environment));
+        let unhealthy = target.wait_healthy(&applied, timeout);
+        for object in &mut record.objects {
+            if let Some(why) = unhealthy.get(&object.object) {
+                object.error = Some(why.clone());
+            }
+        }
+    }
+
+    let failed = record.objects.iter().any(|o| o.error.is_some());
+    let deleted: BTreeSet<ObjectId> = record
+        .objects
+        .iter()
+        .filter(|o| o.action == Action::Delete && o.error.is_none())
+        .map(|o| o.object.clone())
+        .collect();
     let desired: BTreeSet<ObjectId> = rendered.objects.iter().map(|o| o.id.clone()).collect();
     let final_objects: BTreeSet<ObjectId> =
         if options.prune && !failed { desired } else { inventory.objects.difference(&deleted).cloned().collect() };
+    let names: BTreeSet<String> = final_objects.iter().map(ObjectId::to_string).collect();
     let mut secrets = inventory.secrets.clone();
-    if !secrets.is_empty() {
-        let names: BTreeSet<String> = final_objects.iter().map(ObjectId::to_string).collect();
-        secrets.retain(|id, _| names.contains(id));
+    secrets.retain(|id, _| names.contains(id));
+    // What each object looks like as cairn left it, for the drift marks of later plans; an
+    // object that failed keeps what was recorded before.
+    let mut applied = inventory.applied.clone();
+    applied.retain(|id, _| names.contains(id));
+    for object in record.objects.iter().filter(|o| o.error.is_none() && o.action != Action::Delete) {
+        applied.insert(object.object.to_string(), object.digest.clone());
     }
-    let final_inventory = Inventory { environment: rendered.environment.clone(), objects: final_objects, secrets };
+    let final_inventory =
+        Inventory { environment: rendered.environment.clone(), objects: final_objects, secrets, applied };
     if final_inventory != inventory {
         target.write_inventory(&lock, &final_inventory)?;
     }
@@ -195,7 +252,20 @@ pub fn apply_checked(
     record.outcome = if failed { Outcome::Failed } else { Outcome::Succeeded };
     release::write(target, &lock, &record)?;
     progress.finish_and_clear();
-    Ok(Applied::Applied(Box::new(ApplyReport { plan, release: record })))
+    let resumed = interrupted
+        .iter()
+        .map(|r| {
+            let pending: Vec<&ReleaseObject> = r.objects.iter().filter(|o| o.pending).collect();
+            let index: HashMap<&ObjectId, &ReleaseObject> = record.objects.iter().map(|o| (&o.object, o)).collect();
+            let finished = pending
+                .iter()
+                .filter(|o| index.get(&o.object).is_none_or(|now| now.error.is_none()))
+                .map(|o| o.object.clone())
+                .collect();
+            Resumed { release: r.id, pending: pending.len(), finished }
+        })
+        .collect();
+    Ok(Applied::Applied(Box::new(ApplyReport { plan, release: record, resumed })))
 }
 
 /// Objects whose change differs between a saved plan and the plan of now.
@@ -227,7 +297,7 @@ fn describe(change: &crate::plan::Change) -> String {
 
 /// Objects whose live state no longer matches what `previous` applied: changed or removed
 /// outside cairn since.
-fn drifted(target: &LocalTarget, previous: &Release) -> Result<Vec<ObjectId>> {
+fn drifted(target: &Target, previous: &Release) -> Result<Vec<ObjectId>> {
     let expected: Vec<&ReleaseObject> =
         previous.objects.iter().filter(|o| o.action != Action::Delete && o.error.is_none()).collect();
     let ids: Vec<&ObjectId> = expected.iter().map(|o| &o.object).collect();

@@ -118,6 +118,8 @@ pub enum Command {
         /// Who is applying; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
         #[arg(long, value_name = "NAME")]
         actor: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -187,6 +189,8 @@ pub enum Command {
         /// Who is rolling back; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
         #[arg(long, value_name = "NAME")]
         actor: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -286,6 +290,48 @@ pub enum CheckFormat {
     Sarif,
     Junit,
     Github,
+}
+
+/// How objects are written: conflicts with other field managers, and waiting for health.
+#[derive(Debug, Args, Clone)]
+pub struct WriteArgs {
+    /// Kubernetes: take over fields another field manager owns instead of failing those objects.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Wait for applied Deployments, StatefulSets, DaemonSets, Jobs and CRDs to become healthy;
+    /// an object still unhealthy after --timeout fails the release.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits: `90s`, `5m`, `1h`.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `90s`, `5m`, `1h`, or plain seconds.
+fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration: use 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{text}` is not a duration: use 90s, 5m or 1h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+impl WriteArgs {
+    fn options(&self, prune: bool, actor: String, kind: ReleaseKind, rollback_to: Option<u64>) -> ApplyOptions {
+        ApplyOptions {
+            prune,
+            actor,
+            kind,
+            rollback_to,
+            force_conflicts: self.force_conflicts,
+            wait: self.wait.then_some(self.timeout),
+        }
+    }
 }
 
 /// How strictly objects are checked against their schemas.
@@ -389,7 +435,8 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             let mut plans = Vec::new();
             for r in &loaded.rendered {
                 let env = loaded.config.environment(&r.environment)?;
-                plans.push(plan::plan_environment(loaded.repo.root(), env, r, &loaded.snapshot.source, !no_prune)?);
+                let target = target::open(loaded.repo.root(), env)?;
+                plans.push(plan::plan(r, &target, &loaded.snapshot.source, !no_prune)?);
             }
             let mut findings =
                 validate::validate(&loaded.snapshot, &loaded.config, &loaded.rendered, (*schema).into())?;
@@ -414,9 +461,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 Status::Success
             })
         }
-        Command::Apply { envs, rev, plan, replan, no_prune, actor, format } => {
+        Command::Apply { envs, rev, plan, replan, no_prune, actor, write, format } => {
             if let Some(path) = plan {
-                return apply_saved_plan(cli, out, path, rev.as_deref(), *replan, actor.clone(), *format, style);
+                let saved = SavedRun { path, rev: rev.as_deref(), replan: *replan, write };
+                return apply_saved_plan(cli, out, &saved, actor.clone(), *format, style);
             }
             let select = Select { envs: envs.clone(), rev: rev.clone() };
             let Loaded { repo, snapshot, config, rendered } = load(&cli.repo, &select)?;
@@ -431,7 +479,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 return Ok(Status::Findings);
             }
             let actor = actor.clone().unwrap_or_else(|| resolve_actor(&repo));
-            let options = ApplyOptions { prune: !no_prune, actor, kind: ReleaseKind::Apply, rollback_to: None };
+            let options = write.options(!no_prune, actor, ReleaseKind::Apply, None);
             let mut reports = Vec::new();
             for r in &rendered {
                 let env = config.environment(&r.environment)?;
@@ -525,7 +573,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             report_io(report::write_status(out, &all, *format, style))?;
             Ok(Status::Success)
         }
-        Command::Rollback { env, to, actor, format } => {
+        Command::Rollback { env, to, actor, write, format } => {
             let repo = Repo::open(&cli.repo)?;
             let (_, target) = open_target(&repo, env)?;
             let releases = release::list(&target)?;
@@ -556,7 +604,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             let environment = config.environment(env)?;
             let rendered = render::render(&snapshot, environment)?;
             let actor = actor.clone().unwrap_or_else(|| resolve_actor(&repo));
-            let options = ApplyOptions { prune: true, actor, kind: ReleaseKind::Rollback, rollback_to: Some(goal.id) };
+            let options = write.options(true, actor, ReleaseKind::Rollback, Some(goal.id));
             let progress = progress_bar(&format!("rolling back {env}"));
             let report = apply::apply(&target, &rendered, &snapshot.source, &options, &progress)?;
             let ok = report.succeeded();
@@ -700,17 +748,23 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
 
 /// `apply --plan`: applies a saved plan environment by environment, each only while the revision
 /// still renders what the plan showed and live state still hashes the same.
-#[allow(clippy::too_many_arguments)]
+/// `apply --plan FILE [--rev REV] [--replan]` with how to write.
+struct SavedRun<'a> {
+    path: &'a Path,
+    rev: Option<&'a str>,
+    replan: bool,
+    write: &'a WriteArgs,
+}
+
 fn apply_saved_plan(
     cli: &Cli,
     out: &mut dyn Write,
-    path: &Path,
-    rev: Option<&str>,
-    replan: bool,
+    run: &SavedRun,
     actor: Option<String>,
     format: Format,
     style: Style,
 ) -> Result<Status> {
+    let SavedRun { path, rev, replan, write } = *run;
     let saved = SavedPlan::read(path)?;
     let repo = Repo::open(&cli.repo)?;
     let rev = rev.unwrap_or("HEAD");
@@ -738,8 +792,7 @@ fn apply_saved_plan(
         return Ok(Status::Findings);
     }
     let actor = actor.unwrap_or_else(|| resolve_actor(&repo));
-    let options =
-        ApplyOptions { prune: saved.plans.iter().all(|p| p.prune), actor, kind: ReleaseKind::Apply, rollback_to: None };
+    let options = write.options(saved.plans.iter().all(|p| p.prune), actor, ReleaseKind::Apply, None);
     let mut results = Vec::new();
     for (r, planned) in rendered.iter().zip(&saved.plans) {
         let env = config.environment(&r.environment)?;
@@ -767,7 +820,7 @@ fn apply_saved_plan(
 }
 
 /// An environment's target, from the working tree's configuration.
-fn open_target(repo: &Repo, env: &str) -> Result<(Config, target::LocalTarget)> {
+fn open_target(repo: &Repo, env: &str) -> Result<(Config, target::Target)> {
     let config = Config::load(&repo.snapshot(None)?)?;
     let target = target::open(repo.root(), config.environment(env)?)?;
     Ok((config, target))

@@ -42,12 +42,13 @@ pub struct Layer {
 pub enum TargetConfig {
     /// The embedded default: live state is a directory (relative paths are relative to the
     /// configuration root).
-    Local {
-        path: String,
-    },
+    Local { path: String },
     Kubernetes {
         context: Option<String>,
         namespace: Option<String>,
+        /// Where cairn keeps its own records for the environment: the lock (a Lease), the
+        /// inventory, release records and the digest key. Default: `namespace`.
+        state_namespace: Option<String>,
     },
 }
 
@@ -232,7 +233,7 @@ fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
                 NodeValue::Null => &[][..],
                 _ => expect_map(value, &format!("{what}: `target.kubernetes`"))?,
             };
-            check_keys(inner, &["context", "namespace"], &format!("{what}: `target.kubernetes`"))?;
+            check_keys(inner, &["context", "namespace", "state_namespace"], &format!("{what}: `target.kubernetes`"))?;
             let string = |k: &str| -> Result<Option<String>> {
                 match find(inner, k) {
                     None => Ok(None),
@@ -242,7 +243,11 @@ fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
                         .ok_or_else(|| at(v, &format!("{what}: `target.kubernetes.{k}` must be a string"))),
                 }
             };
-            Ok(TargetConfig::Kubernetes { context: string("context")?, namespace: string("namespace")? })
+            Ok(TargetConfig::Kubernetes {
+                context: string("context")?,
+                namespace: string("namespace")?,
+                state_namespace: string("state_namespace")?,
+            })
         }
     }
 }
@@ -546,7 +551,11 @@ mod tests {
         assert_eq!(staging.target, TargetConfig::Local { path: ".cairn/live/staging".into() });
         assert_eq!(
             config.environment("production").expect("exists").target,
-            TargetConfig::Kubernetes { context: Some("prod".into()), namespace: Some("apps".into()) }
+            TargetConfig::Kubernetes {
+                context: Some("prod".into()),
+                namespace: Some("apps".into()),
+                state_namespace: None
+            }
         );
     }
 

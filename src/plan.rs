@@ -1,7 +1,7 @@
 //! Desired objects against live state: per object create / update / delete / unchanged, the
 //! changed fields as JSON pointers, and a unified YAML diff for people.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::render::{ObjectId, Rendered, SourceRef};
 use crate::repo::SourceInfo;
-use crate::target::{Digester, LocalTarget};
+use crate::target::{Digester, Inventory, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +67,9 @@ pub struct Change {
     /// inventory remembers) in the live one: every output masks them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// The live object was changed (or removed) outside git since cairn last applied it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,71 +107,120 @@ impl Plan {
     }
 }
 
+/// The annotation that orders objects explicitly: lower waves are applied first (default 0).
+pub const WAVE_ANNOTATION: &str = "cairn/wave";
+
+/// An object's wave (0 when it has none or it is not a number; `check_waves` reports those).
+pub fn wave(body: &Value) -> i64 {
+    body.pointer("/metadata/annotations/cairn~1wave")
+        .and_then(Value::as_str)
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Refuses a wave annotation that is not an integer, naming the document.
+pub fn check_waves(rendered: &Rendered) -> Result<()> {
+    for object in &rendered.objects {
+        let Some(text) = object.body.pointer("/metadata/annotations/cairn~1wave") else { continue };
+        if text.as_str().is_some_and(|w| w.trim().parse::<i64>().is_ok()) {
+            continue;
+        }
+        let (file, line) =
+            object.sources.last().map_or_else(|| (object.id.to_string(), 0), |s| (s.file.clone(), s.line));
+        return Err(crate::Error::Document {
+            file,
+            line,
+            message: format!(
+                "{}: annotation `{WAVE_ANNOTATION}` must be an integer in quotes (for example \"-1\" or \"2\"), found {text}",
+                object.id
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The order of apply phases in a cluster: Namespaces, CustomResourceDefinitions, other
+/// cluster-scoped objects, namespaced objects.
+pub fn phase(id: &ObjectId, namespaced: bool) -> usize {
+    match (id.group.as_str(), id.kind.as_str()) {
+        ("", "Namespace") => 0,
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => 1,
+        _ if !namespaced => 2,
+        _ => 3,
+    }
+}
+
 /// Compares the rendered environment with the target's live state.
-pub fn plan(rendered: &Rendered, target: &LocalTarget, source: &SourceInfo, prune: bool) -> Result<Plan> {
+pub fn plan(rendered: &Rendered, target: &Target, source: &SourceInfo, prune: bool) -> Result<Plan> {
+    check_waves(rendered)?;
     let inventory = target.inventory()?;
-    let mut ids: Vec<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
-    let desired_ids: std::collections::HashSet<&ObjectId> = ids.iter().copied().collect();
+    let desired_ids: std::collections::HashSet<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
     let stale: Vec<&ObjectId> = inventory.objects.iter().filter(|id| !desired_ids.contains(id)).collect();
-    ids.extend(stale.iter().copied());
-    let live = target.read_objects(&ids)?;
     let secrets_involved = rendered.objects.iter().any(|o| crate::target::holds_secrets(&o.id, &o.secrets))
         || !inventory.secrets.is_empty()
         || inventory.objects.iter().any(|id| crate::target::holds_secrets(id, &[]));
-    let digester = target.digester(secrets_involved)?;
-    let observed = Observed { live: &live, stale: &stale, secrets: &inventory.secrets, digester: &digester };
-    Ok(compare(rendered, &observed, target.describe(), source, prune))
-}
-
-/// Plans an environment against its configured target: the local directory, or a Kubernetes
-/// cluster (where the desired side is what the API server would store).
-pub fn plan_environment(
-    root: &std::path::Path,
-    env: &crate::config::Environment,
-    rendered: &Rendered,
-    source: &SourceInfo,
-    prune: bool,
-) -> Result<Plan> {
-    match &env.target {
-        crate::config::TargetConfig::Kubernetes { context, namespace } => {
-            let target =
-                crate::target::kubernetes::KubernetesTarget::connect(context.as_deref(), namespace.as_deref())?;
-            plan_kubernetes(rendered, &target, source, prune)
+    match target {
+        Target::Local(local) => {
+            let mut ids: Vec<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
+            ids.extend(stale.iter().copied());
+            let live = local.read_objects(&ids)?;
+            let digester = local.digester(secrets_involved)?;
+            let observed = Observed { live: &live, stale: &stale, inventory: &inventory, digester: &digester };
+            let mut plan = compare(rendered, &observed, target.describe(), source, prune);
+            order(&mut plan, |id| (0, id.apply_rank()));
+            Ok(plan)
         }
-        crate::config::TargetConfig::Local { .. } => plan(rendered, &crate::target::open(root, env)?, source, prune),
-    }
-}
-
-/// A plan against a cluster: every desired object as the server would store it after a
-/// server-side apply (defaults, admission, CRD schemas applied), against the live object, both
-/// without server-owned fields.
-pub fn plan_kubernetes(
-    rendered: &Rendered,
-    target: &crate::target::kubernetes::KubernetesTarget,
-    source: &SourceInfo,
-    prune: bool,
-) -> Result<Plan> {
-    let observed = target.observe(&rendered.objects)?;
-    let mut projected = rendered.clone();
-    for object in &mut projected.objects {
-        // An object whose CRD arrives in the same plan has no projection yet: it is a create.
-        if let Some(body) = observed.projected.get(&object.id) {
-            object.body = body.clone();
+        Target::Kubernetes(cluster) => {
+            let observation = cluster.observe(&rendered.objects)?;
+            let mut live = observation.live;
+            live.extend(cluster.read_objects(&stale)?);
+            let mut projected = rendered.clone();
+            for object in &mut projected.objects {
+                // An object whose CRD arrives in the same plan has no projection yet: a create.
+                if let Some(body) = observation.projected.get(&object.id) {
+                    object.body = body.clone();
+                }
+            }
+            let digester = match cluster.digester(secrets_involved) {
+                Ok(digester) => digester,
+                Err(e) if secrets_involved => {
+                    tracing::warn!("{e}; digests of objects holding secrets are good for this run only");
+                    Digester::ephemeral()
+                }
+                Err(e) => return Err(e),
+            };
+            let observed = Observed { live: &live, stale: &stale, inventory: &inventory, digester: &digester };
+            let mut plan = compare(&projected, &observed, target.describe(), source, prune);
+            let phase_of = |id: &ObjectId| phase(id, cluster.namespaced(id, &rendered.objects));
+            order(&mut plan, |id| (phase_of(id), id.apply_rank()));
+            Ok(plan)
         }
     }
-    let secrets = BTreeMap::new();
-    // Digests of secret-holding objects need the cluster's digest key, which comes with apply.
-    let digester = Digester::new(None);
-    let observed = Observed { live: &observed.live, stale: &[], secrets: &secrets, digester: &digester };
-    Ok(compare(&projected, &observed, target.describe(), source, prune))
 }
 
-/// What the target holds: live objects, inventoried objects no longer rendered, the pointers of
-/// secret values the inventory remembers, and the target's digest key.
+/// Puts changes in apply order: by wave, then `rank`, then identity; deletions last, reversed.
+fn order(plan: &mut Plan, rank: impl Fn(&ObjectId) -> (usize, usize)) {
+    let key = |c: &Change| {
+        let wave = c.desired.as_ref().or(c.live.as_ref()).map_or(0, wave);
+        let (phase, apply_rank) = rank(&c.object);
+        (wave, phase, apply_rank, c.object.sort_key().1.to_string(), c.object.clone())
+    };
+    let (mut deletes, mut others): (Vec<Change>, Vec<Change>) =
+        std::mem::take(&mut plan.changes).into_iter().partition(|c| c.action == Action::Delete);
+    others.sort_by_cached_key(key);
+    deletes.sort_by_cached_key(key);
+    deletes.reverse();
+    plan.changes = others;
+    plan.changes.extend(deletes);
+}
+
+/// What the target holds: live objects, inventoried objects no longer rendered, the inventory,
+/// and the target's digest key.
 pub struct Observed<'a> {
     pub live: &'a HashMap<ObjectId, Value>,
     pub stale: &'a [&'a ObjectId],
-    pub secrets: &'a BTreeMap<String, Vec<String>>,
+    /// What cairn manages there: secret pointers and the digests it last applied.
+    pub inventory: &'a Inventory,
     pub digester: &'a Digester,
 }
 
@@ -177,7 +229,16 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
     let digest = |v: &Value, id: &ObjectId, secrets: &[String]| {
         observed.digester.digest(v, crate::target::holds_secrets(id, secrets))
     };
-    let live_secrets = |id: &ObjectId| observed.secrets.get(&id.to_string()).cloned().unwrap_or_default();
+    let live_secrets = |id: &ObjectId| observed.inventory.secrets.get(&id.to_string()).cloned().unwrap_or_default();
+    // Changed outside git since cairn applied it: the live object no longer has the digest
+    // cairn recorded.
+    let drifted = |id: &ObjectId, live: &Value| {
+        observed
+            .inventory
+            .applied
+            .get(&id.to_string())
+            .is_some_and(|recorded| !observed.digester.matches(live, recorded))
+    };
     let mut summary = Summary::default();
     let mut changes = Vec::with_capacity(rendered.objects.len() + observed.stale.len());
     for object in &rendered.objects {
@@ -194,6 +255,7 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
                     live_digest: None,
                     sources: object.sources.clone(),
                     secrets: object.secrets.clone(),
+                    drift: observed.inventory.applied.contains_key(&object.id.to_string()),
                 }
             }
             Some(current) if *current == object.body => {
@@ -209,6 +271,7 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
                     digest: d,
                     sources: Vec::new(),
                     secrets: Vec::new(),
+                    drift: false,
                 }
             }
             Some(current) => {
@@ -231,6 +294,7 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
                     live_digest: Some(digest(current, &object.id, &secrets)),
                     sources: object.sources.clone(),
                     secrets,
+                    drift: drifted(&object.id, current),
                 }
             }
         };
@@ -254,6 +318,7 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
                 live_digest: Some(digest(current, id, &secrets)),
                 sources: Vec::new(),
                 secrets,
+                drift: drifted(id, current),
             });
         } else {
             orphans.push((*id).clone());

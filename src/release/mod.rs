@@ -8,16 +8,13 @@ pub mod notes;
 pub mod owners;
 pub mod status;
 
-use std::fs;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::plan::{Action, Summary};
 use crate::render::ObjectId;
 use crate::repo::CommitInfo;
-use crate::target::LocalTarget;
-use crate::target::local::{LockGuard, write_json_atomically};
+use crate::target::{Lock, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -48,6 +45,9 @@ pub struct ReleaseObject {
     pub object: ObjectId,
     pub action: Action,
     pub digest: String,
+    /// Planned but not applied yet: an interrupted release lists what it did not get to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     /// Why applying this object failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -139,24 +139,11 @@ pub fn now() -> String {
 }
 
 /// Every release of the target's environment, oldest first.
-pub fn list(target: &LocalTarget) -> Result<Vec<Release>> {
-    let dir = target.releases_dir();
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(&dir, "cannot list releases", e)),
-    };
+pub fn list(target: &Target) -> Result<Vec<Release>> {
     let mut releases = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(&dir, "cannot list releases", e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".json") {
-            continue;
-        }
-        let path = entry.path();
-        let bytes = fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
+    for (place, bytes) in target.records()? {
         let release: Release = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::CorruptState { path: path.clone(), message: e.to_string() })?;
+            .map_err(|e| Error::CorruptState { path: place.into(), message: e.to_string() })?;
         releases.push(release);
     }
     releases.sort_by_key(|r| r.id);
@@ -164,17 +151,24 @@ pub fn list(target: &LocalTarget) -> Result<Vec<Release>> {
 }
 
 /// Writes (or rewrites) a release record. Call only while holding the lock.
-pub fn write(target: &LocalTarget, _lock: &LockGuard, release: &Release) -> Result<()> {
-    let path = target.releases_dir().join(format!("{:06}.json", release.id));
-    write_json_atomically(&path, release)
+pub fn write(target: &Target, lock: &Lock, release: &Release) -> Result<()> {
+    // Compact in a cluster: a ConfigMap holds at most 1 MiB.
+    let json = match target {
+        Target::Local(_) => serde_json::to_string_pretty(release),
+        Target::Kubernetes(_) => serde_json::to_string(release),
+    }
+    .map_err(|e| Error::Usage { message: e.to_string() })?;
+    target.write_record(lock, release.id, &json)
 }
 
-/// Marks releases left in progress by a killed apply as interrupted. Call only while holding
-/// the lock: then nobody else can be running them.
-pub fn mark_interrupted(target: &LocalTarget, lock: &LockGuard, releases: &mut [Release]) -> Result<()> {
+/// Marks releases left in progress by a killed apply as interrupted, and returns them. Call only
+/// while holding the lock: then nobody else can be running them.
+pub fn mark_interrupted(target: &Target, lock: &Lock, releases: &mut [Release]) -> Result<Vec<Release>> {
+    let mut found = Vec::new();
     for release in releases.iter_mut().filter(|r| r.outcome == Outcome::InProgress) {
         release.outcome = Outcome::Interrupted;
         write(target, lock, release)?;
+        found.push(release.clone());
     }
-    Ok(())
+    Ok(found)
 }

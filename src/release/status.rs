@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::plan::Action;
 use crate::render::ObjectId;
 use crate::repo::Repo;
-use crate::target::LocalTarget;
+use crate::target::Target;
 
 /// Labels that name an owner directly, checked in this order before CODEOWNERS.
 pub const OWNER_LABELS: &[&str] = &["owner", "team", "app.kubernetes.io/owner"];
@@ -71,7 +71,7 @@ pub struct Drifted {
 pub fn environment_status(
     repo: &Repo,
     environment: &str,
-    target: &LocalTarget,
+    target: &Target,
     releases: &[Release],
 ) -> Result<EnvironmentStatus> {
     let current = releases.iter().rev().find(|r| r.outcome == Outcome::Succeeded);

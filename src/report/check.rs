@@ -151,6 +151,7 @@ pub fn write_applied(
                 Applied::Applied(report) => Applied::Applied(Box::new(crate::apply::ApplyReport {
                     plan: super::mask::mask_plan(&report.plan, &masker),
                     release: report.release.clone(),
+                    resumed: report.resumed.clone(),
                 })),
                 refused => refused.clone(),
             })

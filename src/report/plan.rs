@@ -248,7 +248,11 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
             let masker = crate::secrets::Masker::new();
             let masked: Vec<ApplyReport> = reports
                 .iter()
-                .map(|r| ApplyReport { plan: super::mask::mask_plan(&r.plan, &masker), release: r.release.clone() })
+                .map(|r| ApplyReport {
+                    plan: super::mask::mask_plan(&r.plan, &masker),
+                    release: r.release.clone(),
+                    resumed: r.resumed.clone(),
+                })
                 .collect();
             write_json(w, &masked)
         }
@@ -282,6 +286,18 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
                 }
                 if !report.plan.orphans.is_empty() {
                     writeln!(w, "  kept {} object(s) no longer rendered (--no-prune)", report.plan.orphans.len())?;
+                }
+                if !r.drift.is_empty() {
+                    writeln!(w, "  {} object(s) had drifted from the previous release and were reset", r.drift.len())?;
+                }
+                for resumed in &report.resumed {
+                    writeln!(
+                        w,
+                        "  release {} was interrupted with {} object(s) not yet written; this apply finished {} of them",
+                        resumed.release,
+                        resumed.pending,
+                        resumed.finished.len()
+                    )?;
                 }
             }
             Ok(())

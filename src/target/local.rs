@@ -40,6 +40,10 @@ pub struct Inventory {
     /// so a plan masks them in the live object too, even once git no longer has the object.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, Vec<String>>,
+    /// Per object (by its display name), the digest of what cairn last applied, so a plan marks
+    /// objects changed outside git since as drift.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied: BTreeMap<String, String>,
 }
 
 /// An exclusive hold on an environment. Released when dropped, and by the kernel when the
@@ -221,6 +225,52 @@ impl LocalTarget {
     /// Writes one object. Call only while holding the lock.
     pub fn put(&self, _lock: &LockGuard, id: &ObjectId, body: &Value) -> Result<()> {
         write_json_atomically(&self.object_path(id), body)
+    }
+
+    /// Writes or deletes one group of changes in parallel (files have no order among them).
+    pub fn apply_group(&self, lock: &LockGuard, changes: &[&crate::plan::Change]) -> Vec<super::Written> {
+        use crate::plan::Action;
+        changes
+            .par_iter()
+            .map(|change| {
+                let result = match (change.action, &change.desired) {
+                    (Action::Create | Action::Update, Some(body)) => self.put(lock, &change.object, body),
+                    (Action::Delete, _) => self.delete(lock, &change.object),
+                    _ => Ok(()),
+                };
+                result.map(|()| None).map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    /// Every release record (JSON), each with its file.
+    pub fn records(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let dir = self.releases_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, "cannot list releases", e)),
+        };
+        let mut records = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, "cannot list releases", e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue;
+            }
+            let path = entry.path();
+            let bytes = fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
+            records.push((path.display().to_string(), bytes));
+        }
+        Ok(records)
+    }
+
+    /// Writes (or rewrites) one release record. Call only while holding the lock.
+    pub fn write_record(&self, _lock: &LockGuard, id: u64, json: &str) -> Result<()> {
+        let path = self.releases_dir().join(format!("{id:06}.json"));
+        let mut bytes = json.as_bytes().to_vec();
+        bytes.push(b'\n');
+        write_atomically(&path, &bytes)
     }
 
     /// Removes one object (absent is fine: deletion is idempotent). Call only while holding the lock.

@@ -4,6 +4,7 @@
 pub mod kubernetes;
 pub mod local;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Environment, TargetConfig};
 use crate::error::{Error, Result};
+use crate::render::ObjectId;
 
-pub use local::LocalTarget;
+pub use kubernetes::KubernetesTarget;
+pub use local::{Inventory, LocalTarget};
 
 /// Who holds an environment's lock, written into the lock so a second apply can name them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -40,7 +43,7 @@ impl Holder {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -49,17 +52,142 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".to_string())
 }
 
-/// Opens the target an environment is configured with. Relative local paths are relative to the
-/// configuration root.
-pub fn open(root: &Path, env: &Environment) -> Result<LocalTarget> {
+/// The live system of one environment.
+pub enum Target {
+    Local(LocalTarget),
+    Kubernetes(Box<KubernetesTarget>),
+}
+
+/// An environment's lock, held while applying: a lock file or a Lease.
+pub enum Lock {
+    Local(local::LockGuard),
+    Kubernetes(Box<kubernetes::LeaseGuard>),
+}
+
+/// One object's apply result: the stored object (none for a delete), or why it failed.
+pub type Written = std::result::Result<Option<serde_json::Value>, String>;
+
+/// Opens the target an environment is configured with (for a cluster: connects and discovers
+/// its kinds). Relative local paths are relative to the configuration root.
+pub fn open(root: &Path, env: &Environment) -> Result<Target> {
     match &env.target {
-        TargetConfig::Local { path } => Ok(LocalTarget::with_label(root.join(path), path, &env.name)),
-        TargetConfig::Kubernetes { .. } => Err(Error::Usage {
-            message: format!(
-                "environment `{}` uses the kubernetes target: `cairn plan` works against it, but this command does not yet (use a `local` target)",
-                env.name
-            ),
-        }),
+        TargetConfig::Local { path } => Ok(Target::Local(LocalTarget::with_label(root.join(path), path, &env.name))),
+        TargetConfig::Kubernetes { context, namespace, state_namespace } => {
+            Ok(Target::Kubernetes(Box::new(KubernetesTarget::connect(&kubernetes::Settings {
+                context: context.as_deref(),
+                namespace: namespace.as_deref(),
+                state_namespace: state_namespace.as_deref(),
+                environment: &env.name,
+            })?)))
+        }
+    }
+}
+
+fn wrong_lock() -> Error {
+    Error::Usage { message: "internal: a lock of another target was used".into() }
+}
+
+impl Target {
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Local(t) => t.describe(),
+            Target::Kubernetes(t) => t.describe(),
+        }
+    }
+
+    /// Takes the environment's lock or fails at once naming the holder.
+    pub fn lock(&self, holder: &Holder) -> Result<Lock> {
+        match self {
+            Target::Local(t) => t.lock(holder).map(Lock::Local),
+            Target::Kubernetes(t) => t.lock(holder).map(|l| Lock::Kubernetes(Box::new(l))),
+        }
+    }
+
+    pub fn inventory(&self) -> Result<Inventory> {
+        match self {
+            Target::Local(t) => t.inventory(),
+            Target::Kubernetes(t) => t.inventory(),
+        }
+    }
+
+    pub fn write_inventory(&self, lock: &Lock, inventory: &Inventory) -> Result<()> {
+        match (self, lock) {
+            (Target::Local(t), Lock::Local(l)) => t.write_inventory(l, inventory),
+            (Target::Kubernetes(t), Lock::Kubernetes(l)) => t.write_inventory(l, inventory),
+            _ => Err(wrong_lock()),
+        }
+    }
+
+    /// The live objects with these identities, as plans compare them (absent ones left out).
+    pub fn read_objects(&self, ids: &[&ObjectId]) -> Result<HashMap<ObjectId, serde_json::Value>> {
+        match self {
+            Target::Local(t) => t.read_objects(ids),
+            Target::Kubernetes(t) => t.read_objects(ids),
+        }
+    }
+
+    /// The digester with the target's key; with `make`, a missing key is made.
+    pub fn digester(&self, make: bool) -> Result<Digester> {
+        match self {
+            Target::Local(t) => t.digester(make),
+            Target::Kubernetes(t) => t.digester(make),
+        }
+    }
+
+    /// Every release record as stored (JSON), each with where it is stored.
+    pub fn records(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        match self {
+            Target::Local(t) => t.records(),
+            Target::Kubernetes(t) => t.records(),
+        }
+    }
+
+    /// Writes (or rewrites) one release record.
+    pub fn write_record(&self, lock: &Lock, id: u64, json: &str) -> Result<()> {
+        match (self, lock) {
+            (Target::Local(t), Lock::Local(l)) => t.write_record(l, id, json),
+            (Target::Kubernetes(t), Lock::Kubernetes(l)) => t.write_record(l, id, json),
+            _ => Err(wrong_lock()),
+        }
+    }
+
+    /// Changes with equal keys may be applied together; groups go in plan order. Locally only
+    /// the dependency rank matters; in a cluster: the wave, then Namespaces, CRDs, other
+    /// cluster-scoped objects, namespaced objects.
+    pub fn group_key(&self, change: &crate::plan::Change, objects: &[crate::render::Object]) -> (i64, usize, bool) {
+        let body = change.desired.as_ref().or(change.live.as_ref());
+        let wave = body.map_or(0, crate::plan::wave);
+        let delete = change.action == crate::plan::Action::Delete;
+        match self {
+            Target::Local(_) => (wave, change.object.apply_rank(), delete),
+            Target::Kubernetes(t) => {
+                (wave, crate::plan::phase(&change.object, t.namespaced(&change.object, objects)), delete)
+            }
+        }
+    }
+
+    /// Applies one group of changes; every change gets its own result.
+    pub fn apply_group(
+        &self,
+        lock: &Lock,
+        changes: &[&crate::plan::Change],
+        bodies: &HashMap<&ObjectId, &serde_json::Value>,
+        force_conflicts: bool,
+    ) -> Vec<Written> {
+        match (self, lock) {
+            (Target::Local(t), Lock::Local(l)) => t.apply_group(l, changes),
+            (Target::Kubernetes(t), Lock::Kubernetes(l)) => t.apply_group(l, changes, bodies, force_conflicts),
+            _ => changes.iter().map(|_| Err(wrong_lock().to_string())).collect(),
+        }
+    }
+
+    /// Waits for applied objects to become healthy; returns why those that did not are not.
+    /// Objects written to a directory are healthy once written.
+    pub fn wait_healthy(&self, ids: &[&ObjectId], timeout: std::time::Duration) -> HashMap<ObjectId, String> {
+        match self {
+            Target::Local(_) => HashMap::new(),
+            Target::Kubernetes(t) => t.wait_healthy(ids, timeout),
+        }
     }
 }
 
@@ -76,6 +204,14 @@ pub struct Digester {
 impl Digester {
     pub fn new(key: Option<&[u8]>) -> Digester {
         Digester { key: key.map(|k| zeroize::Zeroizing::new(k.to_vec())) }
+    }
+
+    /// A digester with a key for this run only: its digests of secret-holding objects match
+    /// nothing recorded, so anything compared with them is re-checked, never trusted.
+    pub fn ephemeral() -> Digester {
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut key[..]);
+        Digester::new(Some(&key[..]))
     }
 
     /// The digest of an object; `secret` says whether it holds secrets.
@@ -108,7 +244,7 @@ impl Digester {
 }
 
 /// Whether an object holds secrets: a Secret, or values decrypted from a SOPS file.
-pub fn holds_secrets(id: &crate::render::ObjectId, secrets: &[String]) -> bool {
+pub fn holds_secrets(id: &ObjectId, secrets: &[String]) -> bool {
     id.kind == "Secret" || !secrets.is_empty()
 }
 

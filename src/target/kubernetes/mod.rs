@@ -6,7 +6,12 @@
 //! The client is async; the target owns a small runtime and offers blocking calls, because the
 //! rest of the pipeline is synchronous. Requests for many objects run concurrently (bounded).
 
+pub mod apply;
+pub mod health;
+pub mod state;
+
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use futures_util::stream::{self, StreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -17,6 +22,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::render::{Object, ObjectId};
 
+pub use state::LeaseGuard;
+
 /// The field manager cairn applies as.
 pub const FIELD_MANAGER: &str = "cairn";
 
@@ -24,20 +31,42 @@ pub const FIELD_MANAGER: &str = "cairn";
 const CONCURRENCY: usize = 16;
 
 pub struct KubernetesTarget {
-    runtime: tokio::runtime::Runtime,
+    /// Shared with lock guards, whose lease renewal runs on it in the background.
+    runtime: Arc<tokio::runtime::Runtime>,
     client: kube::Client,
     /// `kubernetes:<context>`, for reports.
     label: String,
     /// The namespace of namespaced objects that name none.
     namespace: String,
-    /// (group, kind) → (plural, namespaced), from discovery.
-    kinds: HashMap<(String, String), (String, bool)>,
+    /// Where the lock, inventory, release records and digest key live.
+    state_namespace: String,
+    environment: String,
+    /// (group, kind) → how to reach it, from discovery; CRDs applied by cairn are added once
+    /// they are Established.
+    kinds: RwLock<HashMap<(String, String), Kind>>,
+}
+
+/// A served resource kind.
+#[derive(Debug, Clone)]
+struct Kind {
+    /// The preferred (or storage) version, for objects known only by identity (pruning).
+    version: String,
+    plural: String,
+    namespaced: bool,
 }
 
 /// The live objects and the server's projection of the desired ones, normalized.
 pub struct Observation {
     pub live: HashMap<ObjectId, Value>,
     pub projected: HashMap<ObjectId, Value>,
+}
+
+/// Where an environment lives in a cluster, from `cairn.yaml`.
+pub struct Settings<'a> {
+    pub context: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub state_namespace: Option<&'a str>,
+    pub environment: &'a str,
 }
 
 fn unreachable(context: &str, message: String) -> Error {
@@ -47,8 +76,11 @@ fn unreachable(context: &str, message: String) -> Error {
 impl KubernetesTarget {
     /// Connects with the kubeconfig kubectl would use (`KUBECONFIG`, else `~/.kube/config`), the
     /// given context (else the current one), and discovers the served kinds.
-    pub fn connect(context: Option<&str>, namespace: Option<&str>) -> Result<KubernetesTarget> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    pub fn connect(settings: &Settings) -> Result<KubernetesTarget> {
+        let context = settings.context;
+        // Two workers: lease renewal must go on while the main thread waits on requests.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| Error::io("tokio", "cannot start the runtime for", e))?;
@@ -72,15 +104,21 @@ impl KubernetesTarget {
         for group in discovery.groups() {
             for (resource, capabilities) in group.recommended_resources() {
                 let namespaced = capabilities.scope == Scope::Namespaced;
-                kinds.insert((resource.group.clone(), resource.kind.clone()), (resource.plural.clone(), namespaced));
+                kinds.insert(
+                    (resource.group.clone(), resource.kind.clone()),
+                    Kind { version: resource.version.clone(), plural: resource.plural.clone(), namespaced },
+                );
             }
         }
+        let namespace = settings.namespace.map_or(default_namespace, str::to_string);
         Ok(KubernetesTarget {
-            runtime,
+            runtime: Arc::new(runtime),
             client,
             label: format!("kubernetes:{}", context.unwrap_or("current-context")),
-            namespace: namespace.map_or(default_namespace, str::to_string),
-            kinds,
+            state_namespace: settings.state_namespace.map_or_else(|| namespace.clone(), str::to_string),
+            namespace,
+            environment: settings.environment.to_string(),
+            kinds: RwLock::new(kinds),
         })
     }
 
@@ -88,40 +126,96 @@ impl KubernetesTarget {
         self.label.clone()
     }
 
-    /// The API of one object, with its namespace filled in when it is namespaced and names none.
-    fn api(&self, object: &Object, crds: &[(String, String)]) -> Result<Option<(Api<DynamicObject>, Value)>> {
-        let api_version = object.body.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), api_version.to_string()),
-        };
-        let key = (group.clone(), object.id.kind.clone());
-        let (plural, namespaced) = match self.kinds.get(&key) {
-            Some(found) => found.clone(),
-            // Its CRD arrives in the same plan: nothing to ask the server yet.
-            None if crds.iter().any(|(g, k)| *g == group && *k == object.id.kind) => return Ok(None),
-            None => {
-                return Err(Error::Usage {
-                    message: format!(
-                        "{}: the API server has no kind `{}` in `{api_version}`, and no CustomResourceDefinition in this environment defines it",
-                        object.id, object.id.kind
-                    ),
-                });
-            }
-        };
+    fn kind(&self, group: &str, kind: &str) -> Option<Kind> {
+        let kinds = self.kinds.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kinds.get(&(group.to_string(), kind.to_string())).cloned()
+    }
+
+    /// Whether objects of this identity's kind live in a namespace. A kind the server does not
+    /// serve yet (its CRD comes with the same plan) is judged by the CRD among `objects`.
+    pub fn namespaced(&self, id: &ObjectId, objects: &[Object]) -> bool {
+        match self.kind(&id.group, &id.kind) {
+            Some(kind) => kind.namespaced,
+            None => crds_of(objects)
+                .into_iter()
+                .find(|c| c.group == id.group && c.kind == id.kind)
+                .map_or(id.namespace.is_some(), |c| c.namespaced),
+        }
+    }
+
+    /// The API of one object, at `api_version` (else the kind's preferred version).
+    fn api_for(&self, id: &ObjectId, api_version: Option<&str>) -> Option<(Api<DynamicObject>, bool)> {
+        let kind = self.kind(&id.group, &id.kind)?;
+        let version = api_version.and_then(|v| v.rsplit('/').next()).unwrap_or(&kind.version).to_string();
+        let api_version = if id.group.is_empty() { version.clone() } else { format!("{}/{version}", id.group) };
         let resource =
-            ApiResource { group, version, api_version: api_version.to_string(), kind: object.id.kind.clone(), plural };
-        let mut body = object.body.clone();
-        let api = if namespaced {
-            let ns = object.id.namespace.clone().unwrap_or_else(|| self.namespace.clone());
-            if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("namespace".into(), Value::String(ns.clone()));
-            }
-            Api::namespaced_with(self.client.clone(), &ns, &resource)
+            ApiResource { group: id.group.clone(), version, api_version, kind: id.kind.clone(), plural: kind.plural };
+        let api = if kind.namespaced {
+            let ns = id.namespace.as_deref().unwrap_or(&self.namespace);
+            Api::namespaced_with(self.client.clone(), ns, &resource)
         } else {
             Api::all_with(self.client.clone(), &resource)
         };
-        Ok(Some((api, body)))
+        Some((api, kind.namespaced))
+    }
+
+    /// The body to send: the namespace filled in when the kind is namespaced and names none.
+    fn placed(&self, id: &ObjectId, body: &Value, namespaced: bool) -> Value {
+        let mut body = body.clone();
+        if namespaced && let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            let ns = id.namespace.clone().unwrap_or_else(|| self.namespace.clone());
+            meta.insert("namespace".into(), Value::String(ns));
+        }
+        body
+    }
+
+    /// The API of one desired object, with its body placed; `None` when its CRD arrives in the
+    /// same plan. An unknown kind without such a CRD is an error naming the object.
+    fn api(&self, object: &Object, crds: &[CrdKind]) -> Result<Option<(Api<DynamicObject>, Value)>> {
+        let api_version = object.body.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
+        match self.api_for(&object.id, Some(api_version)) {
+            Some((api, namespaced)) => Ok(Some((api, self.placed(&object.id, &object.body, namespaced)))),
+            None if crds.iter().any(|c| c.group == object.id.group && c.kind == object.id.kind) => Ok(None),
+            None => Err(Error::Usage {
+                message: format!(
+                    "{}: the API server has no kind `{}` in `{api_version}`, and no CustomResourceDefinition in this environment defines it",
+                    object.id, object.id.kind
+                ),
+            }),
+        }
+    }
+
+    /// Reads the live objects with these identities, normalized (absent ones, and kinds the
+    /// server does not serve, are left out).
+    pub fn read_objects(&self, ids: &[&ObjectId]) -> Result<HashMap<ObjectId, Value>> {
+        let mut live = self.read_raw(ids)?;
+        live.values_mut().for_each(normalize);
+        Ok(live)
+    }
+
+    /// Like `read_objects`, with status and server-owned metadata kept (for health checks).
+    pub fn read_raw(&self, ids: &[&ObjectId]) -> Result<HashMap<ObjectId, Value>> {
+        let work: Vec<(ObjectId, Api<DynamicObject>)> =
+            ids.iter().filter_map(|id| self.api_for(id, None).map(|(api, _)| ((*id).clone(), api))).collect();
+        let results: Vec<Result<Option<(ObjectId, Value)>>> = self.runtime.block_on(
+            stream::iter(work)
+                .map(|(id, api)| async move {
+                    match api.get_opt(&id.name).await {
+                        Ok(Some(found)) => Ok(Some((id, to_value(found)?))),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(Error::Usage { message: format!("{id}: {}", describe_error(&e)) }),
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect(),
+        );
+        let mut live = HashMap::new();
+        for result in results {
+            if let Some((id, value)) = result? {
+                live.insert(id, value);
+            }
+        }
+        Ok(live)
     }
 
     /// For every object: its live state, and what the server would store after a server-side
@@ -184,16 +278,36 @@ impl KubernetesTarget {
 /// One object's live state and server projection (absent: none yet).
 type Seen = (ObjectId, Option<Value>, Option<Value>);
 
-/// (group, kind) of the custom resources the CustomResourceDefinitions among the objects define.
-fn crds_of(objects: &[Object]) -> Vec<(String, String)> {
-    objects
-        .iter()
-        .filter(|o| o.id.kind == "CustomResourceDefinition")
-        .filter_map(|o| {
-            let spec = o.body.get("spec")?;
-            Some((spec.get("group")?.as_str()?.to_string(), spec.pointer("/names/kind")?.as_str()?.to_string()))
-        })
-        .collect()
+/// A kind defined by a CustomResourceDefinition among the desired objects.
+#[derive(Debug, Clone)]
+struct CrdKind {
+    group: String,
+    kind: String,
+    plural: String,
+    namespaced: bool,
+    /// The storage version.
+    version: String,
+}
+
+/// The kinds the CustomResourceDefinitions among the objects define.
+fn crds_of(objects: &[Object]) -> Vec<CrdKind> {
+    objects.iter().filter(|o| o.id.kind == "CustomResourceDefinition").filter_map(|o| crd_kind(&o.body)).collect()
+}
+
+fn crd_kind(body: &Value) -> Option<CrdKind> {
+    let spec = body.get("spec")?;
+    let versions = spec.get("versions").and_then(Value::as_array);
+    let version = versions
+        .and_then(|vs| vs.iter().find(|v| v.get("storage") == Some(&Value::Bool(true))).or(vs.first()))
+        .and_then(|v| v.get("name")?.as_str())
+        .or_else(|| spec.get("version")?.as_str())?;
+    Some(CrdKind {
+        group: spec.get("group")?.as_str()?.to_string(),
+        kind: spec.pointer("/names/kind")?.as_str()?.to_string(),
+        plural: spec.pointer("/names/plural")?.as_str()?.to_string(),
+        namespaced: spec.get("scope").and_then(Value::as_str) != Some("Cluster"),
+        version: version.to_string(),
+    })
 }
 
 fn to_value(object: DynamicObject) -> Result<Value> {
@@ -212,7 +326,7 @@ fn missing_namespace(e: &kube::Error, planned: &[&str]) -> bool {
 }
 
 /// The server's message (for API errors) or the transport error.
-fn describe_error(e: &kube::Error) -> String {
+pub fn describe_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
         other => other.to_string(),
