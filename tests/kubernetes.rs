@@ -4,64 +4,11 @@
 //! unknown kind, a missing right and an unreachable server are refused with the server's words.
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::Fixture;
+use common::cluster::Cluster;
 use serde_json::Value;
-
-/// A running API server; stopped when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // A free port for the API (etcd takes the two after it).
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-test.sh"))
-            .arg("start")
-            .arg(dir.path())
-            .arg(port.to_string())
-            .output()
-            .expect("run scripts/kube-test.sh (scripts/test.sh installs the API server)");
-        assert!(out.status.success(), "the API server did not start: {}", String::from_utf8_lossy(&out.stderr));
-        Cluster { dir }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
-        use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("kubectl");
-        if let Some(text) = stdin {
-            child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().expect("kubectl");
-        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-test.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
 
 const CONFIG: &str = "\
 environments:

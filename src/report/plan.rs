@@ -109,7 +109,8 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
             Action::Unchanged => continue,
         };
         let origin = change.sources.last().map(|s| format!("  ({s})")).unwrap_or_default();
-        writeln!(w, "  {} {}{}", style.paint(paint, mark), change.object, style.paint(colors::DIM, &origin))?;
+        let drift = if change.drift { format!("  {}", style.paint(colors::RED, DRIFT)) } else { String::new() };
+        writeln!(w, "  {} {}{}{drift}", style.paint(paint, mark), change.object, style.paint(colors::DIM, &origin))?;
         for field in &change.fields {
             writeln!(
                 w,
@@ -147,6 +148,9 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
 }
 
 /// A value on one line, shortened for people: `3`, `"text"`, `{…}` when long.
+/// The mark of a change whose live object was changed outside git since cairn applied it.
+const DRIFT: &str = "[drift: changed outside git since the last apply]";
+
 fn show_value(value: Option<&Value>) -> String {
     match value {
         None => "(absent)".to_string(),
@@ -208,9 +212,10 @@ fn write_plans_markdown(w: &mut dyn Write, plans: &[Plan], show_diff: bool) -> i
         for change in p.changes.iter().filter(|c| c.action != Action::Unchanged) {
             writeln!(
                 w,
-                "<details><summary><b>{}</b> <code>{}</code></summary>\n",
+                "<details><summary><b>{}</b> <code>{}</code>{}</summary>\n",
                 change.action.as_str(),
-                change.object
+                change.object,
+                if change.drift { format!(" ⚠ {DRIFT}") } else { String::new() }
             )?;
             if !change.fields.is_empty() {
                 writeln!(w, "| field | live | desired |\n|---|---|---|")?;

@@ -2,6 +2,8 @@
 //! dates, so commit ids are stable), and the real binary to run over them.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
