@@ -5,7 +5,10 @@ kube-apiserver (scripts/kube-test.sh), side by side in one run with the anchor:
 - `cairn plan` versus `kubectl diff --server-side` while nothing exists yet (every object a
   create, dry-run by the server), and
 - the same after the objects were applied server-side as field manager `cairn` (a no-change
-  re-plan).
+  re-plan), and
+- `cairn apply` versus `kubectl apply --server-side` of the same objects: into an empty cluster
+  (every object created; the objects are deleted again between runs, untimed) and again with
+  nothing to change.
 
 Usage: scripts/bench_kube.py [--objects 1000] [--runs 3] [--binary target/release/cairn]
 """
@@ -60,7 +63,8 @@ def main():
         repo = os.path.join(root, "repo")
         os.makedirs(os.path.join(repo, "base"))
         with open(os.path.join(repo, "cairn.yaml"), "w") as f:
-            f.write("environments:\n  bench:\n    layers: [base]\n    target:\n      kubernetes: { context: admin }\n")
+            f.write("environments:\n  bench:\n    layers: [base]\n    target:\n"
+                    "      kubernetes: { context: admin, state_namespace: cairn-bench }\n")
         for i, doc in enumerate(objects(args.objects)):
             with open(os.path.join(repo, "base", f"o{i:04d}.yaml"), "w") as f:
                 f.write(doc)
@@ -84,11 +88,38 @@ def main():
         same_cairn = timed(plan, env, args.runs)
         same_kubectl = timed(diff, env, args.runs)
 
+        apply = [cairn, "--repo", repo, "apply", "--env", "bench", "--rev", "HEAD", "--format", "json"]
+        kubectl_apply = ["kubectl", "apply", "--server-side", "--field-manager=cairn", "-f", rendered]
+
+        def clean():
+            """Removes the benchmark's objects and cairn's records (untimed)."""
+            for args_ in (["delete", "configmaps,services,deployments", "--all-namespaces",
+                           "-l", "app.kubernetes.io/managed-by=cairn", "--wait=false"],
+                          ["-n", "cairn-bench", "delete", "configmaps,leases,secrets", "--all", "--wait=false"]):
+                subprocess.run(["kubectl"] + args_, env=env, check=True, stdout=subprocess.DEVNULL)
+
+        def timed_fresh(cmd):
+            times = []
+            for _ in range(args.runs):
+                clean()
+                times.append(timed(cmd, env, 1)[0])
+            return statistics.median(times), min(times)
+
+        apply_cairn = timed_fresh(apply)
+        apply_kubectl = timed_fresh(kubectl_apply)
+        subprocess.run(apply, env=env, check=True, stdout=subprocess.DEVNULL)
+        noop_cairn = timed(apply, env, args.runs)
+        noop_kubectl = timed(kubectl_apply, env, args.runs)
+
         print(f"{args.objects} objects against kube-apiserver on loopback, {os.cpu_count()} CPUs, medians of {args.runs}")
         print(f"  all creates:  cairn plan {create_cairn[0]:.2f}s   kubectl diff --server-side {create_kubectl[0]:.2f}s   "
               f"ratio {create_kubectl[0] / create_cairn[0]:.1f}x")
         print(f"  no changes:   cairn plan {same_cairn[0]:.2f}s   kubectl diff --server-side {same_kubectl[0]:.2f}s   "
               f"ratio {same_kubectl[0] / same_cairn[0]:.1f}x")
+        print(f"  apply, all creates: cairn apply {apply_cairn[0]:.2f}s   kubectl apply --server-side "
+              f"{apply_kubectl[0]:.2f}s   ratio {apply_kubectl[0] / apply_cairn[0]:.1f}x")
+        print(f"  apply, no changes:  cairn apply {noop_cairn[0]:.2f}s   kubectl apply --server-side "
+              f"{noop_kubectl[0]:.2f}s   ratio {noop_kubectl[0] / noop_cairn[0]:.1f}x")
     finally:
         subprocess.run([os.path.join(HERE, "kube-test.sh"), "stop", cluster])
         shutil.rmtree(root, ignore_errors=True)

@@ -355,3 +355,64 @@ fn the_lock_health_waits_and_an_interrupted_apply_resumed() {
         .kubectl(&["-n", "shop", "get", "configmaps", "-l", "app.kubernetes.io/managed-by=cairn", "-o", "name"], None);
     assert_eq!(count.lines().count(), 240);
 }
+
+#[test]
+fn secrets_applied_to_a_cluster_never_show_in_outputs_or_records() {
+    use base64::Engine;
+    const PASSWORD: &str = "k8s-pa55word-never-shown";
+    const API_KEY: &str = "k8s-api-key-never-shown";
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let forbidden = [PASSWORD.to_string(), API_KEY.to_string(), b64(PASSWORD), b64(API_KEY)];
+    let assert_clean = |what: &str, text: &str| {
+        for s in &forbidden {
+            assert!(!text.contains(s.as_str()), "{what} shows a secret ({s}):\n{text}");
+        }
+    };
+    let cluster = Cluster::start();
+    let f = fixture(&cluster, &[NAMESPACE]);
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
+    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n    encrypted_regex: ^(password|api_key)$\n"));
+    f.write(
+        "base/db.yaml",
+        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: shop\nstringData:\n  password: {PASSWORD}\n"),
+    );
+    f.write(
+        "base/credentials.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: credentials\n  namespace: shop\ndata:\n  api_key: {API_KEY}\n  region: eu\n"),
+    );
+    common::sops_encrypt(f.path(), &f.join("base/db.yaml"), &[]);
+    common::sops_encrypt(f.path(), &f.join("base/credentials.yaml"), &[]);
+    f.commit("feat: credentials");
+    f.set_env("CAIRN_AGE_KEY_FILE", &key.display().to_string());
+
+    assert_clean("plan", &f.ok(&["plan", "--env", "staging"], 0));
+    assert_clean("plan json", &f.ok(&["plan", "--env", "staging", "--format", "json"], 0));
+    let applied = f.ok(&["apply", "--env", "staging", "--format", "json"], 0);
+    assert_clean("apply", &applied);
+    let report: Value = serde_json::from_str(&applied).expect("json");
+    assert!(outcome(&report, "Secret", "db")["digest"].as_str().is_some_and(|d| d.starts_with("hmac-sha256:")), "{report:#}");
+    assert!(outcome(&report, "ConfigMap", "credentials")["digest"].as_str().is_some_and(|d| d.starts_with("hmac-sha256:")));
+    // The cluster holds the plaintext, cairn's records do not.
+    let stored = cluster.kubectl(&["-n", "shop", "get", "secret", "db", "-o", "jsonpath={.data.password}"], None);
+    assert_eq!(stored, b64(PASSWORD));
+    assert_clean("records", &cluster.kubectl(&["-n", "cairn-state", "get", "configmaps", "-o", "yaml"], None));
+    for args in [
+        vec!["history", "--env", "staging", "--format", "json"],
+        vec!["status", "--env", "staging", "--format", "json"],
+        vec!["notes", "--env", "staging"],
+        vec!["plan", "--env", "staging", "--format", "json"],
+    ] {
+        assert_clean(&format!("{args:?}"), &f.ok(&args, 0));
+    }
+    // A changed password is an update shown as a marker.
+    f.write(
+        "base/db.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: shop\nstringData:\n  password: rotated-value-9\n",
+    );
+    common::sops_encrypt(f.path(), &f.join("base/db.yaml"), &[]);
+    f.commit("rotate");
+    let plan = f.ok(&["plan", "--env", "staging"], 0);
+    assert_clean("plan of a rotation", &plan);
+    assert!(plan.contains("<secret: changed") && !plan.contains("rotated-value-9"), "{plan}");
+}
