@@ -104,7 +104,8 @@ pub fn apply_checked(
     let lock = target.lock(&Holder::current(&options.actor))?;
     let mut history = release::list(target)?;
     let interrupted = release::mark_interrupted(target, &lock, &mut history)?;
-    let plan = plan::plan(rendered, target, source, options.prune)?;
+    // Compared with a saved plan, every create must be projected exactly as the saved one was.
+    let plan = plan::plan_with(rendered, target, source, options.prune, expected.is_some())?;
     if let Some(saved) = expected {
         let moved = moved(saved, &plan);
         if !moved.is_empty() {
@@ -239,11 +240,24 @@ pub fn apply_checked(
     // object that failed keeps what was recorded before.
     let mut applied = inventory.applied.clone();
     applied.retain(|id, _| names.contains(id));
+    let mut rendered_digests = inventory.rendered.clone();
+    rendered_digests.retain(|id, _| names.contains(id));
+    let sources: HashMap<&ObjectId, &crate::render::Object> = rendered.objects.iter().map(|o| (&o.id, o)).collect();
     for object in record.objects.iter().filter(|o| o.error.is_none() && o.action != Action::Delete) {
-        applied.insert(object.object.to_string(), object.digest.clone());
+        let name = object.object.to_string();
+        applied.insert(name.clone(), object.digest.clone());
+        if let Some(source) = sources.get(&object.object) {
+            let secret = crate::target::holds_secrets(&source.id, &source.secrets);
+            rendered_digests.insert(name, digester.digest(&source.body, secret));
+        }
     }
-    let final_inventory =
-        Inventory { environment: rendered.environment.clone(), objects: final_objects, secrets, applied };
+    let final_inventory = Inventory {
+        environment: rendered.environment.clone(),
+        objects: final_objects,
+        secrets,
+        applied,
+        rendered: rendered_digests,
+    };
     if final_inventory != inventory {
         target.write_inventory(&lock, &final_inventory)?;
     }

@@ -152,6 +152,12 @@ pub fn phase(id: &ObjectId, namespaced: bool) -> usize {
 
 /// Compares the rendered environment with the target's live state.
 pub fn plan(rendered: &Rendered, target: &Target, source: &SourceInfo, prune: bool) -> Result<Plan> {
+    plan_with(rendered, target, source, prune, true)
+}
+
+/// Like `plan`; without `exact`, objects a cluster does not have yet are not dry-run (their
+/// desired side is the object as rendered), which is all an apply that writes them next needs.
+pub fn plan_with(rendered: &Rendered, target: &Target, source: &SourceInfo, prune: bool, exact: bool) -> Result<Plan> {
     check_waves(rendered)?;
     let inventory = target.inventory()?;
     let desired_ids: std::collections::HashSet<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
@@ -171,7 +177,23 @@ pub fn plan(rendered: &Rendered, target: &Target, source: &SourceInfo, prune: bo
             Ok(plan)
         }
         Target::Kubernetes(cluster) => {
-            let observation = cluster.observe(&rendered.objects)?;
+            let digester = match cluster.digester(secrets_involved) {
+                Ok(digester) => digester,
+                Err(e) if secrets_involved => {
+                    tracing::warn!("{e}; digests of objects holding secrets are good for this run only");
+                    Digester::ephemeral()
+                }
+                Err(e) => return Err(e),
+            };
+            // Rendered as last applied and live as cairn left it: the server would store what it
+            // has, so no dry run is needed.
+            let reuse = |object: &crate::render::Object, live: &Value| {
+                let key = object.id.to_string();
+                let secret = crate::target::holds_secrets(&object.id, &object.secrets);
+                inventory.rendered.get(&key).is_some_and(|d| *d == digester.digest(&object.body, secret))
+                    && inventory.applied.get(&key).is_some_and(|d| digester.matches(live, d))
+            };
+            let observation = cluster.observe(&rendered.objects, &reuse, !exact)?;
             let mut live = observation.live;
             live.extend(cluster.read_objects(&stale)?);
             let mut projected = rendered.clone();
@@ -181,14 +203,6 @@ pub fn plan(rendered: &Rendered, target: &Target, source: &SourceInfo, prune: bo
                     object.body = body.clone();
                 }
             }
-            let digester = match cluster.digester(secrets_involved) {
-                Ok(digester) => digester,
-                Err(e) if secrets_involved => {
-                    tracing::warn!("{e}; digests of objects holding secrets are good for this run only");
-                    Digester::ephemeral()
-                }
-                Err(e) => return Err(e),
-            };
             let observed = Observed { live: &live, stale: &stale, inventory: &inventory, digester: &digester };
             let mut plan = compare(&projected, &observed, target.describe(), source, prune);
             let phase_of = |id: &ObjectId| phase(id, cluster.namespaced(id, &rendered.objects));

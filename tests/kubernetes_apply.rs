@@ -213,17 +213,21 @@ fn a_crd_and_its_resources_in_one_apply_waves_rights_and_rejections() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("base/bad.yaml") && err.contains("cairn/wave"), "{err}");
 
-    // An object the server rejects: exit 2 naming it and the server's words; nothing written.
+    // An object the server rejects: `plan` (a dry run of everything) refuses with exit 2 naming
+    // it and the server's words; `apply` writes what it can and fails that object only.
     f.write(
         "base/bad.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  namespace: shop\ndata:\n  'no spaces allowed': x\n",
     );
     f.commit("bad key");
-    let (code, _, err) = f.run(&["apply", "--env", "staging"]);
+    let (code, _, err) = f.run(&["plan", "--env", "staging"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("ConfigMap shop/bad") && err.contains("a valid config key"), "{err}");
+    let (code, out, err) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.contains("failed create ConfigMap shop/bad") && out.contains("a valid config key"), "{out}");
     let history = f.json(&["history", "--env", "staging", "--format", "json"], 0);
-    assert_eq!(history.as_array().map(Vec::len), Some(1), "no release for a refused apply: {history:#}");
+    assert_eq!(history[1]["outcome"], "failed", "the failure is recorded: {history:#}");
 
     // A user without rights: the server's refusal, naming the user.
     f.remove("base/bad.yaml");
@@ -391,8 +395,13 @@ fn secrets_applied_to_a_cluster_never_show_in_outputs_or_records() {
     let applied = f.ok(&["apply", "--env", "staging", "--format", "json"], 0);
     assert_clean("apply", &applied);
     let report: Value = serde_json::from_str(&applied).expect("json");
-    assert!(outcome(&report, "Secret", "db")["digest"].as_str().is_some_and(|d| d.starts_with("hmac-sha256:")), "{report:#}");
-    assert!(outcome(&report, "ConfigMap", "credentials")["digest"].as_str().is_some_and(|d| d.starts_with("hmac-sha256:")));
+    assert!(
+        outcome(&report, "Secret", "db")["digest"].as_str().is_some_and(|d| d.starts_with("hmac-sha256:")),
+        "{report:#}"
+    );
+    assert!(
+        outcome(&report, "ConfigMap", "credentials")["digest"].as_str().is_some_and(|d| d.starts_with("hmac-sha256:"))
+    );
     // The cluster holds the plaintext, cairn's records do not.
     let stored = cluster.kubectl(&["-n", "shop", "get", "secret", "db", "-o", "jsonpath={.data.password}"], None);
     assert_eq!(stored, b64(PASSWORD));

@@ -44,6 +44,10 @@ pub struct Inventory {
     /// objects changed outside git since as drift.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub applied: BTreeMap<String, String>,
+    /// Per object (by its display name), the digest of the rendered object cairn last applied:
+    /// with `applied`, a cluster plan knows an object both sides left alone without a dry run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rendered: BTreeMap<String, String>,
 }
 
 /// An exclusive hold on an environment. Released when dropped, and by the kernel when the

@@ -221,39 +221,70 @@ impl KubernetesTarget {
     /// For every object: its live state, and what the server would store after a server-side
     /// apply (a dry run: nothing is written). An object the server rejects is an error naming it
     /// and the server's message.
-    pub fn observe(&self, objects: &[Object]) -> Result<Observation> {
+    ///
+    /// Live objects are listed per kind and namespace where several are wanted (one request
+    /// instead of one per object). `reuse` may answer the projection without a dry run (an
+    /// object whose rendered form and live state are exactly as cairn last left them projects
+    /// to its live state); with `skip_creates`, objects that do not exist are not dry-run (an
+    /// apply writes them next anyway).
+    pub fn observe(
+        &self,
+        objects: &[Object],
+        reuse: &dyn Fn(&Object, &Value) -> bool,
+        skip_creates: bool,
+    ) -> Result<Observation> {
         let crds = crds_of(objects);
         let mut work = Vec::new();
         for object in objects {
             if let Some((api, body)) = self.api(object, &crds)? {
-                work.push((object.id.clone(), api, body));
+                work.push((object, api, body));
             }
         }
-        let params = PatchParams::apply(FIELD_MANAGER).dry_run().force();
         let planned_namespaces: Vec<&str> = objects
             .iter()
             .filter(|o| o.id.kind == "Namespace" && o.id.group.is_empty())
             .map(|o| o.id.name.as_str())
             .collect();
+        let listed = self.list_live(&work, &planned_namespaces)?;
+        let params = PatchParams::apply(FIELD_MANAGER).dry_run().force();
         let results: Vec<Result<Seen>> = self.runtime.block_on(
             stream::iter(work)
-                .map(|(id, api, body)| {
+                .map(|(object, api, body)| {
                     let params = params.clone();
                     let planned_namespaces = &planned_namespaces;
+                    let listed = &listed;
                     async move {
+                        let id = object.id.clone();
                         let fail = |e: kube::Error| Error::Usage { message: format!("{id}: {}", describe_error(&e)) };
-                        let live = match api.get_opt(&id.name).await {
-                            Ok(live) => live,
-                            // Its namespace arrives in the same plan: it is a create.
-                            Err(e) if missing_namespace(&e, planned_namespaces) => return Ok((id, None, None)),
-                            Err(e) => return Err(fail(e)),
+                        let live = match listed.get(&id) {
+                            Some(found) => found.clone(),
+                            None => match api.get_opt(&id.name).await {
+                                Ok(live) => live.map(to_value).transpose()?.map(|mut v| {
+                                    normalize(&mut v);
+                                    v
+                                }),
+                                // Its namespace arrives in the same plan: it is a create.
+                                Err(e) if missing_namespace(&e, planned_namespaces) => return Ok((id, None, None)),
+                                Err(e) => return Err(fail(e)),
+                            },
                         };
+                        match &live {
+                            None if skip_creates => return Ok((id, None, None)),
+                            Some(live) if reuse(object, live) => {
+                                return Ok((id.clone(), Some(live.clone()), Some(live.clone())));
+                            }
+                            _ => {}
+                        }
                         let projected = match api.patch(&id.name, &params, &Patch::Apply(&body)).await {
-                            Ok(projected) => Some(to_value(projected)?),
+                            Ok(projected) => {
+                                let mut value = to_value(projected)?;
+                                normalize(&mut value);
+                                Some(value)
+                            }
                             Err(e) if missing_namespace(&e, planned_namespaces) => None,
                             Err(e) => return Err(fail(e)),
                         };
-                        Ok((id, live.map(to_value).transpose()?, projected))
+                        Ok((id, live, projected))
                     }
                 })
                 .buffer_unordered(CONCURRENCY)
@@ -262,18 +293,83 @@ impl KubernetesTarget {
         let mut observation = Observation { live: HashMap::new(), projected: HashMap::new() };
         for result in results {
             let (id, live, projected) = result?;
-            if let Some(mut live) = live {
-                normalize(&mut live);
+            if let Some(live) = live {
                 observation.live.insert(id.clone(), live);
             }
-            if let Some(mut projected) = projected {
-                normalize(&mut projected);
+            if let Some(projected) = projected {
                 observation.projected.insert(id, projected);
             }
         }
         Ok(observation)
     }
+
+    /// The live objects (normalized) of every kind and namespace from which at least
+    /// `LIST_FROM` objects are wanted, one list request each; absent ones are known absent
+    /// (`None`). Other objects are left to a GET each.
+    fn list_live(
+        &self,
+        work: &[(&Object, Api<DynamicObject>, Value)],
+        planned_namespaces: &[&str],
+    ) -> Result<HashMap<ObjectId, Option<Value>>> {
+        const LIST_FROM: usize = 4;
+        let mut buckets: HashMap<(String, String, Option<String>), Vec<usize>> = HashMap::new();
+        for (i, (object, _, body)) in work.iter().enumerate() {
+            let namespace = body.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+            buckets.entry((object.id.group.clone(), object.id.kind.clone(), namespace)).or_default().push(i);
+        }
+        let lists: Vec<&Vec<usize>> = buckets.values().filter(|b| b.len() >= LIST_FROM).collect();
+        let results: Vec<Result<Vec<Listed>>> = self.runtime.block_on(
+            stream::iter(lists)
+                .map(|bucket| async move {
+                    let api = &work[bucket[0]].1;
+                    let list = match api.list(&kube::api::ListParams::default()).await {
+                        Ok(list) => list,
+                        // The namespace itself arrives with the plan: nothing in it exists.
+                        Err(e) if missing_namespace(&e, planned_namespaces) => kube::api::ObjectList {
+                            types: Default::default(),
+                            metadata: Default::default(),
+                            items: Vec::new(),
+                        },
+                        Err(e) => {
+                            let id = &work[bucket[0]].0.id;
+                            return Err(Error::Usage { message: format!("{id}: {}", describe_error(&e)) });
+                        }
+                    };
+                    let mut by_name: HashMap<String, DynamicObject> =
+                        list.items.into_iter().filter_map(|item| Some((item.metadata.name.clone()?, item))).collect();
+                    bucket
+                        .iter()
+                        .map(|&i| {
+                            let (object, _, body) = &work[i];
+                            let live = by_name.remove(&object.id.name).map(to_value).transpose()?.map(|mut v| {
+                                // Items of a list do not repeat their kind and version.
+                                if let Some(map) = v.as_object_mut() {
+                                    for key in ["apiVersion", "kind"] {
+                                        if let Some(value) = body.get(key) {
+                                            map.insert(key.to_string(), value.clone());
+                                        }
+                                    }
+                                }
+                                normalize(&mut v);
+                                v
+                            });
+                            Ok((object.id.clone(), live))
+                        })
+                        .collect()
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect(),
+        );
+        let mut live = HashMap::new();
+        for result in results {
+            live.extend(result?);
+        }
+        Ok(live)
+    }
 }
+
+/// One object's live state from a list (absent: it does not exist).
+type Listed = (ObjectId, Option<Value>);
 
 /// One object's live state and server projection (absent: none yet).
 type Seen = (ObjectId, Option<Value>, Option<Value>);
