@@ -114,7 +114,7 @@ pub fn apply_checked(
     }
     let previous = history.iter().rev().find(|r| r.outcome == Outcome::Succeeded);
     let drift = match previous {
-        Some(p) => drifted(target, p)?,
+        Some(p) => drifted(target, p, &plan)?,
         None => Vec::new(),
     };
 
@@ -310,16 +310,37 @@ fn describe(change: &crate::plan::Change) -> String {
 }
 
 /// Objects whose live state no longer matches what `previous` applied: changed or removed
-/// outside cairn since.
-fn drifted(target: &Target, previous: &Release) -> Result<Vec<ObjectId>> {
-    let expected: Vec<&ReleaseObject> =
-        previous.objects.iter().filter(|o| o.action != Action::Delete && o.error.is_none()).collect();
-    let ids: Vec<&ObjectId> = expected.iter().map(|o| &o.object).collect();
-    let live = target.read_objects(&ids)?;
-    let digester = target.digester(false)?;
-    Ok(expected
-        .iter()
-        .filter(|o| live.get(&o.object).is_none_or(|body| !digester.matches(body, &o.digest)))
-        .map(|o| o.object.clone())
-        .collect())
+/// outside cairn since. The plan just made has the live digest of nearly every object; only
+/// those it does not cover are read again.
+fn drifted(target: &Target, previous: &Release, plan: &Plan) -> Result<Vec<ObjectId>> {
+    let seen: HashMap<&ObjectId, Option<&str>> =
+        plan.changes.iter().map(|c| (&c.object, c.live_digest.as_deref())).collect();
+    let mut drift = Vec::new();
+    let mut unknown = Vec::new();
+    for object in previous.objects.iter().filter(|o| o.action != Action::Delete && o.error.is_none()) {
+        let keyed = |d: &str| d.starts_with("hmac-");
+        match seen.get(&object.object) {
+            // Absent now.
+            Some(None) => drift.push(object.object.clone()),
+            Some(Some(live)) if keyed(live) == keyed(&object.digest) => {
+                if *live != object.digest {
+                    drift.push(object.object.clone());
+                }
+            }
+            _ => unknown.push(object),
+        }
+    }
+    if !unknown.is_empty() {
+        let ids: Vec<&ObjectId> = unknown.iter().map(|o| &o.object).collect();
+        let live = target.read_objects(&ids)?;
+        let digester = target.digester(false)?;
+        drift.extend(
+            unknown
+                .iter()
+                .filter(|o| live.get(&o.object).is_none_or(|body| !digester.matches(body, &o.digest)))
+                .map(|o| o.object.clone()),
+        );
+    }
+    drift.sort();
+    Ok(drift)
 }

@@ -9,9 +9,7 @@ use futures_util::stream::{self, StreamExt};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::Value;
 
-use super::{
-    CONCURRENCY, FIELD_MANAGER, Kind, KubernetesTarget, LeaseGuard, crd_kind, describe_error, normalize, to_value,
-};
+use super::{FIELD_MANAGER, Kind, KubernetesTarget, LeaseGuard, crd_kind, describe_error, normalize, to_value};
 use crate::plan::{Action, Change};
 use crate::render::ObjectId;
 use crate::target::Written;
@@ -45,7 +43,7 @@ impl KubernetesTarget {
                     let body = bodies.get(&change.object).copied();
                     async move { (i, self.write_one(change, body, &params).await) }
                 })
-                .buffer_unordered(CONCURRENCY)
+                .buffer_unordered(super::concurrency())
                 .collect(),
         );
         results.sort_by_key(|(i, _)| *i);

@@ -27,8 +27,17 @@ pub use state::LeaseGuard;
 /// The field manager cairn applies as.
 pub const FIELD_MANAGER: &str = "cairn";
 
-/// How many requests are in flight at once.
-const CONCURRENCY: usize = 16;
+/// How many requests are in flight at once, unless `CAIRN_KUBE_CONCURRENCY` says otherwise.
+const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Requests in flight at once: `CAIRN_KUBE_CONCURRENCY` (1–256), else the default.
+fn concurrency() -> usize {
+    std::env::var("CAIRN_KUBE_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=256).contains(n))
+        .unwrap_or(DEFAULT_CONCURRENCY)
+}
 
 pub struct KubernetesTarget {
     /// Shared with lock guards, whose lease renewal runs on it in the background.
@@ -206,7 +215,7 @@ impl KubernetesTarget {
                         Err(e) => Err(Error::Usage { message: format!("{id}: {}", describe_error(&e)) }),
                     }
                 })
-                .buffer_unordered(CONCURRENCY)
+                .buffer_unordered(concurrency())
                 .collect(),
         );
         let mut live = HashMap::new();
@@ -287,7 +296,7 @@ impl KubernetesTarget {
                         Ok((id, live, projected))
                     }
                 })
-                .buffer_unordered(CONCURRENCY)
+                .buffer_unordered(concurrency())
                 .collect(),
         );
         let mut observation = Observation { live: HashMap::new(), projected: HashMap::new() };
@@ -357,7 +366,7 @@ impl KubernetesTarget {
                         })
                         .collect()
                 })
-                .buffer_unordered(CONCURRENCY)
+                .buffer_unordered(concurrency())
                 .collect(),
         );
         let mut live = HashMap::new();
