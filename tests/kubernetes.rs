@@ -92,20 +92,14 @@ fn unknown_kinds_crds_in_the_same_plan_rights_and_reachability() {
     let f = fixture(&cluster);
 
     // A custom resource without its CRD anywhere: refused, naming it.
-    f.write(
-        "base/widget.yaml",
-        "apiVersion: example.org/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: shop\nspec:\n  size: 3\n",
-    );
+    f.write("base/widget.yaml", common::cluster::WIDGET);
     f.commit("a widget");
     let (code, _, err) = f.run(&["plan", "--env", "staging"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("Widget") && err.contains("no CustomResourceDefinition"), "{err}");
 
     // With its CRD in the same environment, the custom resource is planned as a create.
-    f.write(
-        "base/crd.yaml",
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.org\nspec:\n  group: example.org\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n                size: {type: integer}\n",
-    );
+    f.write("base/crd.yaml", common::cluster::WIDGET_CRD);
     f.commit("the widget CRD");
     let plan = f.json(&["plan", "--env", "staging", "--format", "json"], 0);
     assert_eq!(change(&plan, "Widget", "w")["action"], "create", "{plan:#}");

@@ -185,9 +185,8 @@ fn conflicts_name_the_other_manager_and_force_takes_them_over() {
 #[test]
 fn a_crd_and_its_resources_in_one_apply_waves_rights_and_rejections() {
     let cluster = Cluster::start();
-    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.org\nspec:\n  group: example.org\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n                size: {type: integer}\n";
-    let widget =
-        "apiVersion: example.org/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: shop\nspec:\n  size: 3\n";
+    let crd = common::cluster::WIDGET_CRD;
+    let widget = common::cluster::WIDGET;
     // An early wave: applied before everything else, the namespace included.
     let early = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: early\n  namespace: default\n  annotations: {cairn/wave: \"-1\"}\ndata: {a: b}\n";
     let f = fixture(&cluster, &[widget, crd, NAMESPACE, early]);
@@ -424,4 +423,97 @@ fn secrets_applied_to_a_cluster_never_show_in_outputs_or_records() {
     let plan = f.ok(&["plan", "--env", "staging"], 0);
     assert_clean("plan of a rotation", &plan);
     assert!(plan.contains("<secret: changed") && !plan.contains("rotated-value-9"), "{plan}");
+}
+
+#[test]
+fn check_and_the_saved_plan_against_a_cluster_credentials_and_a_forbidden_verb() {
+    let cluster = Cluster::start();
+    let service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  selector: {app: web}\n  ports: [{port: 80, protocol: TCP}]\n";
+    let f = fixture(&cluster, &[NAMESPACE, &config_map("settings", "debug"), service]);
+    f.ok(&["apply", "--env", "staging"], 0);
+
+    // The pull-request step plans against the cluster; the merge applies exactly that plan.
+    f.git(&["checkout", "-q", "-b", "feature"]);
+    f.write(
+        "base/app.yaml",
+        &[NAMESPACE, &config_map("settings", "info"), service, &config_map("new", "x")].join("---\n"),
+    );
+    f.commit("feat: info logs");
+    // Plans are kept outside the repository, as CI keeps them as artifacts.
+    let plans = tempfile::tempdir().expect("tempdir");
+    let plan = plans.path().join("plan.json");
+    let plan_arg = plan.to_str().expect("path");
+    let report = f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan_arg], 0);
+    assert!(report.contains("| staging | 1 | 1 | 0 | 2 |"), "{report}");
+    f.git(&["checkout", "-q", "main"]);
+    f.git(&["merge", "-q", "--no-ff", "feature", "-m", "Merge feature"]);
+    let out = f.ok(&["apply", "--plan", plan_arg], 0);
+    assert!(out.contains("staging: release 2 succeeded"), "{out}");
+    assert_eq!(
+        cluster.kubectl(&["-n", "shop", "get", "configmap", "settings", "-o", "jsonpath={.data.LOG_LEVEL}"], None),
+        "info"
+    );
+
+    // A saved plan is refused once live state moved.
+    f.git(&["checkout", "-q", "-b", "second"]);
+    f.write(
+        "base/app.yaml",
+        &[NAMESPACE, &config_map("settings", "warn"), service, &config_map("new", "x")].join("---\n"),
+    );
+    f.commit("feat: warn logs");
+    f.ok(&["check", "--base", "main", "--head", "second", "--out", plan_arg], 0);
+    f.git(&["checkout", "-q", "main"]);
+    f.git(&["merge", "-q", "--no-ff", "second", "-m", "Merge second"]);
+    cluster.kubectl(&["-n", "shop", "label", "configmap", "new", "moved=yes"], None);
+    let (code, out, _) = f.run(&["apply", "--plan", plan_arg]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ConfigMap shop/new"), "{out}");
+
+    // Wrong credentials: exit 2 with the server's answer.
+    let wrong = f.join("wrong-kubeconfig");
+    let text = std::fs::read_to_string(cluster.kubeconfig()).expect("kubeconfig");
+    // The first user in the kubeconfig is the administrator.
+    let first_token = text.lines().position(|l| l.contains("token:")).expect("a token");
+    let text: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == first_token { "  user: {token: not-a-valid-token}" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&wrong, text).expect("write");
+    let out = f.cairn().args(["apply", "--env", "staging"]).env("KUBECONFIG", &wrong).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("Unauthorized") || err.contains("401"), "{err}");
+
+    // A user who may read everything and keep cairn's records, but not write configuration: the
+    // forbidden verb is named for each object.
+    cluster.kubectl(&["create", "clusterrole", "reader", "--verb=get,list,watch", "--resource=*.*"], None);
+    cluster.kubectl(&["create", "clusterrolebinding", "nobody-reads", "--clusterrole=reader", "--user=nobody"], None);
+    cluster.kubectl(
+        &[
+            "-n",
+            "cairn-state",
+            "create",
+            "role",
+            "records",
+            "--verb=*",
+            "--resource=configmaps,leases.coordination.k8s.io,secrets",
+        ],
+        None,
+    );
+    cluster.kubectl(
+        &["-n", "cairn-state", "create", "rolebinding", "nobody-records", "--role=records", "--user=nobody"],
+        None,
+    );
+    f.write("cairn.yaml", &CONFIG.replace("context: admin", "context: nobody"));
+    f.write(
+        "base/app.yaml",
+        &[NAMESPACE, &config_map("settings", "warn"), service, &config_map("other", "z")].join("---\n"),
+    );
+    f.commit("as nobody");
+    let (code, out, err) = f.run(&["apply", "--env", "staging", "--format", "json"]);
+    assert_eq!(code, 2, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(text.contains("forbidden") && text.contains("User \"nobody\" cannot patch resource"), "{text}");
 }

@@ -4,6 +4,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// A CustomResourceDefinition of namespaced `Widget`s, and one Widget in namespace `shop`.
+pub const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.org\nspec:\n  group: example.org\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n                size: {type: integer}\n";
+pub const WIDGET: &str =
+    "apiVersion: example.org/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: shop\nspec:\n  size: 3\n";
+
 /// A port for the API whose two successors (etcd's) are free too, never handed out twice by
 /// this process (tests of one binary start their servers in parallel).
 fn free_ports() -> u16 {
