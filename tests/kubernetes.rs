@@ -31,12 +31,7 @@ fn fixture(cluster: &Cluster) -> Fixture {
 }
 
 fn change<'a>(plan: &'a Value, kind: &str, name: &str) -> &'a Value {
-    plan["plans"][0]["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .find(|c| c["object"]["kind"] == kind && c["object"]["name"] == name)
-        .unwrap_or_else(|| panic!("no change for {kind} {name}: {plan:#}"))
+    common::cluster::entry(&plan["plans"][0]["changes"], kind, name)
 }
 
 #[test]

@@ -41,21 +41,11 @@ fn fixture(cluster: &Cluster, objects: &[&str]) -> Fixture {
 }
 
 fn change<'a>(plan: &'a Value, kind: &str, name: &str) -> &'a Value {
-    plan["plans"][0]["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .find(|c| c["object"]["kind"] == kind && c["object"]["name"] == name)
-        .unwrap_or_else(|| panic!("no change for {kind} {name}: {plan:#}"))
+    common::cluster::entry(&plan["plans"][0]["changes"], kind, name)
 }
 
 fn outcome<'a>(report: &'a Value, kind: &str, name: &str) -> &'a Value {
-    report[0]["release"]["objects"]
-        .as_array()
-        .expect("objects")
-        .iter()
-        .find(|o| o["object"]["kind"] == kind && o["object"]["name"] == name)
-        .unwrap_or_else(|| panic!("no outcome for {kind} {name}: {report:#}"))
+    common::cluster::entry(&report[0]["release"]["objects"], kind, name)
 }
 
 #[test]

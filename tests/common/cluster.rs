@@ -4,6 +4,16 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The entry for `kind`/`name` in a list of objects of a JSON report (a plan's `changes`, a
+/// release's `objects`).
+pub fn entry<'a>(list: &'a serde_json::Value, kind: &str, name: &str) -> &'a serde_json::Value {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .find(|c| c["object"]["kind"] == kind && c["object"]["name"] == name)
+        .unwrap_or_else(|| panic!("no entry for {kind} {name}: {list:#}"))
+}
+
 /// A CustomResourceDefinition of namespaced `Widget`s, and one Widget in namespace `shop`.
 pub const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.org\nspec:\n  group: example.org\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n                size: {type: integer}\n";
 pub const WIDGET: &str =
