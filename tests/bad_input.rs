@@ -156,3 +156,22 @@ fn apply_without_env_is_a_usage_error() {
     assert!(err.contains("--env"), "{err}");
     assert!(!f.join(".cairn").exists());
 }
+
+#[test]
+fn a_kubernetes_state_namespace_that_is_not_a_string() {
+    let f = Fixture::standard();
+    f.write(
+        "cairn.yaml",
+        "environments:\n  staging:\n    layers: [base]\n    target:\n      kubernetes: { context: prod, state_namespace: 3 }\n",
+    );
+    rejects(&f, &["plan"], &["cairn.yaml:5:", "state_namespace"]);
+}
+
+#[test]
+fn a_wait_timeout_that_is_not_a_duration() {
+    let f = Fixture::standard();
+    let (code, _, err) = f.run(&["apply", "--env", "staging", "--wait", "--timeout", "soon"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`soon` is not a duration: use 90s, 5m or 1h"), "{err}");
+    assert!(!f.join(".cairn").exists(), "nothing is written");
+}

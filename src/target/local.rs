@@ -107,8 +107,7 @@ impl LocalTarget {
             return Ok(super::Digester::new(None));
         }
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "cannot create the state directory", e))?;
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
-        aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut key[..]);
+        let key = super::random_key();
         // Written whole under a temporary name and linked into place only if no other process
         // made one meanwhile: every reader sees one key.
         let temp = dir.join(format!(".tmp-{}-digest-key", std::process::id()));

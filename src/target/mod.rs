@@ -209,9 +209,7 @@ impl Digester {
     /// A digester with a key for this run only: its digests of secret-holding objects match
     /// nothing recorded, so anything compared with them is re-checked, never trusted.
     pub fn ephemeral() -> Digester {
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
-        aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut key[..]);
-        Digester::new(Some(&key[..]))
+        Digester::new(Some(&random_key()[..]))
     }
 
     /// The digest of an object; `secret` says whether it holds secrets.
@@ -241,6 +239,13 @@ impl Digester {
     pub fn matches(&self, value: &serde_json::Value, recorded: &str) -> bool {
         recorded != "hmac-sha256:no-key" && self.digest(value, recorded.starts_with("hmac-")) == recorded
     }
+}
+
+/// 32 random bytes for a digest key, zeroed when dropped.
+pub(crate) fn random_key() -> zeroize::Zeroizing<[u8; 32]> {
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut key[..]);
+    key
 }
 
 /// Whether an object holds secrets: a Secret, or values decrypted from a SOPS file.

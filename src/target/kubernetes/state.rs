@@ -309,8 +309,7 @@ impl KubernetesTarget {
             return Ok(Digester::new(None));
         }
         self.ensure_state_namespace()?;
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
-        aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut key[..]);
+        let key = crate::target::random_key();
         let body: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name, "namespace": self.state_namespace, "labels": self.labels("digest-key")},
             "type": "Opaque", "data": {"key": base64::engine::general_purpose::STANDARD.encode(&key[..])}}))
