@@ -20,6 +20,7 @@ use crate::release::owners::{self, CodeOwners};
 use crate::render::{ObjectId, Rendered};
 use crate::repo::{CommitInfo, Snapshot};
 use crate::secrets::mask::Masker;
+use crate::validate::codes::{PolicyRule, policy_code};
 use crate::validate::locate::Locator;
 use crate::validate::{Finding, Level};
 
@@ -326,7 +327,7 @@ impl Policies {
                         None => (None, binding.file.clone(), binding.line, 1, None),
                     };
                     findings.push(Finding {
-                        code: format!("policy/{}/{}", binding.name, v.rule),
+                        code: policy_code(&binding.name, &v.rule),
                         severity: level,
                         environment: env.environment.clone(),
                         object,
@@ -420,7 +421,7 @@ impl Decision {
         if !self.allowed && self.violations.is_empty() {
             out.push((
                 Violation {
-                    rule: "denied".into(),
+                    rule: PolicyRule::Denied.as_str().into(),
                     message: "the plugin denied the change without naming a violation".into(),
                     object: None,
                     path: String::new(),

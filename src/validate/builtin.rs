@@ -3,13 +3,13 @@
 
 use serde_json::Value;
 
-use super::{Level, Unplaced};
+use super::{Code, Level, Unplaced};
 use crate::render::Object;
 
 /// Runs the built-in checks over one object.
 pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
     let mut out = Vec::new();
-    let mut report = |code: &'static str, pointer: &str, message: String| {
+    let mut report = |code: Code, pointer: &str, message: String| {
         out.push(Unplaced {
             code,
             severity: Level::Error,
@@ -23,7 +23,7 @@ pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
     let rbac = id.group == "rbac.authorization.k8s.io";
     if id.kind == "Namespace" && !is_dns_label(&id.name) {
         report(
-            "object/invalid-name",
+            Code::ObjectInvalidName,
             "/metadata/name",
             format!(
                 "namespace name `{}` must be a DNS label: lowercase letters, digits and `-`, at most 63 characters, starting and ending with a letter or digit",
@@ -32,7 +32,7 @@ pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
         );
     } else if !rbac && !is_dns_subdomain(&id.name) {
         report(
-            "object/invalid-name",
+            Code::ObjectInvalidName,
             "/metadata/name",
             format!(
                 "name `{}` must be a DNS subdomain: lowercase letters, digits, `-` and `.`, at most 253 characters, starting and ending with a letter or digit",
@@ -44,7 +44,7 @@ pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
         && !is_dns_label(ns)
     {
         report(
-            "object/invalid-namespace",
+            Code::ObjectInvalidNamespace,
             "/metadata/namespace",
             format!("namespace `{ns}` must be a DNS label: lowercase letters, digits and `-`, at most 63 characters"),
         );
@@ -56,7 +56,7 @@ pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
                     let pointer = format!("/metadata/labels/{}", key.replace('~', "~0").replace('/', "~1"));
                     if !is_qualified_name(key) {
                         report(
-                            "object/invalid-label",
+                            Code::ObjectInvalidLabel,
                             &pointer,
                             format!(
                                 "label key `{key}` is not a valid qualified name (optional DNS prefix and `/`, then at most 63 letters, digits, `-`, `_` or `.`)"
@@ -66,14 +66,14 @@ pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
                     match value {
                         Value::String(v) if is_label_value(v) => {}
                         Value::String(v) => report(
-                            "object/invalid-label",
+                            Code::ObjectInvalidLabel,
                             &pointer,
                             format!(
                                 "label value `{v}` is not valid: at most 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"
                             ),
                         ),
                         other => report(
-                            "object/invalid-label",
+                            Code::ObjectInvalidLabel,
                             &pointer,
                             format!("label value must be a string, found `{other}`; quote it"),
                         ),
@@ -81,7 +81,7 @@ pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
                 }
             }
             _ => report(
-                "object/invalid-label",
+                Code::ObjectInvalidLabel,
                 "/metadata/labels",
                 "`metadata.labels` must be a mapping of strings".to_string(),
             ),
@@ -132,7 +132,7 @@ mod tests {
         )
     }
 
-    fn codes(body: Value) -> Vec<(&'static str, String)> {
+    fn codes(body: Value) -> Vec<(Code, String)> {
         check(&object(body)).into_iter().map(|u| (u.code, u.pointer)).collect()
     }
 
@@ -142,17 +142,17 @@ mod tests {
             codes(
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name", "namespace": "apps"}})
             ),
-            vec![("object/invalid-name", "/metadata/name".to_string())]
+            vec![(Code::ObjectInvalidName, "/metadata/name".to_string())]
         );
         assert_eq!(
             codes(
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "Apps", "labels": {"team": "a b", "x/y/z": "1", "n": 5}}})
             ),
             vec![
-                ("object/invalid-namespace", "/metadata/namespace".to_string()),
-                ("object/invalid-label", "/metadata/labels/team".to_string()),
-                ("object/invalid-label", "/metadata/labels/x~1y~1z".to_string()),
-                ("object/invalid-label", "/metadata/labels/n".to_string()),
+                (Code::ObjectInvalidNamespace, "/metadata/namespace".to_string()),
+                (Code::ObjectInvalidLabel, "/metadata/labels/team".to_string()),
+                (Code::ObjectInvalidLabel, "/metadata/labels/x~1y~1z".to_string()),
+                (Code::ObjectInvalidLabel, "/metadata/labels/n".to_string()),
             ]
         );
         assert!(codes(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:reader"}})).is_empty());

@@ -4,6 +4,7 @@
 //! stable code), not errors; a schema that cannot be used is an error.
 
 mod builtin;
+pub mod codes;
 pub(crate) mod locate;
 pub mod schema;
 
@@ -15,6 +16,7 @@ use crate::error::Result;
 use crate::render::{ObjectId, Rendered};
 use crate::repo::Snapshot;
 
+pub use codes::{Code, Family, PolicyRule};
 pub use schema::{Options, Schemas};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -26,7 +28,7 @@ pub enum Level {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Stable code, documented in docs/findings.md.
+    /// Stable code from the registry in [`codes`], documented in docs/findings.md.
     pub code: String,
     pub severity: Level,
     pub environment: String,
@@ -57,7 +59,7 @@ impl Finding {
 
 /// A finding before it is placed in a file: where in the object, not yet where in the source.
 pub(crate) struct Unplaced {
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Level,
     pub pointer: String,
     pub schema_path: String,
@@ -90,7 +92,7 @@ pub fn validate(snapshot: &Snapshot, config: &Config, rendered: &[Rendered], opt
             for u in unplaced {
                 let place = locator.locate(&object.sources, &u.pointer)?;
                 findings.push(Finding {
-                    code: u.code.to_string(),
+                    code: u.code.as_str().to_string(),
                     severity: u.severity,
                     environment: env.environment.clone(),
                     object: Some(object.id.clone()),

@@ -11,7 +11,7 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::{Draft, Resource, ValidationError};
 use serde_json::{Map, Value, json};
 
-use super::{Level, Unplaced};
+use super::{Code, Level, Unplaced};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::render::{Object, Rendered};
@@ -226,7 +226,7 @@ impl EnvironmentSchemas {
             }
             Some(Resolution::AnyContent) => Vec::new(),
             Some(Resolution::Missing) | None => vec![Unplaced {
-                code: "schema/missing",
+                code: Code::SchemaMissing,
                 severity: if self.options.require_schemas { Level::Error } else { Level::Warning },
                 pointer: String::new(),
                 schema_path: String::new(),
@@ -244,7 +244,7 @@ fn findings_for(error: &ValidationError<'_>, origin: &str) -> Vec<Unplaced> {
     let pointer = error.instance_path().as_str().to_string();
     let schema_path = error.schema_path().as_str().to_string();
     let at = if pointer.is_empty() { "the object".to_string() } else { format!("`{pointer}`") };
-    let one = |code: &'static str, message: String| {
+    let one = |code: Code, message: String| {
         vec![Unplaced {
             code,
             severity: Level::Error,
@@ -264,17 +264,17 @@ fn findings_for(error: &ValidationError<'_>, origin: &str) -> Vec<Unplaced> {
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
-            one("schema/type", format!("{at} must be {expected}, found {}", type_name(error.instance())))
+            one(Code::SchemaType, format!("{at} must be {expected}, found {}", type_name(error.instance())))
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().map_or_else(|| property.to_string(), str::to_string);
-            one("schema/required", format!("{at} is missing required field `{name}` ({origin})"))
+            one(Code::SchemaRequired, format!("{at} is missing required field `{name}` ({origin})"))
         }
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
             .iter()
             .map(|field| Unplaced {
-                code: "schema/unknown-field",
+                code: Code::SchemaUnknownField,
                 severity: Level::Error,
                 pointer: format!("{pointer}/{}", field.replace('~', "~0").replace('/', "~1")),
                 schema_path: schema_path.clone(),
@@ -283,39 +283,41 @@ fn findings_for(error: &ValidationError<'_>, origin: &str) -> Vec<Unplaced> {
                 ),
             })
             .collect(),
-        ValidationErrorKind::Enum { options } => one("schema/enum", format!("{at} must be one of {options}")),
+        ValidationErrorKind::Enum { options } => one(Code::SchemaEnum, format!("{at} must be one of {options}")),
         ValidationErrorKind::Constant { expected_value } => {
-            one("schema/enum", format!("{at} must be {expected_value}"))
+            one(Code::SchemaEnum, format!("{at} must be {expected_value}"))
         }
         ValidationErrorKind::Pattern { pattern } => {
-            one("schema/pattern", format!("{at} must match the pattern `{pattern}`"))
+            one(Code::SchemaPattern, format!("{at} must match the pattern `{pattern}`"))
         }
-        ValidationErrorKind::Format { format } => one("schema/format", format!("{at} must be a valid `{format}`")),
-        ValidationErrorKind::Minimum { limit } => one("schema/range", format!("{at} must be at least {limit}")),
-        ValidationErrorKind::Maximum { limit } => one("schema/range", format!("{at} must be at most {limit}")),
+        ValidationErrorKind::Format { format } => one(Code::SchemaFormat, format!("{at} must be a valid `{format}`")),
+        ValidationErrorKind::Minimum { limit } => one(Code::SchemaRange, format!("{at} must be at least {limit}")),
+        ValidationErrorKind::Maximum { limit } => one(Code::SchemaRange, format!("{at} must be at most {limit}")),
         ValidationErrorKind::ExclusiveMinimum { limit } => {
-            one("schema/range", format!("{at} must be greater than {limit}"))
+            one(Code::SchemaRange, format!("{at} must be greater than {limit}"))
         }
         ValidationErrorKind::ExclusiveMaximum { limit } => {
-            one("schema/range", format!("{at} must be less than {limit}"))
+            one(Code::SchemaRange, format!("{at} must be less than {limit}"))
         }
         ValidationErrorKind::MinLength { limit } => {
-            one("schema/range", format!("{at} must be at least {limit} characters long"))
+            one(Code::SchemaRange, format!("{at} must be at least {limit} characters long"))
         }
         ValidationErrorKind::MaxLength { limit } => {
-            one("schema/range", format!("{at} must be at most {limit} characters long"))
+            one(Code::SchemaRange, format!("{at} must be at most {limit} characters long"))
         }
         ValidationErrorKind::MinItems { limit } => {
-            one("schema/range", format!("{at} must have at least {limit} items"))
+            one(Code::SchemaRange, format!("{at} must have at least {limit} items"))
         }
-        ValidationErrorKind::MaxItems { limit } => one("schema/range", format!("{at} must have at most {limit} items")),
+        ValidationErrorKind::MaxItems { limit } => {
+            one(Code::SchemaRange, format!("{at} must have at most {limit} items"))
+        }
         ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
-            one("schema/one-of", format!("{at} matches none of the allowed forms ({})", error.masked()))
+            one(Code::SchemaOneOf, format!("{at} matches none of the allowed forms ({})", error.masked()))
         }
         ValidationErrorKind::OneOfMultipleValid { .. } => {
-            one("schema/one-of", format!("{at} matches more than one of the allowed forms"))
+            one(Code::SchemaOneOf, format!("{at} matches more than one of the allowed forms"))
         }
-        _ => one("schema/invalid", format!("{at}: {}", error.masked())),
+        _ => one(Code::SchemaInvalid, format!("{at}: {}", error.masked())),
     }
 }
 
@@ -569,7 +571,7 @@ mod tests {
         let errors: Vec<Unplaced> =
             compiled.validator.iter_errors(&bad).flat_map(|e| findings_for(&e, &compiled.origin)).collect();
         assert_eq!(errors.len(), 1);
-        assert_eq!((errors[0].code, errors[0].pointer.as_str()), ("schema/type", "/spec/replicas"));
+        assert_eq!((errors[0].code, errors[0].pointer.as_str()), (Code::SchemaType, "/spec/replicas"));
         assert_eq!(errors[0].message, "`/spec/replicas` must be integer, found a string");
         assert!(k8s.get("example.org/v1/Nothing").expect("no error").is_none());
     }
