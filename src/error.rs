@@ -49,6 +49,37 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A work-tree path that is, or passes through, a symbolic link resolving outside the git
+    /// work tree; nothing behind it is read.
+    #[error(
+        "{path}: a symbolic link to {points_to}, outside the repository; cairn reads only files inside it (replace the link with the file)"
+    )]
+    SymlinkOutside { path: String, points_to: PathBuf },
+
+    /// A work-tree symbolic link into git's own directory (`.git/config` may hold a CI token).
+    #[error(
+        "{path}: a symbolic link to {points_to}, inside git's own directory; cairn reads only the repository's files (replace the link with the file)"
+    )]
+    SymlinkIntoGitDir { path: String, points_to: PathBuf },
+
+    /// A work-tree symbolic link that never reaches a file: a loop (the source says which kind),
+    /// or more links in a row than the system follows.
+    #[error(
+        "{path}: a symbolic link to {points_to} that loops and never reaches a file; replace the link with the file"
+    )]
+    SymlinkLoop {
+        path: String,
+        points_to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A symbolic link committed to git, met when reading a revision: it is not followed.
+    #[error(
+        "{path}: a symbolic link in git (to {points_to}); with --rev cairn reads only regular files (commit the file itself instead)"
+    )]
+    SymlinkInRevision { path: String, points_to: String },
+
     #[error("environment `{environment}` is locked by {holder}; wait for that apply to finish (the lock is {path})")]
     Locked { environment: String, holder: String, path: PathBuf },
 

@@ -16,6 +16,21 @@ pub struct Repo {
     repo: gix::Repository,
     root: PathBuf,
     prefix: String,
+    boundary: Boundary,
+}
+
+/// What a work-tree read may reach: files of the git work tree, outside git's own directories.
+/// The work tree rather than the configuration root is the boundary, so in a monorepo
+/// (`--repo monorepo/deploy`) a link to `../shared/base.yaml` is followed like any file of the
+/// checkout; a link to the runner's other files (`/etc/passwd`, `~/.ssh`) or into `.git` (where CI
+/// may keep a token) is refused before anything behind it is read.
+#[derive(Debug, Clone)]
+struct Boundary {
+    /// Canonical, so a resolved path can be compared by prefix.
+    work_tree: PathBuf,
+    /// Canonical git directory and common directory (they differ in a linked worktree, and either
+    /// may lie outside the work tree).
+    git_dirs: Vec<PathBuf>,
 }
 
 /// Who and when, as recorded in a commit.
@@ -98,7 +113,7 @@ pub struct Snapshot {
 }
 
 enum Files {
-    WorkTree { root: PathBuf },
+    WorkTree { root: PathBuf, boundary: Boundary },
     Revision { repo: Box<gix::Repository>, tree: gix::ObjectId },
 }
 
@@ -128,7 +143,9 @@ impl Repo {
             .canonicalize()
             .map_err(|e| Error::io(dir, "cannot open the work tree", e))?;
         let prefix = root.strip_prefix(&workdir).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
-        Ok(Repo { repo, root, prefix })
+        let git_dirs = [repo.git_dir(), repo.common_dir()].iter().filter_map(|d| d.canonicalize().ok()).collect();
+        let boundary = Boundary { work_tree: workdir, git_dirs };
+        Ok(Repo { repo, root, prefix, boundary })
     }
 
     /// The configuration root on disk.
@@ -171,7 +188,7 @@ impl Repo {
                 };
                 let dirty = head.is_some() && self.is_dirty();
                 Ok(Snapshot {
-                    files: Files::WorkTree { root: self.root.clone() },
+                    files: Files::WorkTree { root: self.root.clone(), boundary: self.boundary.clone() },
                     source: SourceInfo::WorkTree { head, dirty },
                 })
             }
@@ -346,18 +363,16 @@ impl Repo {
 }
 
 impl Snapshot {
-    /// The contents of the file at `path`, or `None` when there is no such file.
+    /// The contents of the file at `path`, or `None` when there is no such file. In the work tree
+    /// a symbolic link is followed only while it stays inside the repository; at a revision a
+    /// committed link is refused.
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
         match &self.files {
-            Files::WorkTree { root } => {
-                let full = root.join(path);
-                match std::fs::read(&full) {
-                    Ok(bytes) => Ok(Some(bytes)),
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => {
-                        Ok(None)
-                    }
-                    Err(e) => Err(Error::io(path, "cannot read", e)),
-                }
+            Files::WorkTree { root, boundary } => {
+                let Some(real) = boundary.locate(root, path)? else {
+                    return Ok(None);
+                };
+                read_file(path, &real)
             }
             Files::Revision { repo, tree } => {
                 let Some(entry) = lookup(repo, *tree, path)? else {
@@ -375,8 +390,9 @@ impl Snapshot {
     /// Whether `path` is a file, a directory, or absent.
     pub fn entry_kind(&self, path: &str) -> Result<Option<EntryKind>> {
         match &self.files {
-            Files::WorkTree { root } => Ok(std::fs::metadata(root.join(path))
-                .ok()
+            Files::WorkTree { root, boundary } => Ok(boundary
+                .locate(root, path)?
+                .and_then(|real| std::fs::metadata(real).ok())
                 .map(|m| if m.is_dir() { EntryKind::Dir } else { EntryKind::File })),
             Files::Revision { repo, tree } => Ok(lookup(repo, *tree, path)?
                 .map(|(mode, _)| if mode.is_tree() { EntryKind::Dir } else { EntryKind::File })),
@@ -384,21 +400,27 @@ impl Snapshot {
     }
 
     /// Every file under the directory `dir`, recursively, as sorted relative paths. `.git`
-    /// directories are skipped.
+    /// directories are skipped; at a revision, committed symbolic links are listed too.
     pub fn files_under(&self, dir: &str) -> Result<Vec<String>> {
         Ok(self.entries_under(dir)?.into_iter().map(|(path, _)| path).collect())
     }
 
     /// The files under `dir` whose paths pass `keep`, with their contents, in path order. At a
-    /// revision the blobs are read by the ids the tree walk found, without a lookup per path.
+    /// revision the blobs are read by the ids the tree walk found, without a lookup per path, and
+    /// any committed symbolic link is refused (it may name a directory whose files would be
+    /// silently missed).
     pub fn read_under(&self, dir: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, Vec<u8>)>> {
         let mut out = Vec::new();
-        for (path, blob) in self.entries_under(dir)? {
+        for (path, source) in self.entries_under(dir)? {
+            if let (Files::Revision { repo, .. }, Source::Link(id)) = (&self.files, &source) {
+                return Err(link_in_revision(repo, &path, *id));
+            }
             if !keep(&path) {
                 continue;
             }
-            let bytes = match (&self.files, blob) {
-                (Files::Revision { repo, .. }, Some(id)) => repo.find_blob(id).map_err(git_error)?.take_data(),
+            let bytes = match (&self.files, source) {
+                (Files::Revision { repo, .. }, Source::Blob(id)) => repo.find_blob(id).map_err(git_error)?.take_data(),
+                (_, Source::Disk(real)) => read_file(&path, &real)?.unwrap_or_default(),
                 _ => self.read(&path)?.unwrap_or_default(),
             };
             out.push((path, bytes));
@@ -406,14 +428,20 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// Paths under `dir`, sorted, with their blob ids when read from a revision.
-    fn entries_under(&self, dir: &str) -> Result<Vec<(String, Option<gix::ObjectId>)>> {
+    /// Paths under `dir`, sorted, with where their contents are.
+    fn entries_under(&self, dir: &str) -> Result<Vec<(String, Source)>> {
         let mut out = Vec::new();
         match &self.files {
-            Files::WorkTree { root } => {
-                let mut paths = Vec::new();
-                walk_dir(root, dir, &mut paths)?;
-                out.extend(paths.into_iter().map(|p| (p, None)));
+            Files::WorkTree { root, boundary } => {
+                let Some(real) = boundary.locate(root, dir)? else {
+                    return Ok(out);
+                };
+                if !real.is_dir() {
+                    return Ok(out);
+                }
+                let mut files = Vec::new();
+                boundary.walk(&real, dir.trim_matches('/'), &mut Vec::new(), &mut files)?;
+                out.extend(files.into_iter().map(|(path, real)| (path, Source::Disk(real))));
             }
             Files::Revision { repo, tree } => {
                 let Some((mode, id)) = lookup(repo, *tree, dir)? else {
@@ -426,14 +454,158 @@ impl Snapshot {
                 let mut recorder = gix::traverse::tree::Recorder::default();
                 subtree.traverse().breadthfirst(&mut recorder).map_err(git_error)?;
                 for entry in recorder.records {
-                    if entry.mode.is_blob() || entry.mode.is_link() {
-                        out.push((join(dir, &entry.filepath.to_str_lossy()), Some(entry.oid)));
+                    let path = join(dir, &entry.filepath.to_str_lossy());
+                    if entry.mode.is_link() {
+                        out.push((path, Source::Link(entry.oid)));
+                    } else if entry.mode.is_blob() {
+                        out.push((path, Source::Blob(entry.oid)));
                     }
                 }
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+}
+
+/// Where a listed file's contents are: a real path on disk (already inside the boundary), or a
+/// blob of the revision.
+enum Source {
+    Disk(PathBuf),
+    Blob(gix::ObjectId),
+    Link(gix::ObjectId),
+}
+
+fn read_file(path: &str, real: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(real) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => Ok(None),
+        Err(e) => Err(Error::io(path, "cannot read", e)),
+    }
+}
+
+/// A path that does not exist as asked (a missing entry, or a file where a directory should be).
+fn is_absent(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory)
+}
+
+impl Boundary {
+    /// The real path of the repository path `rel` under the configuration root `root` (itself
+    /// canonical), resolving each component in turn so a link anywhere in the path is checked
+    /// before anything behind it is touched. `None` when the path does not exist, is a dangling
+    /// link, or goes through `.git` (no commit holds such a path either).
+    fn locate(&self, root: &Path, rel: &str) -> Result<Option<PathBuf>> {
+        let mut real = root.to_path_buf();
+        let mut logical = String::new();
+        for part in rel.split('/') {
+            match part {
+                "" | "." => continue,
+                // Repository paths are normalised before they get here; one that climbs is not a
+                // repository path at all.
+                ".." | ".git" => return Ok(None),
+                _ => {}
+            }
+            logical = join(&logical, part);
+            let candidate = real.join(part);
+            let meta = match std::fs::symlink_metadata(&candidate) {
+                Ok(meta) => meta,
+                Err(e) if is_absent(&e) => return Ok(None),
+                Err(e) => return Err(Error::io(&logical, "cannot read", e)),
+            };
+            // A component that is not a link keeps `real` canonical: its parent was.
+            real = if meta.is_symlink() {
+                match self.follow(&logical, &candidate)? {
+                    Some(target) => target,
+                    None => return Ok(None),
+                }
+            } else {
+                candidate
+            };
+        }
+        Ok(Some(real))
+    }
+
+    /// The real path a symbolic link resolves to, when the boundary admits it; `None` when the
+    /// link dangles.
+    fn follow(&self, link: &str, path: &Path) -> Result<Option<PathBuf>> {
+        match std::fs::canonicalize(path) {
+            Ok(real) => self.admit(link, real).map(Some),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::io(link, "cannot read", e)),
+            // What is left is ELOOP: a cycle, or more links in a row than the system follows
+            // (`ErrorKind::FilesystemLoop` is not stable yet, so the kind cannot be matched).
+            Err(source) => Err(Error::SymlinkLoop {
+                path: link.to_string(),
+                points_to: std::fs::read_link(path).unwrap_or_default(),
+                source,
+            }),
+        }
+    }
+
+    fn admit(&self, link: &str, real: PathBuf) -> Result<PathBuf> {
+        let Ok(inside) = real.strip_prefix(&self.work_tree) else {
+            return Err(Error::SymlinkOutside { path: link.to_string(), points_to: real });
+        };
+        // Any `.git` below the work tree too: a submodule's or a nested repository's.
+        if self.git_dirs.iter().any(|dir| real.starts_with(dir)) || inside.components().any(|c| c.as_os_str() == ".git")
+        {
+            return Err(Error::SymlinkIntoGitDir { path: link.to_string(), points_to: real });
+        }
+        Ok(real)
+    }
+
+    /// Lists the files under the real directory `dir` (reported as `logical`), following links as
+    /// a checkout presents them while the boundary admits them. `ancestors` are the real
+    /// directories being walked, so a directory link back to one of them is a loop, not an
+    /// endless walk.
+    fn walk(
+        &self,
+        dir: &Path,
+        logical: &str,
+        ancestors: &mut Vec<PathBuf>,
+        out: &mut Vec<(String, PathBuf)>,
+    ) -> Result<()> {
+        let shown = if logical.is_empty() { "." } else { logical };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(shown, "cannot list", e)),
+        };
+        let mut entries =
+            entries.collect::<std::io::Result<Vec<_>>>().map_err(|e| Error::io(shown, "cannot list", e))?;
+        // In name order, so the first refused link reported is the same on every machine.
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        ancestors.push(dir.to_path_buf());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == ".git" {
+                continue;
+            }
+            let path = join(logical, &name);
+            let file_type = entry.file_type().map_err(|e| Error::io(&path, "cannot read", e))?;
+            let (real, is_dir) = if file_type.is_symlink() {
+                let Some(real) = self.follow(&path, &entry.path())? else {
+                    let dangling =
+                        std::io::Error::new(std::io::ErrorKind::NotFound, "the link's target does not exist");
+                    return Err(Error::io(&path, "cannot read", dangling));
+                };
+                let is_dir = real.is_dir();
+                if is_dir && ancestors.contains(&real) {
+                    let source = std::io::Error::other("it leads back to a directory that contains it");
+                    return Err(Error::SymlinkLoop { path, points_to: real, source });
+                }
+                (real, is_dir)
+            } else {
+                (entry.path(), file_type.is_dir())
+            };
+            if is_dir {
+                self.walk(&real, &path, ancestors, out)?;
+            } else {
+                out.push((path, real));
+            }
+        }
+        ancestors.pop();
+        Ok(())
     }
 }
 
@@ -442,31 +614,15 @@ fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() || dir == "." { name.to_string() } else { format!("{dir}/{name}") }
 }
 
-fn walk_dir(root: &Path, dir: &str, out: &mut Vec<String>) -> Result<()> {
-    let full = root.join(dir);
-    let entries = match std::fs::read_dir(&full) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(dir, "cannot list", e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, "cannot list", e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == ".git" {
-            continue;
-        }
-        let path = join(dir, &name);
-        // Follow symlinks, as a checkout would present them.
-        let meta = std::fs::metadata(entry.path()).map_err(|e| Error::io(&path, "cannot read", e))?;
-        if meta.is_dir() {
-            walk_dir(root, &path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
+/// A committed symbolic link met at a revision, named with where it points (a link's blob is its
+/// target path).
+fn link_in_revision(repo: &gix::Repository, path: &str, id: gix::ObjectId) -> Error {
+    let points_to = repo.find_blob(id).map(|b| b.data.to_str_lossy().into_owned()).unwrap_or_default();
+    Error::SymlinkInRevision { path: path.to_string(), points_to }
 }
 
+/// The tree entry at `path`. A committed symbolic link at `path`, or in place of one of its
+/// directories, is refused rather than read as a document or taken for a missing file.
 fn lookup(
     repo: &gix::Repository,
     tree: gix::ObjectId,
@@ -477,9 +633,45 @@ fn lookup(
         let mode = gix::object::tree::EntryKind::Tree.into();
         return Ok(Some((mode, tree)));
     }
+    let entry = match entry_at(repo, tree, path) {
+        Ok(Some(entry)) => entry,
+        found => {
+            if let Some((link, id)) = link_above(repo, tree, path)? {
+                return Err(link_in_revision(repo, &link, id));
+            }
+            return found;
+        }
+    };
+    if entry.0.is_link() {
+        return Err(link_in_revision(repo, path, entry.1));
+    }
+    Ok(Some(entry))
+}
+
+fn entry_at(
+    repo: &gix::Repository,
+    tree: gix::ObjectId,
+    path: &str,
+) -> Result<Option<(gix::object::tree::EntryMode, gix::ObjectId)>> {
     let mut tree = repo.find_tree(tree).map_err(git_error)?;
     let entry = tree.peel_to_entry_by_path(path).map_err(git_error)?;
     Ok(entry.map(|e| (e.mode(), e.object_id())))
+}
+
+/// The first directory of `path` that is a committed symbolic link, if any. Only asked when
+/// `path` itself was not found, so the common case costs nothing.
+fn link_above(repo: &gix::Repository, tree: gix::ObjectId, path: &str) -> Result<Option<(String, gix::ObjectId)>> {
+    let mut prefix = String::new();
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        prefix = join(&prefix, part);
+        match entry_at(repo, tree, &prefix)? {
+            Some((mode, id)) if mode.is_link() => return Ok(Some((prefix, id))),
+            Some((mode, _)) if mode.is_tree() => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 fn commit_info(commit: &gix::Commit<'_>) -> Result<CommitInfo> {
