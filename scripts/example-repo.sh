@@ -4,9 +4,10 @@
 #
 #   scripts/example-repo.sh /tmp/shop && cd /tmp/shop && cairn notes --env production
 #
-# Commits (pinned authors and dates): the initial configuration, a production image bump approved
-# by a reviewer, a feature flag switched on, a cart limit raised. Production is applied after each
-# commit, so release records and notes exist.
+# Commits (pinned authors and dates): the initial configuration, a production image bump, a
+# feature flag switched on, a cart limit raised — each approved, in `Approved-by:` trailers, by the
+# owners the example's production-approvals policy asks for (a platform-team member and an SRE).
+# Production is applied after each commit through the gate, so release records and notes exist.
 set -euo pipefail
 dest=${1:?usage: scripts/example-repo.sh DIR}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,13 +34,21 @@ commit() { # commit AUTHOR MESSAGE
   CAIRN_ACTOR=release-bot "$cairn" apply --env production --rev HEAD >/dev/null
 }
 
-commit "Ada Lovelace" "chore: initial shop configuration"
+approved="Approved-by: Grace Hopper <grace@example.org>
+Approved-by: Margaret Hamilton <margaret@example.org>"
+commit "Ada Lovelace" "chore: initial shop configuration
+
+$approved"
 sed -i 's|shop/web:1.3.2|shop/web:1.4.0|' environments/production/web.yaml
 commit "Ada Lovelace" "feat(web): release 1.4.0 to production
 
-Approved-by: Grace Hopper <grace@example.org>"
+$approved"
 sed -i 's|checkout-v2: "off"|checkout-v2: "on"|' base/features.yaml
-commit "Alan Turing" "feat: switch on the new checkout"
+commit "Alan Turing" "feat: switch on the new checkout
+
+$approved"
 sed -i 's|maxCartItems: 50|maxCartItems: 80|' base/app-settings.yaml
-commit "Alan Turing" "fix: raise the cart limit for the sale"
+commit "Alan Turing" "fix: raise the cart limit for the sale
+
+$approved"
 echo "built $dest: $(git rev-list --count HEAD) commits, production at release $n"

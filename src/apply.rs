@@ -9,12 +9,14 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 
 use crate::error::Result;
+use crate::gate::Cleared;
 use crate::plan::{self, Action, Change, Plan};
 use crate::release::{self, Outcome, Release, ReleaseKind, ReleaseObject};
 use crate::render::{ObjectId, Rendered};
 use crate::repo::SourceInfo;
-use crate::target::{Holder, Inventory, Target};
+use crate::target::{Holder, Inventory, Lock, Target};
 
+#[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub prune: bool,
     pub actor: String,
@@ -25,6 +27,8 @@ pub struct ApplyOptions {
     pub force_conflicts: bool,
     /// Wait this long for applied workloads to become healthy (`--wait`).
     pub wait: Option<Duration>,
+    /// Who approved what is applied, as the gate saw it; recorded on the release.
+    pub approvals: Vec<String>,
 }
 
 /// An earlier apply that was interrupted, and what of it this apply finished.
@@ -72,35 +76,33 @@ impl ApplyReport {
     }
 }
 
-/// Plans afresh under the lock (so the plan is what is really applied), applies it, and records
-/// the release. One failing object does not stop the others; the release says which failed.
-pub fn apply(
-    target: &Target,
-    rendered: &Rendered,
-    source: &SourceInfo,
-    options: &ApplyOptions,
-    progress: &ProgressBar,
-) -> Result<ApplyReport> {
-    match apply_checked(target, rendered, source, options, progress, None)? {
-        Applied::Applied(report) => Ok(*report),
-        // Without a saved plan there is nothing to compare with, so this cannot happen.
-        Applied::Refused { environment, .. } => Err(crate::Error::Usage {
-            message: format!("apply of `{environment}` was refused without a saved plan to compare with"),
-        }),
+/// An environment locked and planned, waiting for the gate's answer. Dropping it releases the
+/// lock without writing anything.
+pub struct Prepared {
+    lock: Lock,
+    environment: String,
+    history: Vec<Release>,
+    interrupted: Vec<Release>,
+    plan: Plan,
+}
+
+impl Prepared {
+    /// What the apply will do: planned under the lock, so it is what is really applied.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 }
 
-/// Like `apply`, but when `expected` (a saved plan) is given, the plan computed under the lock must
-/// match it object by object — same action, same desired digest, same live digest — or nothing is
-/// written and the differences are returned.
-pub fn apply_checked(
+/// Takes the environment's lock and plans afresh under it. When `expected` (a saved plan) is
+/// given, the plan must match it object by object — same action, same desired digest, same live
+/// digest — or the differences are returned and nothing is written.
+pub fn prepare(
     target: &Target,
     rendered: &Rendered,
     source: &SourceInfo,
     options: &ApplyOptions,
-    progress: &ProgressBar,
     expected: Option<&Plan>,
-) -> Result<Applied> {
+) -> Result<std::result::Result<Prepared, Applied>> {
     let lock = target.lock(&Holder::current(&options.actor))?;
     let mut history = release::list(target)?;
     let interrupted = release::mark_interrupted(target, &lock, &mut history)?;
@@ -109,9 +111,33 @@ pub fn apply_checked(
     if let Some(saved) = expected {
         let moved = moved(saved, &plan);
         if !moved.is_empty() {
-            return Ok(Applied::Refused { environment: plan.environment.clone(), moved });
+            return Ok(Err(Applied::Refused { environment: plan.environment.clone(), moved }));
         }
     }
+    Ok(Ok(Prepared { lock, environment: rendered.environment.clone(), history, interrupted, plan }))
+}
+
+/// Applies a prepared plan and records the release. Only objects that passed the gate can be
+/// written: `cleared` comes from `gate::evaluate`. One failing object does not stop the others;
+/// the release says which failed.
+pub fn execute(
+    target: &Target,
+    prepared: Prepared,
+    cleared: Cleared<'_>,
+    source: &SourceInfo,
+    options: &ApplyOptions,
+    progress: &ProgressBar,
+) -> Result<ApplyReport> {
+    let rendered = cleared.rendered();
+    if rendered.environment != prepared.environment {
+        return Err(crate::Error::Usage {
+            message: format!(
+                "internal: the plan of `{}` was given the objects of `{}`",
+                prepared.environment, rendered.environment
+            ),
+        });
+    }
+    let Prepared { lock, history, interrupted, plan, .. } = prepared;
     let previous = history.iter().rev().find(|r| r.outcome == Outcome::Succeeded);
     let drift = match previous {
         Some(p) => drifted(target, p, &plan)?,
@@ -119,8 +145,12 @@ pub fn apply_checked(
     };
 
     let commit = source.commit().cloned();
-    let approvals =
-        commit.as_ref().map(|c| c.trailer_values("Approved-by").map(str::to_string).collect()).unwrap_or_default();
+    let mut approvals: Vec<String> = options.approvals.clone();
+    for trailer in commit.iter().flat_map(|c| c.trailer_values("Approved-by")) {
+        if !approvals.iter().any(|a| a == trailer) {
+            approvals.push(trailer.to_string());
+        }
+    }
     // Every object is in the record from the start, pending until written, so an apply killed
     // at any point leaves a record that says what it did not get to.
     let objects = plan
@@ -151,6 +181,7 @@ pub fn apply_checked(
         summary: plan.summary,
         objects,
         drift,
+        overridden: cleared.overridden().cloned(),
         outcome: Outcome::InProgress,
     };
     release::write(target, &lock, &record)?;
@@ -279,7 +310,7 @@ pub fn apply_checked(
             Resumed { release: r.id, pending: pending.len(), finished }
         })
         .collect();
-    Ok(Applied::Applied(Box::new(ApplyReport { plan, release: record, resumed })))
+    Ok(ApplyReport { plan, release: record, resumed })
 }
 
 /// Objects whose change differs between a saved plan and the plan of now.

@@ -1,16 +1,13 @@
-//! The pull-request step: which environments a change touches, their rendering at the head,
-//! validation, and a plan against live state — saved so the merge applies exactly what the pull
-//! request showed.
+//! The saved plan of the pull-request step (`pipeline::check` makes it), so the merge applies
+//! exactly what the pull request showed; which environments a change touches.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::plan::{self, Plan};
+use crate::plan::Plan;
 use crate::policy;
-use crate::render::{Rendered, Renderer};
-use crate::repo::{CommitInfo, Repo};
-use crate::target;
+use crate::repo::CommitInfo;
 use crate::validate::{self, Finding};
 
 pub use crate::policy::{Approval, read_approvals};
@@ -100,58 +97,4 @@ pub fn policy_changes(plans: &[Plan]) -> std::collections::BTreeMap<String, Vec<
             (p.environment.clone(), changes)
         })
         .collect()
-}
-
-/// Checks a change from `base` to `head`; returns the saved plan and the rendered environments.
-pub fn check(
-    repo: &Repo,
-    base: &str,
-    head: &str,
-    options: validate::Options,
-    prune: bool,
-    approvals: Vec<Approval>,
-) -> Result<(SavedPlan, Vec<Rendered>)> {
-    // Refuses a base that is not in the head's history.
-    repo.ensure_ancestor(base, head)?;
-    let changes = repo.changed_paths(base, head)?;
-    let snapshot = repo.snapshot(Some(head))?;
-    let config = Config::load(&snapshot)?;
-    let touched: Vec<String> = touched_environments(&config, &changes.paths).into_iter().map(str::to_string).collect();
-    let environments = config.select(&touched)?;
-    let environments = if touched.is_empty() { Vec::new() } else { environments };
-    let mut renderer = Renderer::new(&snapshot, &environments);
-    let mut rendered = Vec::new();
-    for env in &environments {
-        rendered.push(renderer.render(env)?);
-    }
-    drop(renderer);
-    let mut findings = validate::validate(&snapshot, &config, &rendered, options)?;
-    let mut plans = Vec::new();
-    for (env, r) in environments.iter().zip(&rendered) {
-        let target = target::open(repo.root(), env)?;
-        plans.push(plan::plan(r, &target, &snapshot.source, prune)?);
-    }
-    let mut approvals = approvals;
-    policy::add_approvals(&mut approvals, policy::trailer_approvals(&repo.commits_between(Some(base), head)?));
-    if let Some(policies) = policy::Policies::load(&snapshot, &config)? {
-        let context = policy::Context {
-            changed_paths: Some(changes.paths.clone()),
-            commit: Some(repo.commit_info(head)?),
-            approvals: approvals.clone(),
-            changes: policy_changes(&plans),
-        };
-        findings.extend(policies.evaluate(&snapshot, &config, &rendered, &context)?);
-    }
-    let saved = SavedPlan {
-        format: PLAN_FORMAT.to_string(),
-        cairn_version: env!("CARGO_PKG_VERSION").to_string(),
-        repository: repo.root_commit(head)?,
-        base: repo.commit_info(base)?,
-        head: repo.commit_info(head)?,
-        changed_paths: changes.paths,
-        plans,
-        findings,
-        approvals,
-    };
-    Ok((saved, rendered))
 }

@@ -11,6 +11,8 @@ pub use error::{Error, Result};
 pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod gate;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod release;

@@ -237,6 +237,40 @@ impl Repo {
         }
     }
 
+    /// Paths under the configuration root (relative to it) that the work tree changes against
+    /// HEAD: edits, deletions and untracked files that are not ignored. When status cannot be
+    /// computed, `None`: the caller must then treat every path as changed.
+    pub fn dirty_paths(&self) -> Option<Vec<String>> {
+        let patterns: Vec<gix::bstr::BString> =
+            if self.prefix.is_empty() { Vec::new() } else { vec![format!("{}/", self.prefix).into()] };
+        let status = self
+            .repo
+            .status(gix::progress::Discard)
+            .map(|s| s.untracked_files(gix::status::UntrackedFiles::Files))
+            .and_then(|s| s.into_iter(patterns));
+        let items = match status {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot compute the work tree status");
+                return None;
+            }
+        };
+        let mut paths = Vec::new();
+        for item in items {
+            let item = item.ok()?;
+            let location = item.location().to_str_lossy().into_owned();
+            let relative = if self.prefix.is_empty() {
+                Some(location)
+            } else {
+                location.strip_prefix(&format!("{}/", self.prefix)).map(str::to_string)
+            };
+            paths.extend(relative);
+        }
+        paths.sort();
+        paths.dedup();
+        Some(paths)
+    }
+
     /// Paths (relative to the configuration root) that differ between `base` and `head`.
     pub fn changed_paths(&self, base: &str, head: &str) -> Result<ChangeSet> {
         let old = self.resolve(base)?;

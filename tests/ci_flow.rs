@@ -113,9 +113,11 @@ fn check_reports_blocking_findings_in_every_format() {
     roxmltree::Document::parse(&junit).expect("well-formed XML");
     let plan = f.join("plan.json");
     f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan.to_str().expect("path")], 1);
-    let (code, _, err) = f.run(&["apply", "--plan", plan.to_str().expect("path")]);
-    assert_eq!(code, 2);
-    assert!(err.contains("the plan has blocking findings"), "{err}");
+    // The merge runs the same gate: the findings block the write, nothing is written.
+    let (code, out, _) = f.run(&["apply", "--plan", plan.to_str().expect("path")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[schema/type]") && out.contains("Nothing was written"), "{out}");
+    assert!(!f.join(".cairn/live/staging/objects").exists(), "a blocked plan writes nothing");
 }
 
 #[test]
@@ -303,7 +305,7 @@ fn the_shop_example_runs_the_whole_flow_with_its_encrypted_secret() {
     assert_eq!(code, 1, "{report}");
     assert!(report.contains("policy/production-approvals/"), "{report}");
     let approvals = dir.path().join("approvals.json");
-    std::fs::write(&approvals, r#"["platform-team", "sre"]"#).expect("write");
+    std::fs::write(&approvals, r#"["grace@example.org", "margaret@example.org"]"#).expect("write");
     let approvals_arg = approvals.to_str().expect("path");
     let (code, report) =
         cairn(&["check", "--base", "main", "--head", "rotate", "--approvals", approvals_arg, "--out", plan_arg], &[]);

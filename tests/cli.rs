@@ -46,8 +46,18 @@ fn init_scaffolds_a_committed_repository_that_plans_and_applies() {
     let (code, out) = run(&["plan", "--detailed-exitcode", "--rev", "HEAD"]);
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("staging: 7 to create") && out.contains("production: 6 to create"), "{out}");
-    let (code, _) = run(&["apply", "--env", "staging", "--env", "production"]);
-    assert_eq!(code, Some(0));
+    let (code, out) = run(&["apply", "--env", "staging"]);
+    assert_eq!(code, Some(0), "{out}");
+    // Production is bound to the approvals policy: its first release needs its owners too.
+    let (code, out) = run(&["apply", "--env", "production"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("policy/production-approvals/owner-approval") && out.contains("Nothing was written"), "{out}");
+    assert!(!dir.join(".cairn/live/production").exists(), "a refused apply writes nothing");
+    let approvals = dir.join(".cairn-approvals.json");
+    std::fs::write(&approvals, r#"["grace@example.org", "margaret@example.org"]"#).expect("write");
+    let (code, out) = run(&["apply", "--env", "production", "--approvals", approvals.to_str().expect("path")]);
+    assert_eq!(code, Some(0), "{out}");
+    std::fs::remove_file(&approvals).expect("remove");
     let (code, out) = run(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(git(&["status", "--porcelain"]), "", "live state is ignored by git");

@@ -344,6 +344,21 @@ pub fn restore_band(median_hours: f64) -> Band {
     }
 }
 
+/// An RFC 3339 time, or a date (midnight UTC): `--until`.
+pub fn parse_time(text: &str) -> crate::error::Result<Timestamp> {
+    text.parse::<Timestamp>()
+        .ok()
+        .or_else(|| {
+            text.parse::<jiff::civil::Date>()
+                .ok()
+                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map(|z| z.timestamp())
+        })
+        .ok_or_else(|| crate::error::Error::Usage {
+            message: format!("`{text}` is not a time: use RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)"),
+        })
+}
+
 /// Parses `90d`, `12w`, `48h` into a span back from `until`.
 pub fn parse_since(text: &str, until: Timestamp) -> Option<Timestamp> {
     if let Ok(ts) = text.parse::<Timestamp>() {

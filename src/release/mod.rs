@@ -11,6 +11,7 @@ pub mod status;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::gate::Override;
 use crate::plan::{Action, Summary};
 use crate::render::ObjectId;
 use crate::repo::CommitInfo;
@@ -81,7 +82,8 @@ pub struct Release {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub actor: String,
-    /// Approvers named in the commit's `Approved-by:` trailers.
+    /// Who approved what was applied: the approvals the gate saw (an approvals file, and the
+    /// `Approved-by:` trailers of the commits the release brings in).
     pub approvals: Vec<String>,
     pub target: String,
     pub prune: bool,
@@ -91,6 +93,10 @@ pub struct Release {
     /// applied (changed or removed outside cairn).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<ObjectId>,
+    /// Set when the release went through the gate on `--override-findings`: who forced it, why,
+    /// and the error findings that would have stopped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overridden: Option<Override>,
     pub outcome: Outcome,
 }
 
@@ -104,6 +110,11 @@ impl Release {
 }
 
 impl Release {
+    /// Whether error findings were overridden to make this release.
+    pub fn forced(&self) -> bool {
+        self.overridden.is_some()
+    }
+
     /// The commit id, when the release was made from a commit.
     pub fn sha(&self) -> Option<&str> {
         self.commit.as_ref().map(|c| c.sha.as_str())

@@ -62,6 +62,9 @@ pub struct ReleaseBrief {
     pub actor: String,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// The release was forced past error findings (`--override-findings`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overridden: Option<crate::gate::Override>,
 }
 
 /// A container image that changed (absent old: the workload is new; absent new: removed).
@@ -191,6 +194,7 @@ pub fn build(
             actor: r.actor.clone(),
             started_at: r.started_at.clone(),
             finished_at: r.finished_at.clone(),
+            overridden: r.overridden.clone(),
         }),
         from,
         to,

@@ -42,6 +42,9 @@ pub struct CurrentRelease {
     pub applied_at: Option<String>,
     pub actor: String,
     pub approvals: Vec<String>,
+    /// The release was forced past error findings (`--override-findings`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overridden: Option<crate::gate::Override>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +156,7 @@ pub fn environment_status(
             applied_at: r.finished_at.clone(),
             actor: r.actor.clone(),
             approvals: r.approvals.clone(),
+            overridden: r.overridden.clone(),
         }),
         latest_attempt,
         workloads,

@@ -185,3 +185,88 @@ pub fn write_applied(
     }
     Ok(())
 }
+
+/// Output of `check`: the pull-request report, the saved plan as JSON, or the findings in a
+/// code-scanning or CI format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    Markdown,
+    Human,
+    Json,
+    Sarif,
+    Junit,
+    Github,
+}
+
+/// Saves a (masked) plan for `apply --plan`, and the full Markdown report beside it
+/// (`plan.json` → `plan.md`), each written atomically.
+pub fn save_check(path: &Path, saved: &SavedPlan) -> crate::error::Result<()> {
+    crate::target::local::write_json_atomically(path, saved)?;
+    crate::target::local::write_atomically(&path.with_extension("md"), check_markdown(saved, None).as_bytes())
+}
+
+/// `check`'s result in the chosen format; `full_report` names the saved Markdown report the
+/// comment-sized one points to.
+pub fn write_check(
+    w: &mut dyn Write,
+    saved: &SavedPlan,
+    rendered: &[crate::render::Rendered],
+    format: CheckFormat,
+    full_report: Option<&str>,
+    style: Style,
+) -> io::Result<()> {
+    use super::FindingsFormat;
+    let findings = |w: &mut dyn Write, f: FindingsFormat| super::write_findings(w, rendered, &saved.findings, f, style);
+    match format {
+        CheckFormat::Markdown => w.write_all(check_markdown(saved, Some(full_report)).as_bytes()),
+        CheckFormat::Json => write_json(w, saved),
+        CheckFormat::Human => {
+            findings(w, FindingsFormat::Human)?;
+            super::write_plans(w, &saved.plans, Format::Human, style, true)
+        }
+        CheckFormat::Sarif => findings(w, FindingsFormat::Sarif),
+        CheckFormat::Junit => findings(w, FindingsFormat::Junit),
+        CheckFormat::Github => findings(w, FindingsFormat::Github),
+    }
+}
+
+/// A write the gate stopped: the findings that stopped it, and that nothing was written.
+pub fn write_blocked(
+    w: &mut dyn Write,
+    rendered: &[crate::render::Rendered],
+    findings: &[crate::validate::Finding],
+    format: Format,
+    style: Style,
+) -> io::Result<()> {
+    use super::FindingsFormat;
+    match format {
+        Format::Json => {
+            #[derive(serde::Serialize)]
+            struct Blocked<'a> {
+                result: &'static str,
+                environments: Vec<&'a str>,
+                findings: &'a [crate::validate::Finding],
+            }
+            let environments = rendered.iter().map(|r| r.environment.as_str()).collect();
+            write_json(w, &Blocked { result: "blocked", environments, findings })
+        }
+        Format::Markdown => {
+            super::write_findings(w, rendered, findings, FindingsFormat::Markdown, style)?;
+            writeln!(
+                w,
+                "\n**Nothing was written**: error findings block the write. Fix them, or break glass with `--override-findings \"REASON\"` (recorded on the release)."
+            )
+        }
+        Format::Human => {
+            super::write_findings(w, rendered, findings, FindingsFormat::Human, style)?;
+            writeln!(
+                w,
+                "{}",
+                style.paint(
+                    colors::RED,
+                    "Nothing was written: error findings block the write. Fix them, or break glass with --override-findings \"REASON\" (recorded on the release)."
+                )
+            )
+        }
+    }
+}

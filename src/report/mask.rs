@@ -43,3 +43,10 @@ pub fn mask_rendered(rendered: &[Rendered], masker: &Masker) -> Vec<Rendered> {
         })
         .collect()
 }
+
+/// A saved plan that is safe to write and show: every plan's secret values become markers.
+pub fn mask_saved_plan(saved: crate::check::SavedPlan) -> crate::check::SavedPlan {
+    let masker = Masker::new();
+    let plans = saved.plans.iter().map(|p| mask_plan(p, &masker)).collect();
+    crate::check::SavedPlan { plans, ..saved }
+}

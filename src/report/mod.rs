@@ -7,17 +7,21 @@ pub mod mask;
 mod notes;
 mod plan;
 mod policy;
+mod repo;
+mod secrets;
 mod status;
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-pub use check::{COMMENT_LIMIT, check_markdown, write_applied};
+pub use check::{COMMENT_LIMIT, CheckFormat, check_markdown, save_check, write_applied, write_blocked, write_check};
 pub use findings::{FindingsFormat, write_findings};
 pub use notes::{NotesFormat, write_no_releases, write_notes};
 pub use plan::{write_apply, write_plans, write_plans_with_findings};
 pub use policy::write_policy_tests;
+pub use repo::{write_changes, write_scaffolded};
+pub use secrets::{write_decrypted, write_secret_done};
 pub use status::{PeopleFormat, write_metrics, write_status};
 
 use crate::release::Release;
@@ -109,10 +113,15 @@ pub fn write_history(
                     other => style.paint(colors::RED, &format!("{other:<12}")),
                 };
                 let rollback = r.rollback_to.map(|to| format!("  rollback to {to}")).unwrap_or_default();
+                let forced = r
+                    .overridden
+                    .as_ref()
+                    .map(|o| style.paint(colors::RED, &format!("  FORCED by {}: {}", o.actor, o.reason)))
+                    .unwrap_or_default();
                 let duration = r.duration_seconds().map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
                 writeln!(
                     w,
-                    "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}{rollback}",
+                    "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}{rollback}{forced}",
                     r.id,
                     r.started_at.get(..19).unwrap_or(&r.started_at).replace('T', " "),
                     duration,
@@ -131,9 +140,13 @@ pub fn write_history(
             for r in releases.iter().rev() {
                 writeln!(
                     w,
-                    "| {} | {} | {} | `{}` | {} | {} | {} | {} |",
+                    "| {} | {}{} | {} | `{}` | {} | {} | {} | {} |",
                     r.id,
                     r.outcome.as_str(),
+                    r.overridden
+                        .as_ref()
+                        .map(|o| format!(" (forced: {})", markdown_cell(&o.reason)))
+                        .unwrap_or_default(),
                     r.started_at,
                     r.source,
                     markdown_cell(&r.actor),

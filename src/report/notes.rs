@@ -86,6 +86,14 @@ fn field_text(f: &crate::plan::FieldChange) -> String {
     }
 }
 
+/// The distinct codes an override passed, in order: `policy/baseline/privileged, schema/type`.
+pub(crate) fn forced_codes(o: &crate::gate::Override) -> String {
+    let mut codes: Vec<&str> = o.findings.iter().map(|f| f.code.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes.join(", ")
+}
+
 fn markdown(n: &Notes) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", title(n));
@@ -99,6 +107,16 @@ fn markdown(n: &Notes) -> String {
             r.finished_at.as_deref().unwrap_or(&r.started_at),
             r.outcome
         );
+        if let Some(o) = &r.overridden {
+            let _ = writeln!(
+                s,
+                "> **Forced release.** {} overrode {} error finding(s): {}\n> Reason: {}\n",
+                o.actor,
+                o.findings.len(),
+                forced_codes(o),
+                o.reason.replace('\n', " ")
+            );
+        }
     }
     if !n.versions.is_empty() {
         let _ = writeln!(s, "## Versions\n\n| workload | container | version |\n|---|---|---|");
@@ -198,6 +216,16 @@ fn html(n: &Notes) -> String {
             esc(r.finished_at.as_deref().unwrap_or(&r.started_at)),
             esc(&r.outcome)
         );
+        if let Some(o) = &r.overridden {
+            let _ = writeln!(
+                b,
+                "<p class=\"bad\"><b>Forced release.</b> {} overrode {} error finding(s): {}. Reason: {}</p>",
+                esc(&o.actor),
+                o.findings.len(),
+                esc(&forced_codes(o)),
+                esc(&o.reason)
+            );
+        }
     }
     let _ = writeln!(b, "<p class=\"summary\">{}</p>", esc(&n.summary));
     if !n.versions.is_empty() {

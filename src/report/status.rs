@@ -46,6 +46,17 @@ pub fn write_status(
                     )?,
                     None => writeln!(w, "  no release yet")?,
                 }
+                if let Some(o) = s.release.as_ref().and_then(|r| r.overridden.as_ref()) {
+                    writeln!(
+                        w,
+                        "  {} {} overrode {} error finding(s) ({}): {}",
+                        style.paint(colors::RED, "forced:"),
+                        o.actor,
+                        o.findings.len(),
+                        super::notes::forced_codes(o),
+                        o.reason
+                    )?;
+                }
                 if let Some(a) = &s.latest_attempt {
                     writeln!(
                         w,
@@ -86,6 +97,16 @@ pub fn write_status(
                     )?,
                     None => writeln!(w, "No release yet.")?,
                 }
+                if let Some(o) = s.release.as_ref().and_then(|r| r.overridden.as_ref()) {
+                    writeln!(
+                        w,
+                        "\n**Forced:** {} overrode {} error finding(s) ({}): {}\n",
+                        o.actor,
+                        o.findings.len(),
+                        super::notes::forced_codes(o),
+                        super::markdown_cell(&o.reason)
+                    )?;
+                }
                 writeln!(w, "Drift: **{}**\n", if s.drift { "yes" } else { "no" })?;
                 if !s.workloads.is_empty() {
                     writeln!(w, "| workload | images | owners |\n|---|---|---|")?;
@@ -113,6 +134,16 @@ pub fn write_status(
                         );
                     }
                     None => b.push_str("<p>No release yet.</p>\n"),
+                }
+                if let Some(o) = s.release.as_ref().and_then(|r| r.overridden.as_ref()) {
+                    let _ = writeln!(
+                        b,
+                        "<p class=\"bad\"><b>Forced:</b> {} overrode {} error finding(s) ({}): {}</p>",
+                        esc(&o.actor),
+                        o.findings.len(),
+                        esc(&super::notes::forced_codes(o)),
+                        esc(&o.reason)
+                    );
                 }
                 let _ = writeln!(
                     b,

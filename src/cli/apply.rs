@@ -1,0 +1,59 @@
+//! `cairn apply --env …` and `cairn apply --plan FILE`.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{Cli, Status, progress_bar, report_io};
+use crate::apply::Applied;
+use crate::error::Result;
+use crate::pipeline::{self, Gated, WriteSpec};
+use crate::report::{self, Format};
+
+pub fn run(
+    cli: &Cli,
+    envs: &[String],
+    rev: Option<&str>,
+    spec: &WriteSpec,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Status> {
+    match pipeline::apply(&cli.repo, envs, rev, spec, &progress_bar)? {
+        Gated::Blocked { rendered, findings } => {
+            report_io(report::write_blocked(out, &rendered, &findings, format, cli.style()))?;
+            Ok(Status::Findings)
+        }
+        Gated::Written { result: reports, .. } => {
+            report_io(report::write_apply(out, &reports, format, cli.style()))?;
+            Ok(if reports.iter().all(crate::apply::ApplyReport::succeeded) { Status::Success } else { Status::Failed })
+        }
+    }
+}
+
+pub fn run_saved(
+    cli: &Cli,
+    path: &Path,
+    rev: Option<&str>,
+    replan: bool,
+    spec: &WriteSpec,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Status> {
+    match pipeline::apply_saved(&cli.repo, path, rev, replan, spec, &progress_bar)? {
+        Gated::Blocked { rendered, findings } => {
+            report_io(report::write_blocked(out, &rendered, &findings, format, cli.style()))?;
+            Ok(Status::Findings)
+        }
+        Gated::Written { result, .. } => {
+            report_io(report::write_applied(out, &result, path, format, cli.style()))?;
+            let refused = result.iter().any(|r| matches!(r, Applied::Refused { .. }));
+            let failed = result.iter().any(|r| matches!(r, Applied::Applied(a) if !a.succeeded()));
+            Ok(if refused {
+                Status::Findings
+            } else if failed {
+                Status::Failed
+            } else {
+                Status::Success
+            })
+        }
+    }
+}

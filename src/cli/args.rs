@@ -1,0 +1,366 @@
+//! The command line: every clap type in one place. Commands live one per file beside this one.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::pipeline::{ChangeSpec, WriteSpec};
+pub use crate::report::CheckFormat;
+use crate::report::{FindingsFormat, Format, NotesFormat, PeopleFormat, Style};
+use crate::validate;
+
+/// A GitOps engine: render, validate, plan and apply per-environment configuration from git.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The configuration repository (a git work tree or a directory inside one).
+    #[arg(long, global = true, value_name = "DIR", env = "CAIRN_REPO", default_value = ".")]
+    pub repo: PathBuf,
+
+    /// When to colour human output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "CAIRN_COLOR")]
+    pub color: ColorChoice,
+
+    /// More log output on stderr (-v: info, -vv: debug). `CAIRN_LOG` takes a tracing filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a small working configuration repository (git-initialised, two environments).
+    Init {
+        /// Where to create it; must not exist or be empty.
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Print the rendered objects of environments as a multi-document YAML stream.
+    Render {
+        #[command(flatten)]
+        select: Select,
+        /// `human` prints YAML; `json` prints the objects with their identities and sources.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Check rendered objects against JSON Schemas and built-in rules; exits 1 on any error finding.
+    Validate {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        schema: SchemaArgs,
+        #[command(flatten)]
+        change: ChangeArgs,
+        #[arg(long, value_enum, default_value_t = FindingsFormat::Human)]
+        format: FindingsFormat,
+    },
+    /// Show what apply would change in each environment.
+    Plan {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        schema: SchemaArgs,
+        #[command(flatten)]
+        change: ChangeArgs,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Exit 3 when the plan has changes (0 when it has none).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Keep objects cairn applied earlier and no longer renders.
+        #[arg(long)]
+        no_prune: bool,
+        /// Leave out the unified YAML diffs (field changes are still listed).
+        #[arg(long)]
+        no_diff: bool,
+    },
+    /// Apply environments to their targets and record a release for each.
+    Apply {
+        /// Environment to apply (repeatable; required unless --plan gives them).
+        #[arg(long = "env", value_name = "ENV", required_unless_present = "plan")]
+        envs: Vec<String>,
+        /// Apply exactly this commit instead of the working tree (with --plan: default HEAD).
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
+        /// Apply a plan saved by `cairn check --out`: refused (exit 1) when the revision renders
+        /// differently or live state changed since the plan was made.
+        #[arg(long, value_name = "FILE", conflicts_with = "envs")]
+        plan: Option<PathBuf>,
+        /// With --plan: plan afresh and apply even if the state moved.
+        #[arg(long, requires = "plan")]
+        replan: bool,
+        /// Keep objects cairn applied earlier and no longer renders.
+        #[arg(long)]
+        no_prune: bool,
+        /// Who is applying; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// The pull-request step: touched environments rendered at the head, validated and planned
+    /// against live state; exits 1 when a finding blocks the change.
+    Check {
+        #[arg(long, value_name = "REV")]
+        base: String,
+        #[arg(long, value_name = "REV", default_value = "HEAD")]
+        head: String,
+        /// Save the plan here for `cairn apply --plan` (and the full Markdown report beside it).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Who approved the change: GitHub's pull-request reviews JSON, or a list of logins.
+        #[arg(long, value_name = "FILE")]
+        approvals: Option<PathBuf>,
+        #[command(flatten)]
+        schema: SchemaArgs,
+        /// Keep objects cairn applied earlier and no longer renders.
+        #[arg(long)]
+        no_prune: bool,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Markdown)]
+        format: CheckFormat,
+    },
+    /// List the releases of an environment, newest first.
+    History {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        /// Show at most this many releases.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Release notes for people: what changed, who wrote, approved and owns it, how to roll back.
+    Notes {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        /// The release to describe (default: the latest).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["from", "to"])]
+        release: Option<u64>,
+        /// Describe the changes between two revisions instead of a release.
+        #[arg(long, value_name = "REV", requires = "to")]
+        from: Option<String>,
+        #[arg(long, value_name = "REV", requires = "from")]
+        to: Option<String>,
+        /// Link commits to `<URL>/commit/<sha>`.
+        #[arg(long, value_name = "URL")]
+        repo_url: Option<String>,
+        #[arg(long, value_enum, default_value_t = NotesFormat::Markdown)]
+        format: NotesFormat,
+    },
+    /// What is in each environment: current release, workloads with versions and owners, drift.
+    Status {
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+        #[arg(long, value_enum, default_value_t = PeopleFormat::Human)]
+        format: PeopleFormat,
+    },
+    /// Return an environment to the state of an earlier release, and record it as a rollback.
+    Rollback {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        /// The release to return to (default: the one before the current release).
+        #[arg(long, value_name = "ID")]
+        to: Option<u64>,
+        /// Who is rolling back; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// DORA delivery metrics from release records and git.
+    Metrics {
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+        /// Start of the window: a duration back from --until (`90d`, `12w`, `48h`) or a date/time.
+        #[arg(long, value_name = "WHEN", default_value = "90d")]
+        since: String,
+        /// End of the window (RFC 3339 time or date); default now.
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = PeopleFormat::Human)]
+        format: PeopleFormat,
+    },
+    /// Work with SOPS-encrypted files (age keys).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Work with policy plugins.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// List the paths changed between two revisions and the environments they touch.
+    Changes {
+        #[arg(long, value_name = "REV")]
+        base: String,
+        #[arg(long, value_name = "REV", default_value = "HEAD")]
+        head: String,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run plugins against fixture inputs with expected decisions (every *.yaml suite in DIR);
+    /// exits 1 when a case fails.
+    Test {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// The change policies judge: its base, and who approved it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ChangeArgs {
+    /// The revision the change starts from: policies see the paths changed from REV to the
+    /// revision checked, and the `Approved-by:` trailers of the commits between.
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Who approved the change: GitHub's pull-request reviews JSON, or a list of logins.
+    #[arg(long, value_name = "FILE")]
+    pub approvals: Option<PathBuf>,
+}
+
+impl From<&ChangeArgs> for ChangeSpec {
+    fn from(a: &ChangeArgs) -> Self {
+        ChangeSpec { base: a.base.clone(), approvals: a.approvals.clone() }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Encrypt a plaintext YAML or JSON file in place, for the recipients and rule of the first
+    /// matching creation rule in the nearest `.sops.yaml`. The real `sops` reads the result.
+    Encrypt { file: PathBuf },
+    /// Re-encrypt a SOPS file in place with a new data key, keeping its recipients and rule.
+    Rotate { file: PathBuf },
+    /// Re-wrap a SOPS file's data key for the recipients its `.sops.yaml` creation rule lists now
+    /// (values, MAC and `lastmodified` stay as they are).
+    Updatekeys { file: PathBuf },
+    /// Edit a SOPS file decrypted in $VISUAL or $EDITOR (`vi` when neither is set), then
+    /// re-encrypt it with the same data key: values that did not change keep their ciphertext,
+    /// so the git diff shows only what changed. The plaintext lives in a private directory in
+    /// memory-backed storage where there is one, and is overwritten and removed afterwards.
+    Edit { file: PathBuf },
+    /// Decrypt a SOPS file and print it to stdout (explicitly: this prints secrets). Keys come
+    /// from CAIRN_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and sops' default key file.
+    Decrypt {
+        /// SOPS-encrypted YAML or JSON files (several are decrypted in one process).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `yaml` (default) or `json`.
+        #[arg(long, value_enum, default_value_t = SecretFormat::Yaml)]
+        format: SecretFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecretFormat {
+    Yaml,
+    Json,
+}
+
+/// How objects are written: conflicts with other field managers, and waiting for health.
+#[derive(Debug, Args, Clone)]
+pub struct WriteArgs {
+    /// Kubernetes: take over fields another field manager owns instead of failing those objects.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Wait for applied Deployments, StatefulSets, DaemonSets, Jobs and CRDs to become healthy;
+    /// an object still unhealthy after --timeout fails the release.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits: `90s`, `5m`, `1h`.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Who approved what is written, for the bound policies (the approvals plugin): GitHub's
+    /// pull-request reviews JSON, or a list of logins. `Approved-by:` trailers count too.
+    #[arg(long, value_name = "FILE")]
+    pub approvals: Option<PathBuf>,
+    /// Break glass: write even though schema or policy findings are errors. The release records
+    /// the reason, who forced it and the findings passed; `history`, `notes` and `status` show it.
+    #[arg(long, value_name = "REASON")]
+    pub override_findings: Option<String>,
+}
+
+/// `90s`, `5m`, `1h`, or plain seconds.
+fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration: use 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{text}` is not a duration: use 90s, 5m or 1h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+impl WriteArgs {
+    /// How the pipeline may write, from these flags.
+    pub fn spec(&self, prune: bool, actor: Option<String>) -> WriteSpec {
+        WriteSpec {
+            prune,
+            actor,
+            force_conflicts: self.force_conflicts,
+            wait: self.wait.then_some(self.timeout),
+            approvals: self.approvals.clone(),
+            override_reason: self.override_findings.clone(),
+            schema: validate::Options::default(),
+        }
+    }
+}
+
+/// How strictly objects are checked against their schemas.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct SchemaArgs {
+    /// Reject properties a schema does not declare (misspelled or misplaced keys).
+    #[arg(long)]
+    pub strict: bool,
+    /// An object whose kind has no schema is an error instead of a warning.
+    #[arg(long)]
+    pub require_schemas: bool,
+}
+
+impl From<SchemaArgs> for validate::Options {
+    fn from(a: SchemaArgs) -> Self {
+        validate::Options { strict: a.strict, require_schemas: a.require_schemas }
+    }
+}
+
+/// Which environments, at which revision.
+#[derive(Debug, Args)]
+pub struct Select {
+    /// Environment to work on (repeatable); all environments when absent.
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
+    /// Read this revision (branch, tag, sha, `HEAD~2`) instead of the working tree.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+}
+
+impl Cli {
+    pub(crate) fn style(&self) -> Style {
+        let color = match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Style { color }
+    }
+}

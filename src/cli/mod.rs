@@ -1,0 +1,110 @@
+//! Command-line interface: the clap types (`args`) and one short file per command, each parsing
+//! nothing more, calling the library (`pipeline`, `release`, `secrets`, …) and handing the result
+//! to a reporter. Results go to the writer given (stdout); logs and progress go to stderr.
+
+mod apply;
+mod args;
+mod changes;
+mod check;
+mod history;
+mod init;
+mod metrics;
+mod notes;
+mod plan;
+mod policy;
+mod render;
+mod rollback;
+mod secrets;
+mod status;
+mod validate;
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub use args::*;
+
+use crate::error::{Error, Result};
+
+/// What a command concluded, mapped to the exit code contract by the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// Findings, or an apply refused: exit 1.
+    Findings,
+    /// A failed apply of some objects: exit 2 after the report is printed.
+    Failed,
+    /// `plan --detailed-exitcode` with changes: exit 3.
+    Changes,
+}
+
+impl Status {
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::Findings => 1,
+            Status::Failed => 2,
+            Status::Changes => 3,
+        }
+    }
+}
+
+/// Runs the parsed command, writing results to `out`.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
+    match &cli.command {
+        Command::Init { dir, format } => init::run(dir, *format, out),
+        Command::Render { select, format } => render::run(cli, select, *format, out),
+        Command::Validate { select, schema, change, format } => {
+            validate::run(cli, select, *schema, change, *format, out)
+        }
+        Command::Plan { select, schema, change, format, detailed_exitcode, no_prune, no_diff } => {
+            let flags = plan::Flags { detailed_exitcode: *detailed_exitcode, prune: !no_prune, diff: !no_diff };
+            plan::run(cli, select, *schema, change, *format, flags, out)
+        }
+        Command::Apply { envs, rev, plan, replan, no_prune, actor, write, format } => {
+            let spec = write.spec(!no_prune, actor.clone());
+            match plan {
+                Some(path) => apply::run_saved(cli, path, rev.as_deref(), *replan, &spec, *format, out),
+                None => apply::run(cli, envs, rev.as_deref(), &spec, *format, out),
+            }
+        }
+        Command::Check { base, head, out: plan_out, approvals, schema, no_prune, format } => {
+            let what = check::What { base, head, plan_out: plan_out.as_deref(), approvals: approvals.as_deref() };
+            check::run(cli, &what, *schema, !no_prune, *format, out)
+        }
+        Command::History { env, limit, format } => history::run(cli, env, *limit, *format, out),
+        Command::Notes { env, release, from, to, repo_url, format } => {
+            let range = from.as_deref().zip(to.as_deref());
+            notes::run(cli, env, *release, range, repo_url.as_deref(), *format, out)
+        }
+        Command::Status { envs, format } => status::run(cli, envs, *format, out),
+        Command::Rollback { env, to, actor, write, format } => {
+            rollback::run(cli, env, *to, &write.spec(true, actor.clone()), *format, out)
+        }
+        Command::Metrics { envs, since, until, format } => {
+            metrics::run(cli, envs, since, until.as_deref(), *format, out)
+        }
+        Command::Policy(PolicyCommand::Test { dir, format }) => policy::test(cli, dir, *format, out),
+        Command::Secrets(command) => secrets::run(command, out),
+        Command::Changes { base, head, format } => changes::run(cli, base, head, *format, out),
+    }
+}
+
+/// A bar on stderr when it is a terminal; hidden otherwise so CI logs stay clean.
+pub(crate) fn progress_bar(message: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Writing results failed: a closed pipe is not an error worth a message (the binary exits
+/// quietly), anything else is reported.
+pub(crate) fn report_io(result: std::io::Result<()>) -> Result<()> {
+    result.map_err(|e| Error::io("<stdout>", "cannot write results", e))
+}

@@ -1,0 +1,45 @@
+//! `cairn plan`.
+
+use std::io::Write;
+
+use super::{ChangeArgs, Cli, SchemaArgs, Select, Status, report_io};
+use crate::error::Result;
+use crate::pipeline;
+use crate::report::{self, Format};
+
+/// `--detailed-exitcode`, `--no-prune`, `--no-diff`.
+pub struct Flags {
+    pub detailed_exitcode: bool,
+    pub prune: bool,
+    pub diff: bool,
+}
+
+pub fn run(
+    cli: &Cli,
+    select: &Select,
+    schema: SchemaArgs,
+    change: &ChangeArgs,
+    format: Format,
+    flags: Flags,
+    out: &mut dyn Write,
+) -> Result<Status> {
+    let run = pipeline::load(&cli.repo, &select.envs, select.rev.as_deref())?;
+    let planned = pipeline::plan(&run, schema.into(), &change.into(), flags.prune)?;
+    report_io(report::write_plans_with_findings(
+        out,
+        &planned.plans,
+        &run.rendered,
+        &planned.findings,
+        format,
+        cli.style(),
+        flags.diff,
+    ))?;
+    let changed = planned.plans.iter().any(crate::plan::Plan::has_changes);
+    Ok(if crate::validate::has_errors(&planned.findings) {
+        Status::Findings
+    } else if flags.detailed_exitcode && changed {
+        Status::Changes
+    } else {
+        Status::Success
+    })
+}

@@ -1,0 +1,29 @@
+//! `cairn rollback --env ENV [--to ID]`.
+
+use std::io::Write;
+
+use super::{Cli, Status, progress_bar, report_io};
+use crate::error::Result;
+use crate::pipeline::{self, Gated, WriteSpec};
+use crate::report::{self, Format};
+
+pub fn run(
+    cli: &Cli,
+    env: &str,
+    to: Option<u64>,
+    spec: &WriteSpec,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Status> {
+    match pipeline::rollback(&cli.repo, env, to, spec, &progress_bar)? {
+        Gated::Blocked { rendered, findings } => {
+            report_io(report::write_blocked(out, &rendered, &findings, format, cli.style()))?;
+            Ok(Status::Findings)
+        }
+        Gated::Written { result: report, .. } => {
+            let ok = report.succeeded();
+            report_io(report::write_apply(out, std::slice::from_ref(&report), format, cli.style()))?;
+            Ok(if ok { Status::Success } else { Status::Failed })
+        }
+    }
+}

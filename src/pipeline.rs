@@ -1,0 +1,615 @@
+//! The pipeline, in one place: open the repository at a revision or the work tree, load the
+//! configuration, render the selected environments, validate them, evaluate the bound policies
+//! with the change context known at that step, plan against each target, and — for the commands
+//! that write — pass the gate before anything is written. Commands call these functions and get
+//! typed results back; none of them assembles the stages itself.
+//!
+//! Every write (`apply --env`, `apply --plan`, `rollback`) goes the same way: lock and plan each
+//! environment (`apply::prepare`), run the gate over exactly those objects with the plan as the
+//! change (`gate::evaluate`), and only then write (`apply::execute`, which needs what the gate
+//! cleared). When the gate blocks, nothing is written and no release is recorded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+
+use crate::apply::{self, Applied, ApplyOptions, ApplyReport};
+use crate::check::{self, SavedPlan};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::gate::{self, BreakGlass, Decision};
+use crate::plan::{self, Plan};
+use crate::policy::{self, Approval, Context, ObjectChange};
+use crate::release::{self, Outcome, Release, ReleaseKind};
+use crate::render::{self, ObjectId, Rendered};
+use crate::repo::{Repo, Snapshot};
+use crate::target::{self, Target};
+use crate::validate::{self, Finding};
+
+/// What every command reads: the repository, one snapshot of it, its configuration, and the
+/// rendered environments it selected.
+pub struct Run {
+    pub repo: Repo,
+    pub snapshot: Snapshot,
+    pub config: Config,
+    pub rendered: Vec<Rendered>,
+    /// The revision read (`None`: the work tree).
+    pub rev: Option<String>,
+}
+
+/// Opens the repository, reads the snapshot (`rev`, or the work tree) and its configuration, and
+/// renders the environments named (all when `envs` is empty).
+pub fn load(repo_dir: &Path, envs: &[String], rev: Option<&str>) -> Result<Run> {
+    let repo = Repo::open(repo_dir)?;
+    load_from(repo, envs, rev)
+}
+
+fn load_from(repo: Repo, envs: &[String], rev: Option<&str>) -> Result<Run> {
+    let snapshot = repo.snapshot(rev)?;
+    tracing::debug!(source = %snapshot.source.label(), "snapshot opened");
+    let config = Config::load(&snapshot)?;
+    let environments = config.select(envs)?;
+    let mut renderer = render::Renderer::new(&snapshot, &environments);
+    let mut rendered = Vec::new();
+    for env in environments {
+        tracing::info!(environment = %env.name, source = %snapshot.source.label(), "rendering");
+        rendered.push(renderer.render(env)?);
+    }
+    drop(renderer);
+    Ok(Run { repo, snapshot, config, rendered, rev: rev.map(str::to_string) })
+}
+
+/// The repository and the configuration of its work tree: what the commands that read release
+/// records (history, notes, status, metrics) start from.
+pub fn open_config(repo_dir: &Path) -> Result<(Repo, Config)> {
+    let repo = Repo::open(repo_dir)?;
+    let config = Config::load(&repo.snapshot(None)?)?;
+    Ok((repo, config))
+}
+
+/// The release records of one environment, oldest first, with its target.
+pub fn releases(repo: &Repo, config: &Config, env: &str) -> Result<(Target, Vec<Release>)> {
+    let target = target::open(repo.root(), config.environment(env)?)?;
+    let releases = release::list(&target)?;
+    Ok((target, releases))
+}
+
+/// The change a read-only command is told about: `--base` and `--approvals`.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeSpec {
+    pub base: Option<String>,
+    pub approvals: Option<PathBuf>,
+}
+
+/// Schema validation and the bound policies over a loaded run (`cairn validate`).
+pub fn validate(run: &Run, options: validate::Options, change: &ChangeSpec) -> Result<Vec<Finding>> {
+    let mut findings = validate::validate(&run.snapshot, &run.config, &run.rendered, options)?;
+    findings.extend(read_only_policies(run, change, None)?);
+    validate::sort(&mut findings);
+    Ok(findings)
+}
+
+/// Plans and findings of a loaded run (`cairn plan`).
+pub struct Planned {
+    pub plans: Vec<Plan>,
+    pub findings: Vec<Finding>,
+}
+
+/// Plans each environment against its target, then validates and runs the policies with the
+/// plans as the change (`cairn plan`).
+pub fn plan(run: &Run, options: validate::Options, change: &ChangeSpec, prune: bool) -> Result<Planned> {
+    let mut plans = Vec::new();
+    for r in &run.rendered {
+        let target = target::open(run.repo.root(), run.config.environment(&r.environment)?)?;
+        plans.push(plan::plan(r, &target, &run.snapshot.source, prune)?);
+    }
+    let mut findings = validate::validate(&run.snapshot, &run.config, &run.rendered, options)?;
+    findings.extend(read_only_policies(run, change, Some(check::policy_changes(&plans)))?);
+    validate::sort(&mut findings);
+    Ok(Planned { plans, findings })
+}
+
+/// The pull-request step (`cairn check`): the environments `base..head` touches, rendered at the
+/// head, validated, planned, and judged by the policies with the change set and approvals.
+pub fn check(
+    repo_dir: &Path,
+    base: &str,
+    head: &str,
+    options: validate::Options,
+    prune: bool,
+    approvals: Option<&Path>,
+) -> Result<(SavedPlan, Vec<Rendered>)> {
+    let repo = Repo::open(repo_dir)?;
+    let mut approvals = match approvals {
+        Some(path) => policy::read_approvals(path)?,
+        None => Vec::new(),
+    };
+    repo.ensure_ancestor(base, head)?;
+    let changes = repo.changed_paths(base, head)?;
+    let snapshot = repo.snapshot(Some(head))?;
+    let config = Config::load(&snapshot)?;
+    let touched: Vec<String> =
+        check::touched_environments(&config, &changes.paths).into_iter().map(str::to_string).collect();
+    let rendered = if touched.is_empty() {
+        Vec::new()
+    } else {
+        let environments = config.select(&touched)?;
+        let mut renderer = render::Renderer::new(&snapshot, &environments);
+        environments.iter().map(|env| renderer.render(env)).collect::<Result<Vec<_>>>()?
+    };
+    let mut plans = Vec::new();
+    for r in &rendered {
+        let target = target::open(repo.root(), config.environment(&r.environment)?)?;
+        plans.push(plan::plan(r, &target, &snapshot.source, prune)?);
+    }
+    policy::add_approvals(&mut approvals, policy::trailer_approvals(&repo.commits_between(Some(base), head)?));
+    let mut findings = validate::validate(&snapshot, &config, &rendered, options)?;
+    if let Some(policies) = policy::Policies::load(&snapshot, &config)? {
+        let context = Context {
+            changed_paths: Some(changes.paths.clone()),
+            commit: Some(repo.commit_info(head)?),
+            approvals: approvals.clone(),
+            changes: check::policy_changes(&plans),
+        };
+        findings.extend(policies.evaluate(&snapshot, &config, &rendered, &context)?);
+    }
+    validate::sort(&mut findings);
+    let saved = SavedPlan {
+        format: check::PLAN_FORMAT.to_string(),
+        cairn_version: env!("CARGO_PKG_VERSION").to_string(),
+        repository: repo.root_commit(head)?,
+        base: repo.commit_info(base)?,
+        head: repo.commit_info(head)?,
+        changed_paths: changes.paths,
+        plans,
+        findings,
+        approvals,
+    };
+    Ok((saved, rendered))
+}
+
+/// How a command that writes may write: what it prunes, who it is, what it is told about
+/// approvals, and whether an operator broke the glass.
+#[derive(Debug, Clone)]
+pub struct WriteSpec {
+    pub prune: bool,
+    /// Who writes; `None`: CAIRN_ACTOR, GITHUB_ACTOR, git's user, the login name.
+    pub actor: Option<String>,
+    pub force_conflicts: bool,
+    pub wait: Option<Duration>,
+    /// An approvals file (`--approvals`): GitHub's reviews JSON, or a list of logins.
+    pub approvals: Option<PathBuf>,
+    /// `--override-findings "REASON"`.
+    pub override_reason: Option<String>,
+    /// Skip the schema rules a run asks for (`--strict`, `--require-schemas` are read-only
+    /// options; writes use the defaults, as `check` does unless told otherwise).
+    pub schema: validate::Options,
+}
+
+/// A write's answer: done, or stopped by the gate (nothing written, no release recorded).
+#[derive(Debug)]
+pub enum Gated<T> {
+    Written { result: T, findings: Vec<Finding> },
+    Blocked { rendered: Vec<Rendered>, findings: Vec<Finding> },
+}
+
+/// `cairn apply --env …`: each selected environment, at `rev` or the work tree, gated with the
+/// change from the environment's current release to what is applied.
+pub fn apply(
+    repo_dir: &Path,
+    envs: &[String],
+    rev: Option<&str>,
+    write: &WriteSpec,
+    progress: &dyn Fn(&str) -> ProgressBar,
+) -> Result<Gated<Vec<ApplyReport>>> {
+    let run = load(repo_dir, envs, rev)?;
+    let actor = write.actor.clone().unwrap_or_else(|| resolve_actor(&run.repo));
+    let glass = break_glass(write, &actor)?;
+    let file_approvals = match &write.approvals {
+        Some(path) => policy::read_approvals(path)?,
+        None => Vec::new(),
+    };
+    let targets = open_targets(&run)?;
+    let mut approvers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let Run { repo, snapshot, config, rendered, rev } = run;
+    let names: Vec<String> = rendered.iter().map(|r| r.environment.clone()).collect();
+    let decision = {
+        // Policies judge the change as `plan` would show it: planned here without the lock (the
+        // apply plans again under it); only environments a policy is bound to pay for it.
+        let mut context_of = |r: &Rendered| -> Result<Context> {
+            let target = target_of(&names, &targets, r)?;
+            let mut context = apply_context(&repo, &snapshot, rev.as_deref(), target, &file_approvals)?;
+            let planned = plan::plan(r, target, &snapshot.source, write.prune)?;
+            context.changes = check::policy_changes(std::slice::from_ref(&planned));
+            approvers.insert(r.environment.clone(), approval_names(Some(&context)));
+            Ok(context)
+        };
+        gate::evaluate(&snapshot, &config, rendered, write.schema, &mut context_of, glass.as_ref())?
+    };
+    let gated = match decision {
+        Decision::Blocked { rendered, findings } => return Ok(Gated::Blocked { rendered, findings }),
+        Decision::Cleared(g) => g,
+    };
+    let options = options(write, actor, ReleaseKind::Apply, None);
+    // Every environment is locked and planned before any is written, so a held lock anywhere
+    // stops the whole apply before it starts.
+    let mut prepared = Vec::new();
+    for (cleared, target) in gated.environments().zip(&targets) {
+        match apply::prepare(target, cleared.rendered(), &snapshot.source, &options, None)? {
+            Ok(p) => prepared.push(p),
+            // Without a saved plan there is nothing to compare with, so this cannot happen.
+            Err(_) => {
+                return Err(Error::Usage {
+                    message: format!("apply of `{}` was refused without a saved plan", cleared.rendered().environment),
+                });
+            }
+        }
+    }
+    let mut reports = Vec::new();
+    for ((cleared, prepared), target) in gated.environments().zip(prepared).zip(&targets) {
+        let environment = &cleared.rendered().environment;
+        let options =
+            ApplyOptions { approvals: approvers.get(environment).cloned().unwrap_or_default(), ..options.clone() };
+        let bar = progress(&format!("applying {environment}"));
+        reports.push(apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?);
+    }
+    Ok(Gated::Written { result: reports, findings: gated.findings().to_vec() })
+}
+
+/// `cairn apply --plan FILE`: the environments of a saved plan, at `rev` (default HEAD), each
+/// applied only while the revision still renders what the plan showed and live state still
+/// hashes the same — and only through the gate, with the change, plan and approvals the pull
+/// request's check recorded.
+pub fn apply_saved(
+    repo_dir: &Path,
+    path: &Path,
+    rev: Option<&str>,
+    replan: bool,
+    write: &WriteSpec,
+    progress: &dyn Fn(&str) -> ProgressBar,
+) -> Result<Gated<Vec<Applied>>> {
+    let saved = SavedPlan::read(path)?;
+    let repo = Repo::open(repo_dir)?;
+    let rev = rev.unwrap_or("HEAD");
+    let ours = repo.root_commit(rev)?;
+    if ours != saved.repository {
+        return Err(Error::Usage {
+            message: format!(
+                "{}: the plan was made for another repository (first commit {}, this one {})",
+                path.display(),
+                saved.repository,
+                ours
+            ),
+        });
+    }
+    let actor = write.actor.clone().unwrap_or_else(|| resolve_actor(&repo));
+    let glass = break_glass(write, &actor)?;
+    let envs: Vec<String> = saved.plans.iter().map(|p| p.environment.clone()).collect();
+    let run = load_from(repo, &envs, Some(rev))?;
+    let targets = open_targets(&run)?;
+    let mut approvals = saved.approvals.clone();
+    if let Some(path) = &write.approvals {
+        policy::add_approvals(&mut approvals, policy::read_approvals(path)?);
+    }
+    let trailers = policy::trailer_approvals(&run.repo.commits_between(Some(&saved.base.sha), rev)?);
+    policy::add_approvals(&mut approvals, trailers);
+    let context = Context {
+        changed_paths: Some(saved.changed_paths.clone()),
+        commit: run.snapshot.source.commit().cloned(),
+        approvals,
+        changes: check::policy_changes(&saved.plans),
+    };
+    let names = approval_names(Some(&context));
+    let Run { snapshot, config, rendered, .. } = run;
+    let decision =
+        gate::evaluate(&snapshot, &config, rendered, write.schema, &mut |_| Ok(context.clone()), glass.as_ref())?;
+    let gated = match decision {
+        Decision::Blocked { rendered, findings } => return Ok(Gated::Blocked { rendered, findings }),
+        Decision::Cleared(g) => g,
+    };
+    let write = WriteSpec { prune: saved.plans.iter().all(|p| p.prune), ..write.clone() };
+    let options = ApplyOptions { approvals: names, ..options(&write, actor, ReleaseKind::Apply, None) };
+    let mut prepared = Vec::new();
+    for ((cleared, planned), target) in gated.environments().zip(&saved.plans).zip(&targets) {
+        let expected = if replan { None } else { Some(planned) };
+        match apply::prepare(target, cleared.rendered(), &snapshot.source, &options, expected)? {
+            Ok(p) => prepared.push(p),
+            // The plan as a whole no longer holds: nothing is written anywhere.
+            Err(refused) => return Ok(Gated::Written { result: vec![refused], findings: gated.findings().to_vec() }),
+        }
+    }
+    let mut results = Vec::new();
+    for ((cleared, prepared), target) in gated.environments().zip(prepared).zip(&targets) {
+        let bar = progress(&format!("applying {}", cleared.rendered().environment));
+        let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?;
+        results.push(Applied::Applied(Box::new(report)));
+    }
+    Ok(Gated::Written { result: results, findings: gated.findings().to_vec() })
+}
+
+/// `cairn rollback`: the desired state of an earlier release (default: the one before the
+/// current release), rendered from its commit, gated like any apply, and recorded as a rollback.
+/// The change policies see is the paths that differ between the current release's commit and the
+/// restored one; the approvals are those recorded on the restored release, plus `--approvals`.
+pub fn rollback(
+    repo_dir: &Path,
+    env: &str,
+    to: Option<u64>,
+    write: &WriteSpec,
+    progress: &dyn Fn(&str) -> ProgressBar,
+) -> Result<Gated<ApplyReport>> {
+    let (repo, config) = open_config(repo_dir)?;
+    let (_, releases) = releases(&repo, &config, env)?;
+    let current = releases.iter().rev().find(|r| r.outcome == Outcome::Succeeded).ok_or_else(|| Error::Usage {
+        message: format!("environment `{env}` has no succeeded release to roll back from"),
+    })?;
+    let goal = match to {
+        Some(id) => release::find(&releases, env, id)?,
+        None => {
+            current.previous.and_then(|p| releases.iter().find(|r| r.id == p)).cloned().ok_or_else(|| Error::Usage {
+                message: format!(
+                    "release {} is the first release of `{env}`; there is nothing earlier to roll back to",
+                    current.id
+                ),
+            })?
+        }
+    };
+    let sha = goal.sha().filter(|sha| repo.has_commit(sha)).map(str::to_string).ok_or_else(|| Error::Usage {
+        message: format!(
+            "release {}'s commit is not in the repository (applied without commits, or history rewritten since); it cannot be restored",
+            goal.id
+        ),
+    })?;
+    let changed_paths = match current.sha().filter(|s| repo.has_commit(s)) {
+        Some(now) => repo.changed_paths(now, &sha)?.paths,
+        None => all_paths(&repo.snapshot(Some(&sha))?)?,
+    };
+    let actor = write.actor.clone().unwrap_or_else(|| resolve_actor(&repo));
+    let glass = break_glass(write, &actor)?;
+    let mut approvals: Vec<Approval> = goal
+        .approvals
+        .iter()
+        .map(|by| Approval {
+            by: by.clone(),
+            at: goal.finished_at.clone(),
+            commit_id: None,
+            source: Some(format!("release {}", goal.id)),
+        })
+        .collect();
+    if let Some(path) = &write.approvals {
+        let file = policy::read_approvals(path)?;
+        // The reviews file is the fresher source: it wins over what the release recorded.
+        let recorded = std::mem::replace(&mut approvals, file);
+        policy::add_approvals(&mut approvals, recorded);
+    }
+    // The environment is rendered exactly as the restored release's commit configures it.
+    let run = load_from(repo, &[env.to_string()], Some(&sha))?;
+    let targets = open_targets(&run)?;
+    let Some(target) = targets.first() else {
+        return Err(Error::Usage { message: format!("environment `{env}` is not configured at {sha}") });
+    };
+    let mut context = Context {
+        changed_paths: Some(changed_paths),
+        commit: run.snapshot.source.commit().cloned(),
+        approvals,
+        changes: BTreeMap::new(),
+    };
+    let names = approval_names(Some(&context));
+    let Run { snapshot, config, rendered, .. } = run;
+    let mut context_of = |r: &Rendered| -> Result<Context> {
+        let planned = plan::plan(r, target, &snapshot.source, write.prune)?;
+        context.changes = check::policy_changes(std::slice::from_ref(&planned));
+        Ok(context.clone())
+    };
+    let decision = gate::evaluate(&snapshot, &config, rendered, write.schema, &mut context_of, glass.as_ref())?;
+    let gated = match decision {
+        Decision::Blocked { rendered, findings } => return Ok(Gated::Blocked { rendered, findings }),
+        Decision::Cleared(g) => g,
+    };
+    let Some(cleared) = gated.environments().next() else {
+        return Err(Error::Usage { message: format!("environment `{env}` rendered nothing to roll back") });
+    };
+    let options = ApplyOptions { approvals: names, ..options(write, actor, ReleaseKind::Rollback, Some(goal.id)) };
+    let prepared = match apply::prepare(target, cleared.rendered(), &snapshot.source, &options, None)? {
+        Ok(p) => p,
+        Err(_) => return Err(Error::Usage { message: format!("rollback of `{env}` was refused") }),
+    };
+    let bar = progress(&format!("rolling back {env}"));
+    let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?;
+    Ok(Gated::Written { result: report, findings: gated.findings().to_vec() })
+}
+
+/// The target of a rendered environment: `targets` are in the order of `names`.
+fn target_of<'t>(names: &[String], targets: &'t [Target], r: &Rendered) -> Result<&'t Target> {
+    names
+        .iter()
+        .position(|n| *n == r.environment)
+        .and_then(|i| targets.get(i))
+        .ok_or_else(|| Error::Usage { message: format!("internal: no target for environment `{}`", r.environment) })
+}
+
+fn open_targets(run: &Run) -> Result<Vec<Target>> {
+    run.rendered.iter().map(|r| target::open(run.repo.root(), run.config.environment(&r.environment)?)).collect()
+}
+
+fn break_glass(write: &WriteSpec, actor: &str) -> Result<Option<BreakGlass>> {
+    write
+        .override_reason
+        .as_deref()
+        .map(|reason| BreakGlass::new(reason, actor).map_err(|message| Error::Usage { message }))
+        .transpose()
+}
+
+fn options(write: &WriteSpec, actor: String, kind: ReleaseKind, rollback_to: Option<u64>) -> ApplyOptions {
+    ApplyOptions {
+        prune: write.prune,
+        actor,
+        kind,
+        rollback_to,
+        force_conflicts: write.force_conflicts,
+        wait: write.wait,
+        approvals: Vec::new(),
+    }
+}
+
+fn approval_names(context: Option<&Context>) -> Vec<String> {
+    context.map(|c| c.approvals.iter().map(|a| a.by.clone()).collect()).unwrap_or_default()
+}
+
+/// The change a direct apply brings to one environment: from the commit of its current release
+/// to the revision applied (with the work tree's uncommitted edits), its `Approved-by:` trailers,
+/// and the approvals file. An environment never released — or whose release commit is not in this
+/// history — receives everything, so every path counts as changed.
+fn apply_context(
+    repo: &Repo,
+    snapshot: &Snapshot,
+    rev: Option<&str>,
+    target: &Target,
+    file_approvals: &[Approval],
+) -> Result<Context> {
+    let head_commit = snapshot.source.commit().cloned();
+    let head = match (rev, &head_commit) {
+        (Some(rev), _) => Some(rev.to_string()),
+        (None, Some(c)) => Some(c.sha.clone()),
+        (None, None) => None,
+    };
+    let released = release::list(target)?;
+    let base = released
+        .iter()
+        .rev()
+        .find(|r| r.outcome == Outcome::Succeeded)
+        .and_then(Release::sha)
+        .filter(|sha| repo.has_commit(sha))
+        .map(str::to_string);
+    let base = match (&base, &head) {
+        (Some(b), Some(h)) if repo.ensure_ancestor(b, h).is_ok() => Some(b.clone()),
+        (Some(b), _) => {
+            tracing::info!(commit = %b, "the current release's commit is not in the history applied; every path counts as changed");
+            None
+        }
+        _ => None,
+    };
+    let mut changed: BTreeSet<String> = match (&base, &head) {
+        (Some(b), Some(h)) => repo.changed_paths(b, h)?.paths.into_iter().collect(),
+        _ => all_paths(snapshot)?.into_iter().collect(),
+    };
+    if rev.is_none() && base.is_some() {
+        match repo.dirty_paths() {
+            Some(dirty) => changed.extend(dirty),
+            None => changed.extend(all_paths(snapshot)?),
+        }
+    }
+    let mut approvals = file_approvals.to_vec();
+    if let Some(h) = &head {
+        policy::add_approvals(&mut approvals, policy::trailer_approvals(&repo.commits_reachable(base.as_deref(), h)?));
+    }
+    Ok(Context {
+        changed_paths: Some(changed.into_iter().collect()),
+        commit: head_commit,
+        approvals,
+        changes: BTreeMap::new(),
+    })
+}
+
+/// Every file of a snapshot (relative to the configuration root).
+fn all_paths(snapshot: &Snapshot) -> Result<Vec<String>> {
+    snapshot.files_under("")
+}
+
+/// What base → head does to each object of the rendered environments (rendered at the base).
+fn rendered_changes(base: &[Rendered], head: &[Rendered]) -> BTreeMap<String, Vec<ObjectChange>> {
+    let mut out = BTreeMap::new();
+    for h in head {
+        let before: BTreeMap<&ObjectId, &serde_json::Value> = base
+            .iter()
+            .filter(|b| b.environment == h.environment)
+            .flat_map(|b| b.objects.iter().map(|o| (&o.id, &o.body)))
+            .collect();
+        let mut changes = Vec::new();
+        let mut seen = BTreeSet::new();
+        for o in &h.objects {
+            seen.insert(&o.id);
+            let (action, fields) = match before.get(&o.id) {
+                None => ("create", Vec::new()),
+                Some(old) if **old == o.body => ("unchanged", Vec::new()),
+                Some(old) => {
+                    let mut found = Vec::new();
+                    plan::diff_fields(old, &o.body, &mut String::new(), &mut found);
+                    ("update", found.into_iter().map(|f| f.pointer).collect())
+                }
+            };
+            changes.push(ObjectChange { object: policy::ObjectRefOut::of(&o.id, Some(&o.body)), action, fields });
+        }
+        for (id, body) in before.into_iter().filter(|(id, _)| !seen.contains(id)) {
+            changes.push(ObjectChange {
+                object: policy::ObjectRefOut::of(id, Some(body)),
+                action: "delete",
+                fields: Vec::new(),
+            });
+        }
+        out.insert(h.environment.clone(), changes);
+    }
+    out
+}
+
+/// The bound policies for a command that does not write: `changes` is the plan when one was made;
+/// otherwise, with `--base`, what base → head does to each object.
+fn read_only_policies(
+    run: &Run,
+    change: &ChangeSpec,
+    changes: Option<BTreeMap<String, Vec<ObjectChange>>>,
+) -> Result<Vec<Finding>> {
+    let Some(policies) = policy::Policies::load(&run.snapshot, &run.config)? else {
+        if change.approvals.is_some() || change.base.is_some() {
+            tracing::info!("no policies are bound in cairn.yaml; --base and --approvals have nothing to inform");
+        }
+        return Ok(Vec::new());
+    };
+    let mut context = Context { commit: run.snapshot.source.commit().cloned(), ..Default::default() };
+    if let Some(path) = &change.approvals {
+        context.approvals = policy::read_approvals(path)?;
+    }
+    let head = run.rev.as_deref().unwrap_or("HEAD");
+    if let Some(base) = &change.base {
+        run.repo.ensure_ancestor(base, head)?;
+        context.changed_paths = Some(run.repo.changed_paths(base, head)?.paths);
+        let trailers = policy::trailer_approvals(&run.repo.commits_between(Some(base), head)?);
+        policy::add_approvals(&mut context.approvals, trailers);
+    }
+    context.changes = match (changes, &change.base) {
+        (Some(changes), _) => changes,
+        (None, Some(base)) => {
+            let snapshot = run.repo.snapshot(Some(base))?;
+            let base_rendered = match Config::load(&snapshot) {
+                Ok(config) => {
+                    let names: Vec<String> = run
+                        .rendered
+                        .iter()
+                        .map(|r| r.environment.clone())
+                        .filter(|n| config.environment(n).is_ok())
+                        .collect();
+                    let envs = if names.is_empty() { Vec::new() } else { config.select(&names)? };
+                    let mut renderer = render::Renderer::new(&snapshot, &envs);
+                    envs.iter().map(|e| renderer.render(e)).collect::<Result<Vec<_>>>()?
+                }
+                // A base without a usable cairn.yaml: everything at the head is new.
+                Err(_) => Vec::new(),
+            };
+            rendered_changes(&base_rendered, &run.rendered)
+        }
+        (None, None) => BTreeMap::new(),
+    };
+    policies.evaluate(&run.snapshot, &run.config, &run.rendered, &context)
+}
+
+/// CAIRN_ACTOR, then GITHUB_ACTOR, then git's `user.name <user.email>`, then the login name.
+pub fn resolve_actor(repo: &Repo) -> String {
+    let from_env = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    from_env("CAIRN_ACTOR")
+        .or_else(|| from_env("GITHUB_ACTOR"))
+        .or_else(|| repo.configured_user())
+        .or_else(|| from_env("USER"))
+        .unwrap_or_else(|| "unknown".to_string())
+}
