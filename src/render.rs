@@ -266,9 +266,7 @@ impl<'a> Renderer<'a> {
             let parsed = match self.parsed.get(&layer.path) {
                 Some(parsed) => Arc::clone(parsed),
                 None => {
-                    let started = std::time::Instant::now();
                     let parsed = Arc::new(self.parse_layer(env, layer)?);
-                    tracing::debug!(layer = %layer.path, elapsed = ?started.elapsed(), "read and parsed");
                     self.parsed.insert(layer.path.clone(), Arc::clone(&parsed));
                     parsed
                 }
@@ -285,16 +283,13 @@ impl<'a> Renderer<'a> {
             };
             apply_layer(&mut objects, &layer.path, owned)?;
         }
-        tracing::debug!(environment = %env.name, objects = objects.len(), "layers merged");
         let mut objects: Vec<Object> = objects.into_values().collect();
-        tracing::debug!("collected");
         for object in &mut objects {
             label_managed(&mut object.body, &env.name);
         }
-        tracing::debug!("labelled");
         // The rank is a table lookup; compute it once per object, not once per comparison.
         objects.sort_by_cached_key(|o| (o.id.apply_rank(), o.id.clone()));
-        tracing::debug!(environment = %env.name, "labelled and sorted");
+        tracing::debug!(environment = %env.name, layers = env.layers.len(), objects = objects.len(), "rendered");
         Ok(Rendered { environment: env.name.clone(), objects })
     }
 }
@@ -323,8 +318,8 @@ impl Renderer<'_> {
                 });
             }
         };
-        // Parsing dominates rendering time; files are independent.
         tracing::debug!(layer = %layer.path, files = texts.len(), "read");
+        // Parsing dominates rendering time; files are independent.
         let (mode, identities) = (self.secrets, &self.identities);
         texts
             .into_par_iter()
