@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod pointer;
 pub mod render;
 pub mod repo;
 pub mod yaml;

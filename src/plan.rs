@@ -351,7 +351,7 @@ pub fn diff_fields(old: &Value, new: &Value, pointer: &mut String, out: &mut Vec
         (Value::Object(a), Value::Object(b)) => {
             for (key, av) in a {
                 let len = pointer.len();
-                push_token(pointer, key);
+                crate::pointer::push(pointer, key);
                 match b.get(key) {
                     Some(bv) => diff_fields(av, bv, pointer, out),
                     None => out.push(FieldChange { pointer: pointer.clone(), old: Some(av.clone()), new: None }),
@@ -361,7 +361,7 @@ pub fn diff_fields(old: &Value, new: &Value, pointer: &mut String, out: &mut Vec
             for (key, bv) in b {
                 if !a.contains_key(key) {
                     let len = pointer.len();
-                    push_token(pointer, key);
+                    crate::pointer::push(pointer, key);
                     out.push(FieldChange { pointer: pointer.clone(), old: None, new: Some(bv.clone()) });
                     pointer.truncate(len);
                 }
@@ -370,25 +370,13 @@ pub fn diff_fields(old: &Value, new: &Value, pointer: &mut String, out: &mut Vec
         (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
             for (i, (av, bv)) in a.iter().zip(b).enumerate() {
                 let len = pointer.len();
-                push_token(pointer, &i.to_string());
+                crate::pointer::push(pointer, &i.to_string());
                 diff_fields(av, bv, pointer, out);
                 pointer.truncate(len);
             }
         }
         (a, b) if a == b => {}
         (a, b) => out.push(FieldChange { pointer: pointer.clone(), old: Some(a.clone()), new: Some(b.clone()) }),
-    }
-}
-
-/// Appends one RFC 6901 reference token (`~` → `~0`, `/` → `~1`).
-fn push_token(pointer: &mut String, token: &str) {
-    pointer.push('/');
-    for c in token.chars() {
-        match c {
-            '~' => pointer.push_str("~0"),
-            '/' => pointer.push_str("~1"),
-            c => pointer.push(c),
-        }
     }
 }
 

@@ -84,7 +84,7 @@ impl Node {
         let mut depth = 0;
         let mut at = (self.line, self.column);
         for token in pointer.split('/').skip(1) {
-            let token = token.replace("~1", "/").replace("~0", "~");
+            let token = crate::pointer::unescape(token);
             let next = match &node.value {
                 NodeValue::Map(entries) => {
                     entries.iter().find(|(k, _)| k.name == token).map(|(k, v)| (v, k.line, k.column))

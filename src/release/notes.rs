@@ -337,9 +337,8 @@ fn kind_of(body: &Value) -> &str {
 }
 
 fn is_feature_flags(body: &Value) -> bool {
-    kind_of(body) == "ConfigMap"
-        && body.pointer(&format!("/metadata/labels/{}", FEATURE_FLAGS_LABEL.replace('/', "~1"))).and_then(Value::as_str)
-            == Some("true")
+    let label = format!("/metadata/labels/{}", crate::pointer::escape(FEATURE_FLAGS_LABEL));
+    kind_of(body) == "ConfigMap" && body.pointer(&label).and_then(Value::as_str) == Some("true")
 }
 
 fn flag_value(v: &Value) -> bool {

@@ -371,8 +371,7 @@ impl Walk<'_> {
                 for (k, v) in map.iter_mut() {
                     let child = if (self.selects)(k) { self.positive } else { encrypt };
                     let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    crate::pointer::push(pointer, k);
                     path.push(k.clone());
                     self.walk(v, path, pointer, child, hasher)?;
                     path.pop();

@@ -122,7 +122,7 @@ impl Masker {
             return (old_out, new_out);
         }
         let masked_already = |field: &str, key: &str| {
-            let pointer = format!("/{field}/{}", key.replace('~', "~0").replace('/', "~1"));
+            let pointer = format!("/{field}/{}", crate::pointer::escape(key));
             secrets.iter().any(|s| *s == pointer || *s == format!("/{field}"))
         };
         for field in SECRET_FIELDS {

@@ -203,8 +203,7 @@ pub fn encrypted_pointers(value: &Value) -> Vec<String> {
             Value::Object(map) => {
                 for (k, v) in map {
                     let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    crate::pointer::push(pointer, k);
                     visit(v, pointer, out);
                     pointer.truncate(len);
                 }
@@ -296,8 +295,7 @@ fn walk(
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                crate::pointer::push(pointer, k);
                 path.push(k.clone());
                 walk(v, path, pointer, cipher, hasher, mac_only, secrets)?;
                 path.pop();

@@ -53,7 +53,7 @@ pub(crate) fn check(object: &Object) -> Vec<Unplaced> {
         match labels {
             Value::Object(map) => {
                 for (key, value) in map {
-                    let pointer = format!("/metadata/labels/{}", key.replace('~', "~0").replace('/', "~1"));
+                    let pointer = format!("/metadata/labels/{}", crate::pointer::escape(key));
                     if !is_qualified_name(key) {
                         report(
                             Code::ObjectInvalidLabel,

@@ -276,7 +276,7 @@ fn findings_for(error: &ValidationError<'_>, origin: &str) -> Vec<Unplaced> {
             .map(|field| Unplaced {
                 code: Code::SchemaUnknownField,
                 severity: Level::Error,
-                pointer: format!("{pointer}/{}", field.replace('~', "~0").replace('/', "~1")),
+                pointer: format!("{pointer}/{}", crate::pointer::escape(field)),
                 schema_path: schema_path.clone(),
                 message: format!(
                     "unknown field `{field}` in {at}: {origin} does not declare it (check the spelling and indentation)"

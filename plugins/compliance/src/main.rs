@@ -21,7 +21,7 @@ fn evaluate(input: Input) -> Result<Output, String> {
         if let Some(annotations) = object.0.pointer("/metadata/annotations").and_then(|a| a.as_object()) {
             for (key, value) in annotations {
                 let Some(rule) = key.strip_prefix("cairn/ignore-") else { continue };
-                let pointer = format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"));
+                let pointer = format!("/metadata/annotations/{}", cairn_policy_sdk::pointer_token(key));
                 if value.as_str().is_none_or(|r| r.trim().is_empty()) {
                     out.violations.push(
                         Violation::on(

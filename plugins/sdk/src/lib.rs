@@ -260,6 +260,13 @@ fn run_inner(evaluate: impl FnOnce(Input) -> Result<Output, String>) -> Result<(
     stdout.write_all(&text).and_then(|()| stdout.flush()).map_err(|e| format!("cannot write the output: {e}"))
 }
 
+/// A key as one RFC 6901 reference token for [`Violation::at`]: `~` → `~0`, `/` → `~1`, so
+/// the annotation `cairn/ignore-probes` is at `/metadata/annotations/cairn~1ignore-probes`.
+/// (The same escaping as cairn's `pointer::escape`; a plugin cannot link cairn itself.)
+pub fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
 /// Reads a typed settings value, naming the setting when it has the wrong shape.
 pub fn setting<T: serde::de::DeserializeOwned>(settings: &Value, pointer: &str) -> Result<Option<T>, String> {
     match settings.pointer(pointer) {
@@ -267,5 +274,17 @@ pub fn setting<T: serde::de::DeserializeOwned>(settings: &Value, pointer: &str) 
         Some(value) => serde_json::from_value(value.clone())
             .map(Some)
             .map_err(|e| format!("settings{}: {e}", pointer.replace('/', "."))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_tokens_escape_tilde_then_slash() {
+        assert_eq!(pointer_token("cairn/ignore-probes"), "cairn~1ignore-probes");
+        assert_eq!(pointer_token("a~b/c"), "a~0b~1c");
+        assert_eq!(pointer_token("~1"), "~01");
     }
 }
