@@ -355,27 +355,17 @@ fn parse_policies(node: &Node, environments: &[Environment]) -> Result<Vec<Polic
     Ok(out)
 }
 
-/// `timeout: 2s`, `500ms`, `1m`, or a number of seconds.
+/// `timeout: 2s`, `500ms`, `1m`, or a number of seconds: the grammar of [`crate::duration`],
+/// from 1ms to 1h.
 fn parse_duration_ms(v: &Node) -> Result<u64> {
-    let bad = || at(v, "`timeout` must be a duration such as `2s`, `500ms` or `1m`");
-    let ms = match &v.value {
-        NodeValue::Number(n) => n.as_f64().map(|s| s * 1000.0),
-        _ => {
-            let text = v.as_str().ok_or_else(bad)?.trim();
-            let (digits, scale) = if let Some(d) = text.strip_suffix("ms") {
-                (d, 1.0)
-            } else if let Some(d) = text.strip_suffix('s') {
-                (d, 1000.0)
-            } else if let Some(d) = text.strip_suffix('m') {
-                (d, 60_000.0)
-            } else {
-                (text, 1000.0)
-            };
-            digits.trim().parse::<f64>().ok().map(|n| n * scale)
-        }
+    let bad = || at(v, "`timeout` must be a duration such as `2s`, `500ms` or `1m` (1ms to 1h)");
+    let text = match &v.value {
+        NodeValue::Number(n) => n.to_string(),
+        _ => v.as_str().ok_or_else(bad)?.to_string(),
     };
-    match ms {
-        Some(ms) if (1.0..=3_600_000.0).contains(&ms) => Ok(ms as u64),
+    let duration = crate::duration::parse(&text).map_err(|_| bad())?;
+    match u64::try_from(duration.as_millis()) {
+        Ok(ms) if (1..=3_600_000).contains(&ms) => Ok(ms),
         _ => Err(bad()),
     }
 }

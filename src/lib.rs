@@ -2,6 +2,7 @@
 //! repository snapshot → rendered objects → validation findings → plan → apply → release record.
 
 pub mod config;
+pub mod duration;
 pub mod error;
 pub mod pointer;
 pub mod render;

@@ -297,18 +297,9 @@ pub struct WriteArgs {
     pub override_findings: Option<String>,
 }
 
-/// `90s`, `5m`, `1h`, or plain seconds.
+/// `90s`, `5m`, `1h`, `1h30m`, or plain seconds: the grammar of [`crate::duration`].
 fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration: use 90s, 5m or 1h"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{text}` is not a duration: use 90s, 5m or 1h")),
-    };
-    Ok(std::time::Duration::from_secs(seconds))
+    crate::duration::parse(text).map_err(|e| format!("`{}` is not a duration: use 90s, 5m or 1h ({e})", text.trim()))
 }
 
 impl WriteArgs {

@@ -359,7 +359,9 @@ pub fn parse_time(text: &str) -> crate::error::Result<Timestamp> {
         })
 }
 
-/// Parses `90d`, `12w`, `48h` into a span back from `until`.
+/// The start of a window: a time, a date, or a duration back from `until` (`90d`, `12w`,
+/// `48h`, `1d12h`: the grammar of [`crate::duration`], except that a bare number is refused —
+/// `2026` is more likely a year than 2026 seconds).
 pub fn parse_since(text: &str, until: Timestamp) -> Option<Timestamp> {
     if let Ok(ts) = text.parse::<Timestamp>() {
         return Some(ts);
@@ -367,15 +369,11 @@ pub fn parse_since(text: &str, until: Timestamp) -> Option<Timestamp> {
     if let Ok(date) = text.parse::<jiff::civil::Date>() {
         return date.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
     }
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
-    let n: i64 = number.parse().ok()?;
-    let hours = match unit {
-        "h" => n,
-        "d" => n * 24,
-        "w" => n * 24 * 7,
-        _ => return None,
-    };
-    until.checked_sub(hours.hours()).ok()
+    if !text.contains(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let back = jiff::SignedDuration::try_from(crate::duration::parse(text).ok()?).ok()?;
+    until.checked_sub(back).ok()
 }
 
 #[cfg(test)]
@@ -410,5 +408,8 @@ mod tests {
         assert_eq!(parse_since("90d", until).map(|t| t.to_string()), Some("2025-12-31T00:00:00Z".to_string()));
         assert_eq!(parse_since("2026-01-01", until).map(|t| t.to_string()), Some("2026-01-01T00:00:00Z".to_string()));
         assert_eq!(parse_since("soon", until), None);
+        assert_eq!(parse_since("48h", until).map(|t| t.to_string()), Some("2026-03-29T00:00:00Z".to_string()));
+        assert_eq!(parse_since("1w12h", until).map(|t| t.to_string()), Some("2026-03-23T12:00:00Z".to_string()));
+        assert_eq!(parse_since("2026", until), None);
     }
 }
