@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 
 use crate::error::Result;
 use crate::gate::Cleared;
-use crate::plan::{self, Action, Change, Plan};
+use crate::plan::{self, Action, Plan};
 use crate::release::{self, Outcome, Release, ReleaseKind, ReleaseObject};
 use crate::render::{ObjectId, Rendered};
 use crate::repo::SourceInfo;
@@ -210,7 +210,7 @@ pub fn execute(
     let digester = target.digester(plan.changes.iter().any(|c| crate::target::holds_secrets(&c.object, &c.secrets)))?;
     // Changes of one group have no order among them and are written together; groups run one
     // after another, so what others depend on exists first and deletions run in reverse order.
-    let keys: Vec<_> = plan.changes.iter().map(|c| target.group_key(c, &rendered.objects)).collect();
+    let keys: Vec<_> = plan.changes.iter().map(|c| target.group_key(c.operation(), &rendered.objects)).collect();
     let mut start = 0;
     while start < plan.changes.len() {
         let end = (start..plan.changes.len()).find(|&i| keys[i] != keys[start]).unwrap_or(plan.changes.len());
@@ -219,8 +219,8 @@ pub fn execute(
         if group.is_empty() {
             continue;
         }
-        let changes: Vec<&Change> = group.iter().map(|&i| &plan.changes[i]).collect();
-        let results = target.apply_group(&lock, &changes, &bodies, options.force_conflicts);
+        let ops: Vec<_> = group.iter().map(|&i| plan.changes[i].operation()).collect();
+        let results = target.apply_group(&lock, &ops, &bodies, options.force_conflicts);
         for (&i, result) in group.iter().zip(results) {
             let change = &plan.changes[i];
             let object = &mut record.objects[i];
@@ -234,7 +234,7 @@ pub fn execute(
                 Err(why) => object.error = Some(why),
             }
         }
-        progress.inc(changes.len() as u64);
+        progress.inc(ops.len() as u64);
         release::write(target, &lock, &record)?;
     }
 

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod fs;
 pub mod pointer;
 pub mod render;
 pub mod repo;
@@ -14,6 +15,8 @@ pub mod apply;
 pub mod check;
 pub mod cli;
 pub mod gate;
+pub mod ordering;
+pub mod owners;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;

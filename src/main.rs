@@ -43,15 +43,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr. At default verbosity only cairn's own warnings appear: a dependency's logs
+/// (the Kubernetes client reports every failed request itself, hundreds of lines when a server
+/// goes away) would bury the one error cairn prints. `-v` adds cairn's progress and dependencies'
+/// warnings and errors, `-vv` everything at debug. Colour only on a terminal.
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "off,cairn=warn",
+        1 => "warn,cairn=info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
 }
 
 /// A bug must still end as one line on stderr and exit code 2, without a backtrace and without

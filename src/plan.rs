@@ -11,25 +11,9 @@ use crate::render::{ObjectId, Rendered, SourceRef};
 use crate::repo::SourceInfo;
 use crate::target::{Digester, Inventory, Target};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Update,
-    Delete,
-    Unchanged,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "delete",
-            Action::Unchanged => "unchanged",
-        }
-    }
-}
+pub use crate::ordering::{WAVE_ANNOTATION, phase, wave};
+pub use crate::target::Action;
+use crate::target::Operation;
 
 /// One changed field: its JSON pointer, the live value and the desired value (absent = no value).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +56,13 @@ pub struct Change {
     pub drift: bool,
 }
 
+impl Change {
+    /// What a target is asked to do for this change.
+    pub fn operation(&self) -> Operation<'_> {
+        Operation { object: &self.object, action: self.action, desired: self.desired.as_ref(), live: self.live.as_ref() }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub create: usize,
@@ -107,17 +98,6 @@ impl Plan {
     }
 }
 
-/// The annotation that orders objects explicitly: lower waves are applied first (default 0).
-pub const WAVE_ANNOTATION: &str = "cairn/wave";
-
-/// An object's wave (0 when it has none or it is not a number; `check_waves` reports those).
-pub fn wave(body: &Value) -> i64 {
-    body.pointer("/metadata/annotations/cairn~1wave")
-        .and_then(Value::as_str)
-        .and_then(|w| w.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Refuses a wave annotation that is not an integer, naming the document.
 pub fn check_waves(rendered: &Rendered) -> Result<()> {
     for object in &rendered.objects {
@@ -137,17 +117,6 @@ pub fn check_waves(rendered: &Rendered) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// The order of apply phases in a cluster: Namespaces, CustomResourceDefinitions, other
-/// cluster-scoped objects, namespaced objects.
-pub fn phase(id: &ObjectId, namespaced: bool) -> usize {
-    match (id.group.as_str(), id.kind.as_str()) {
-        ("", "Namespace") => 0,
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => 1,
-        _ if !namespaced => 2,
-        _ => 3,
-    }
 }
 
 /// Compares the rendered environment with the target's live state.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::config::{CONFIG_FILE, Config, Environment, PolicyEntry, Severity, normalize_relative};
 use crate::error::{Error, Result};
-use crate::release::owners::{self, CodeOwners};
+use crate::owners::{self, CodeOwners};
 use crate::render::{ObjectId, Rendered};
 use crate::repo::{CommitInfo, Snapshot};
 use crate::secrets::mask::Masker;

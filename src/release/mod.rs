@@ -5,7 +5,6 @@
 pub mod commits;
 pub mod metrics;
 pub mod notes;
-pub mod owners;
 pub mod status;
 
 use serde::{Deserialize, Serialize};

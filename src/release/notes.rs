@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::commits::{self, CommitGroup};
-use super::owners::CodeOwners;
+use crate::owners::CodeOwners;
 use super::{Release, ReleaseKind};
 use crate::config::Config;
 use crate::error::{Error, Result};

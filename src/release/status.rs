@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::notes::{desired_at, images};
-use super::owners::CodeOwners;
+use crate::owners::CodeOwners;
 use super::{Outcome, Release, ReleaseKind};
 use crate::error::Result;
 use crate::plan::Action;

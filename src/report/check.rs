@@ -201,8 +201,8 @@ pub enum CheckFormat {
 /// Saves a (masked) plan for `apply --plan`, and the full Markdown report beside it
 /// (`plan.json` → `plan.md`), each written atomically.
 pub fn save_check(path: &Path, saved: &SavedPlan) -> crate::error::Result<()> {
-    crate::target::local::write_json_atomically(path, saved)?;
-    crate::target::local::write_atomically(&path.with_extension("md"), check_markdown(saved, None).as_bytes())
+    crate::fs::write_json_atomically(path, saved)?;
+    crate::fs::write_atomically(&path.with_extension("md"), check_markdown(saved, None).as_bytes())
 }
 
 /// `check`'s result in the chosen format; `full_report` names the saved Markdown report the

@@ -43,7 +43,7 @@ fn serialize(file: &Path, value: &Value) -> Result<String> {
 
 /// Writes an encrypted document back in the file's format, atomically.
 fn write_encrypted(file: &Path, value: &Value) -> Result<()> {
-    crate::target::local::write_atomically(file, serialize(file, value)?.as_bytes())
+    crate::fs::write_atomically(file, serialize(file, value)?.as_bytes())
 }
 
 /// `encrypt`: encrypts a plaintext file in place for its `.sops.yaml` creation rule; returns the

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::Holder;
 use crate::error::{Error, Result};
+use crate::fs::{sync_dir, write_atomically, write_json_atomically};
 use crate::render::ObjectId;
 
 pub struct LocalTarget {
@@ -231,14 +232,13 @@ impl LocalTarget {
     }
 
     /// Writes or deletes one group of changes in parallel (files have no order among them).
-    pub fn apply_group(&self, lock: &LockGuard, changes: &[&crate::plan::Change]) -> Vec<super::Written> {
-        use crate::plan::Action;
-        changes
-            .par_iter()
-            .map(|change| {
-                let result = match (change.action, &change.desired) {
-                    (Action::Create | Action::Update, Some(body)) => self.put(lock, &change.object, body),
-                    (Action::Delete, _) => self.delete(lock, &change.object),
+    pub fn apply_group(&self, lock: &LockGuard, ops: &[super::Operation<'_>]) -> Vec<super::Written> {
+        use super::Action;
+        ops.par_iter()
+            .map(|op| {
+                let result = match (op.action, op.desired) {
+                    (Action::Create | Action::Update, Some(body)) => self.put(lock, op.object, body),
+                    (Action::Delete, _) => self.delete(lock, op.object),
                     _ => Ok(()),
                 };
                 result.map(|()| None).map_err(|e| e.to_string())
@@ -290,51 +290,6 @@ impl LocalTarget {
             Err(e) => Err(Error::io(&path, "cannot delete", e)),
         }
     }
-}
-
-/// Writes JSON to `path` so that readers see the old file or the new one, never a torn one.
-pub fn write_json_atomically<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::CorruptState { path: path.to_path_buf(), message: e.to_string() })?;
-    bytes.push(b'\n');
-    write_atomically(path, &bytes)
-}
-
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    // A bare file name's parent is "", which is the current directory.
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create directory", e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
-    let result = (|| {
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(Error::io(path, "cannot write", e));
-    }
-    sync_dir(dir)
-}
-
-/// Makes a rename or removal durable.
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let handle = File::open(dir).map_err(|e| Error::io(dir, "cannot open directory", e))?;
-        handle.sync_all().map_err(|e| Error::io(dir, "cannot sync directory", e))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

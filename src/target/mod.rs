@@ -17,6 +17,39 @@ use crate::render::ObjectId;
 pub use kubernetes::KubernetesTarget;
 pub use local::{Inventory, LocalTarget};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+/// What happens to one object. Plans describe changes with more (fields, digests, sources);
+/// a target only needs the operation.
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Unchanged,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One object for a target to write or delete: the target's own view of a change.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation<'a> {
+    pub object: &'a ObjectId,
+    pub action: Action,
+    /// The desired object (creates and updates), as planned.
+    pub desired: Option<&'a serde_json::Value>,
+    /// The live object (updates and deletes).
+    pub live: Option<&'a serde_json::Value>,
+}
+
 /// Who holds an environment's lock, written into the lock so a second apply can name them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Holder {
@@ -154,15 +187,12 @@ impl Target {
     /// Changes with equal keys may be applied together; groups go in plan order. Locally only
     /// the dependency rank matters; in a cluster: the wave, then Namespaces, CRDs, other
     /// cluster-scoped objects, namespaced objects.
-    pub fn group_key(&self, change: &crate::plan::Change, objects: &[crate::render::Object]) -> (i64, usize, bool) {
-        let body = change.desired.as_ref().or(change.live.as_ref());
-        let wave = body.map_or(0, crate::plan::wave);
-        let delete = change.action == crate::plan::Action::Delete;
+    pub fn group_key(&self, op: Operation<'_>, objects: &[crate::render::Object]) -> (i64, usize, bool) {
+        let wave = op.desired.or(op.live).map_or(0, crate::ordering::wave);
+        let delete = op.action == Action::Delete;
         match self {
-            Target::Local(_) => (wave, change.object.apply_rank(), delete),
-            Target::Kubernetes(t) => {
-                (wave, crate::plan::phase(&change.object, t.namespaced(&change.object, objects)), delete)
-            }
+            Target::Local(_) => (wave, op.object.apply_rank(), delete),
+            Target::Kubernetes(t) => (wave, crate::ordering::phase(op.object, t.namespaced(op.object, objects)), delete),
         }
     }
 
@@ -170,7 +200,7 @@ impl Target {
     pub fn apply_group(
         &self,
         lock: &Lock,
-        changes: &[&crate::plan::Change],
+        changes: &[Operation<'_>],
         bodies: &HashMap<&ObjectId, &serde_json::Value>,
         force_conflicts: bool,
     ) -> Vec<Written> {

@@ -10,9 +10,8 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::Value;
 
 use super::{FIELD_MANAGER, Kind, KubernetesTarget, LeaseGuard, crd_kind, describe_error, normalize, to_value};
-use crate::plan::{Action, Change};
 use crate::render::ObjectId;
-use crate::target::Written;
+use crate::target::{Action, Operation, Written};
 
 /// How long a CustomResourceDefinition may take to be Established before its objects are tried.
 const ESTABLISHED_WITHIN: Duration = Duration::from_secs(60);
@@ -25,7 +24,7 @@ impl KubernetesTarget {
     pub fn apply_group(
         &self,
         lock: &LeaseGuard,
-        changes: &[&Change],
+        changes: &[Operation<'_>],
         bodies: &std::collections::HashMap<&ObjectId, &Value>,
         force_conflicts: bool,
     ) -> Vec<Written> {
@@ -35,12 +34,12 @@ impl KubernetesTarget {
             return changes.iter().map(|_| Err(why.clone())).collect();
         }
         let params = PatchParams { force: force_conflicts, ..PatchParams::apply(FIELD_MANAGER) };
-        let work: Vec<(usize, &Change)> = changes.iter().copied().enumerate().collect();
+        let work: Vec<(usize, Operation<'_>)> = changes.iter().copied().enumerate().collect();
         let mut results: Vec<(usize, Written)> = self.runtime.block_on(
             stream::iter(work)
                 .map(|(i, change)| {
                     let params = params.clone();
-                    let body = bodies.get(&change.object).copied();
+                    let body = bodies.get(change.object).copied();
                     async move { (i, self.write_one(change, body, &params).await) }
                 })
                 .buffer_unordered(super::concurrency())
@@ -52,7 +51,7 @@ impl KubernetesTarget {
             if change.object.kind == "CustomResourceDefinition"
                 && change.action != Action::Delete
                 && let Ok(Some(_)) = result
-                && let Some(body) = bodies.get(&change.object)
+                && let Some(body) = bodies.get(change.object)
                 && let Err(why) = self.wait_established(&change.object.name, body)
             {
                 *result = Err(why);
@@ -61,9 +60,9 @@ impl KubernetesTarget {
         results
     }
 
-    async fn write_one(&self, change: &Change, body: Option<&Value>, params: &PatchParams) -> Written {
+    async fn write_one(&self, change: Operation<'_>, body: Option<&Value>, params: &PatchParams) -> Written {
         let api_version = body.and_then(|b| b.get("apiVersion")).and_then(Value::as_str);
-        let Some((api, namespaced)) = self.api_for(&change.object, api_version) else {
+        let Some((api, namespaced)) = self.api_for(change.object, api_version) else {
             return Err(format!(
                 "the API server has no kind `{}` (its CustomResourceDefinition is not Established)",
                 change.object.kind
@@ -72,7 +71,7 @@ impl KubernetesTarget {
         match change.action {
             Action::Create | Action::Update => {
                 let Some(body) = body else { return Err("nothing rendered for this object".into()) };
-                let body = self.placed(&change.object, body, namespaced);
+                let body = self.placed(change.object, body, namespaced);
                 match api.patch(&change.object.name, params, &Patch::Apply(&body)).await {
                     Ok(stored) => {
                         let mut value = to_value(stored).map_err(|e| e.to_string())?;
@@ -88,7 +87,7 @@ impl KubernetesTarget {
             }
             Action::Delete => {
                 // Only what still says it is cairn's, for this environment, is deleted.
-                let labels = change.live.as_ref().and_then(|l| l.pointer("/metadata/labels"));
+                let labels = change.live.and_then(|l| l.pointer("/metadata/labels"));
                 let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
                 if label("app.kubernetes.io/managed-by") != Some("cairn")
                     || label("cairn/environment") != Some(super::state::label_value(&self.environment).as_str())
