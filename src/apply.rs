@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 
+use crate::config::DriftPolicy;
 use crate::error::Result;
 use crate::gate::Cleared;
 use crate::plan::{self, Action, Plan};
 use crate::release::{self, Outcome, Release, ReleaseKind, ReleaseObject};
 use crate::render::{ObjectId, Rendered};
 use crate::repo::SourceInfo;
-use crate::target::{Holder, Inventory, Lock, Target};
+use crate::target::{Holder, Inventory, Lock, Target, WriteMode};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -29,6 +30,8 @@ pub struct ApplyOptions {
     pub wait: Option<Duration>,
     /// Who approved what is applied, as the gate saw it; recorded on the release.
     pub approvals: Vec<String>,
+    /// The environment's `drift:` setting.
+    pub drift: crate::config::DriftPolicy,
 }
 
 /// An earlier apply that was interrupted, and what of it this apply finished.
@@ -162,6 +165,7 @@ pub fn execute(
             digest: c.digest.clone(),
             pending: c.action != Action::Unchanged,
             error: None,
+            reclaimed_from: Vec::new(),
         })
         .collect();
     let mut record = Release {
@@ -214,23 +218,42 @@ pub fn execute(
     let mut start = 0;
     while start < plan.changes.len() {
         let end = (start..plan.changes.len()).find(|&i| keys[i] != keys[start]).unwrap_or(plan.changes.len());
-        let group: Vec<usize> = (start..end).filter(|&i| plan.changes[i].action != Action::Unchanged).collect();
+        let mut group: Vec<usize> = (start..end).filter(|&i| plan.changes[i].action != Action::Unchanged).collect();
         start = end;
+        if options.drift == DriftPolicy::Refuse {
+            // A team that chose `drift: refuse` looks at a change made outside git before
+            // anything overwrites it: the drifted object fails, the others are written.
+            group.retain(|&i| {
+                if !plan.changes[i].drift {
+                    return true;
+                }
+                let object = &mut record.objects[i];
+                object.pending = false;
+                object.error = Some(
+                    "changed outside git since the last release, and this environment has `drift: refuse`: see what changed with `cairn plan`, then bring it into git or set `drift: repair`".to_string(),
+                );
+                false
+            });
+        }
         if group.is_empty() {
             continue;
         }
         let ops: Vec<_> = group.iter().map(|&i| plan.changes[i].operation()).collect();
-        let results = target.apply_group(&lock, &ops, &bodies, options.force_conflicts);
+        let mode =
+            WriteMode { force_conflicts: options.force_conflicts, reclaim_drift: options.drift == DriftPolicy::Repair };
+        let results = target.apply_group(&lock, &ops, &bodies, mode);
         for (&i, result) in group.iter().zip(results) {
             let change = &plan.changes[i];
             let object = &mut record.objects[i];
             object.pending = false;
             match result {
-                Ok(Some(stored)) => {
-                    object.digest =
-                        digester.digest(&stored, crate::target::holds_secrets(&change.object, &change.secrets))
+                Ok(stored) => {
+                    if let Some(body) = &stored.body {
+                        object.digest =
+                            digester.digest(body, crate::target::holds_secrets(&change.object, &change.secrets));
+                    }
+                    object.reclaimed_from = stored.reclaimed_from;
                 }
-                Ok(None) => {}
                 Err(why) => object.error = Some(why),
             }
         }

@@ -26,8 +26,22 @@ pub struct Environment {
     /// Later layers win.
     pub layers: Vec<Layer>,
     pub target: TargetConfig,
+    /// What an apply does with live changes made outside git.
+    pub drift: DriftPolicy,
     /// Line of the environment's key in `cairn.yaml`.
     pub line: u64,
+}
+
+/// `drift:` of an environment. Git is the source of truth, so the default repairs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftPolicy {
+    /// Objects changed outside git are put back as configured; in a cluster, fields another
+    /// manager took over by an imperative edit (`kubectl edit/patch/scale`) are taken back.
+    #[default]
+    Repair,
+    /// An object that drifted is not written: the apply fails it and says so.
+    Refuse,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,7 +188,7 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
         }
         let what = format!("environment `{name}`");
         let map = expect_map(value, &what)?;
-        check_keys(map, &["layers", "target"], &what)?;
+        check_keys(map, &["layers", "target", "drift"], &what)?;
         let Some((_, layers_node)) = find(map, "layers") else {
             return Err(at_key(key, &format!("{what}: missing `layers` (a list of directories, later ones win)")));
         };
@@ -206,7 +220,23 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
             ));
         };
         let target = parse_target(target_node, &what)?;
-        out.push(Environment { name, layers, target, line: key.line });
+        let drift = match find(map, "drift") {
+            None => DriftPolicy::default(),
+            Some((_, node)) => match node.as_str() {
+                Some("repair") => DriftPolicy::Repair,
+                Some("refuse") => DriftPolicy::Refuse,
+                _ => {
+                    return Err(at(
+                        node,
+                        &format!(
+                            "{what}: `drift` must be `repair` (the default) or `refuse`, found {}",
+                            node.as_str().map_or_else(|| node.kind_name().to_string(), |t| format!("`{t}`"))
+                        ),
+                    ));
+                }
+            },
+        };
+        out.push(Environment { name, layers, target, drift, line: key.line });
     }
     Ok(out)
 }

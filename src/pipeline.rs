@@ -250,8 +250,11 @@ pub fn apply(
     let mut reports = Vec::new();
     for ((cleared, prepared), target) in gated.environments().zip(prepared).zip(&targets) {
         let environment = &cleared.rendered().environment;
-        let options =
-            ApplyOptions { approvals: approvers.get(environment).cloned().unwrap_or_default(), ..options.clone() };
+        let options = ApplyOptions {
+            approvals: approvers.get(environment).cloned().unwrap_or_default(),
+            drift: config.environment(environment)?.drift,
+            ..options.clone()
+        };
         let bar = progress(&format!("applying {environment}"));
         reports.push(apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?);
     }
@@ -323,6 +326,8 @@ pub fn apply_saved(
     let mut results = Vec::new();
     for ((cleared, prepared), target) in gated.environments().zip(prepared).zip(&targets) {
         let bar = progress(&format!("applying {}", cleared.rendered().environment));
+        let options =
+            ApplyOptions { drift: config.environment(&cleared.rendered().environment)?.drift, ..options.clone() };
         let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?;
         results.push(Applied::Applied(Box::new(report)));
     }
@@ -411,7 +416,11 @@ pub fn rollback(
     let Some(cleared) = gated.environments().next() else {
         return Err(Error::Usage { message: format!("environment `{env}` rendered nothing to roll back") });
     };
-    let options = ApplyOptions { approvals: names, ..options(write, actor, ReleaseKind::Rollback, Some(goal.id)) };
+    let options = ApplyOptions {
+        approvals: names,
+        drift: config.environment(env)?.drift,
+        ..options(write, actor, ReleaseKind::Rollback, Some(goal.id))
+    };
     let prepared = match apply::prepare(target, cleared.rendered(), &snapshot.source, &options, None)? {
         Ok(p) => p,
         Err(_) => return Err(Error::Usage { message: format!("rollback of `{env}` was refused") }),
@@ -451,6 +460,7 @@ fn options(write: &WriteSpec, actor: String, kind: ReleaseKind, rollback_to: Opt
         force_conflicts: write.force_conflicts,
         wait: write.wait,
         approvals: Vec::new(),
+        drift: crate::config::DriftPolicy::default(),
     }
 }
 

@@ -253,3 +253,29 @@ fn an_apply_killed_mid_way_leaves_whole_files_and_the_next_apply_converges() {
     // first release is no longer "in-progress".
     assert!(matches!(outcomes.as_slice(), ["interrupted", "succeeded"] | ["succeeded", "succeeded"]), "{outcomes:?}");
 }
+
+/// `drift: refuse` on the local target: a live file edited by hand is left as it is, the apply
+/// fails that object and says why; `drift: repair` (the default) puts it back.
+#[test]
+fn drift_refuse_leaves_a_hand_edited_object_and_repair_resets_it() {
+    let f = Fixture::standard();
+    f.ok(&["apply", "--env", "staging"], 0);
+    let live = f.join(".cairn/live/staging/objects/ConfigMap.core/shop/settings.json");
+    let edited = f.read(".cairn/live/staging/objects/ConfigMap.core/shop/settings.json").replace("debug", "trace");
+    std::fs::write(&live, &edited).expect("hand edit");
+    f.write("cairn.yaml", &common::CONFIG.replace("    target:\n", "    drift: refuse\n    target:\n"));
+    f.commit("refuse drift");
+    let (code, out, _) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("drift: refuse") && out.contains("were not reset"), "{out}");
+    assert_eq!(std::fs::read_to_string(&live).expect("read"), edited, "the hand edit is kept");
+    f.write("cairn.yaml", &common::CONFIG.replace("    target:\n", "    drift: sometimes\n    target:\n"));
+    let (code, _, err) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cairn.yaml:") && err.contains("drift"), "{err}");
+    f.write("cairn.yaml", common::CONFIG);
+    f.commit("repair drift");
+    let out = f.ok(&["apply", "--env", "staging"], 0);
+    assert!(out.contains("1 object(s) had drifted from the previous release and were reset"), "{out}");
+    assert!(std::fs::read_to_string(&live).expect("read").contains("debug"));
+}

@@ -108,9 +108,17 @@ fn apply_creates_updates_prunes_marks_drift_and_records_releases_in_the_cluster(
     // Update one object, drop two: the dropped ones are pruned from the inventory.
     f.write("base/app.yaml", &[NAMESPACE, &config_map("settings", "warn")].join("---\n"));
     f.commit("fix: fewer objects");
-    // kubectl patch made `kubectl-patch` the owner of the drifted field: taking it back is a
-    // conflict cairn reports (see the conflict test) unless told to take it over.
-    let report = f.json(&["apply", "--env", "staging", "--force-conflicts", "--format", "json"], 0);
+    // kubectl patch made `kubectl-patch` the owner of the drifted field by an imperative edit:
+    // the object is cairn's, git is the source of truth, so the apply takes the field back
+    // (without --force-conflicts) and the release names the manager it took it from.
+    let report = f.json(&["apply", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(report[0]["release"]["outcome"], "succeeded", "{report:#}");
+    assert_eq!(outcome(&report, "ConfigMap", "settings")["reclaimed_from"], serde_json::json!(["kubectl-patch"]));
+    let managers = cluster.kubectl(
+        &["-n", "shop", "get", "configmap", "settings", "-o", "jsonpath={.metadata.managedFields[*].manager}"],
+        None,
+    );
+    assert_eq!(managers.trim(), "cairn", "the field is cairn's again");
     let summary = &report[0]["release"]["summary"];
     assert_eq!((summary["update"].as_u64(), summary["delete"].as_u64()), (Some(1), Some(2)), "{report:#}");
     assert_eq!(report[0]["release"]["drift"].as_array().map(Vec::len), Some(1), "the drifted object is recorded");
@@ -134,6 +142,41 @@ fn apply_creates_updates_prunes_marks_drift_and_records_releases_in_the_cluster(
     // status reads releases and live state from the cluster.
     let status = f.json(&["status", "--env", "staging", "--format", "json"], 0);
     assert_eq!(status[0]["release"]["id"], 4, "{status:#}");
+}
+
+/// `drift: refuse`: an object changed by hand is not overwritten; the apply fails it, says why,
+/// and claims no reset. With the default `repair`, the human report names what was taken back.
+#[test]
+fn drift_refuse_leaves_a_hand_edit_and_repair_takes_it_back() {
+    let cluster = Cluster::start();
+    let f = fixture(&cluster, &[NAMESPACE, &config_map("settings", "debug")]);
+    f.write("cairn.yaml", &CONFIG.replace("    target:\n", "    drift: refuse\n    target:\n"));
+    f.commit("refuse drift");
+    f.ok(&["apply", "--env", "staging"], 0);
+    cluster.kubectl(
+        &["-n", "shop", "patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"LOG_LEVEL":"trace"}}"#],
+        None,
+    );
+    let (code, out, _) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("drift: refuse") && out.contains("were not reset"), "{out}");
+    assert!(!out.contains("and were reset"), "no summary claims a reset that did not happen: {out}");
+    assert_eq!(
+        cluster.kubectl(&["-n", "shop", "get", "configmap", "settings", "-o", "jsonpath={.data.LOG_LEVEL}"], None),
+        "trace",
+        "the hand edit is left as it is"
+    );
+    f.write("cairn.yaml", CONFIG);
+    f.commit("repair drift");
+    let out = f.ok(&["apply", "--env", "staging"], 0);
+    assert!(
+        out.contains("were reset") && out.contains("took back fields `kubectl-patch` had changed by hand"),
+        "{out}"
+    );
+    assert_eq!(
+        cluster.kubectl(&["-n", "shop", "get", "configmap", "settings", "-o", "jsonpath={.data.LOG_LEVEL}"], None),
+        "debug"
+    );
 }
 
 #[test]

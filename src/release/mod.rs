@@ -51,6 +51,9 @@ pub struct ReleaseObject {
     /// Why applying this object failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Field managers whose fields this apply took back (drift repaired in a cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reclaimed_from: Vec<String>,
 }
 
 /// Why a release happened.

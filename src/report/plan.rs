@@ -292,8 +292,28 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
                 if !report.plan.orphans.is_empty() {
                     writeln!(w, "  kept {} object(s) no longer rendered (--no-prune)", report.plan.orphans.len())?;
                 }
-                if !r.drift.is_empty() {
-                    writeln!(w, "  {} object(s) had drifted from the previous release and were reset", r.drift.len())?;
+                // Say only what happened: a drifted object whose write failed was not reset.
+                let failed = |id: &crate::render::ObjectId| {
+                    r.objects.iter().any(|o| &o.object == id && o.error.is_some())
+                };
+                let reset = r.drift.iter().filter(|id| !failed(id)).count();
+                if reset > 0 {
+                    writeln!(w, "  {reset} object(s) had drifted from the previous release and were reset")?;
+                }
+                if reset < r.drift.len() {
+                    writeln!(
+                        w,
+                        "  {} object(s) had drifted from the previous release and were not reset (see above)",
+                        r.drift.len() - reset
+                    )?;
+                }
+                for object in r.objects.iter().filter(|o| !o.reclaimed_from.is_empty()) {
+                    writeln!(
+                        w,
+                        "  {}: took back fields {} had changed by hand",
+                        object.object,
+                        object.reclaimed_from.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                    )?;
                 }
                 for resumed in &report.resumed {
                     writeln!(

@@ -97,8 +97,28 @@ pub enum Lock {
     Kubernetes(Box<kubernetes::LeaseGuard>),
 }
 
-/// One object's apply result: the stored object (none for a delete), or why it failed.
-pub type Written = std::result::Result<Option<serde_json::Value>, String>;
+/// One object's apply result: what was stored, or why it failed.
+pub type Written = std::result::Result<Stored, String>;
+
+/// What a target stored for one object.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    /// The object as stored (none for a delete, or when nothing was written).
+    pub body: Option<serde_json::Value>,
+    /// Field managers whose fields were taken back: another manager took them over by an
+    /// imperative edit (`kubectl edit/patch/scale`), and git is the source of truth.
+    pub reclaimed_from: Vec<String>,
+}
+
+/// How a group of objects is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteMode {
+    /// Take over fields any other field manager owns (`--force-conflicts`).
+    pub force_conflicts: bool,
+    /// Take back, on objects cairn manages, fields another manager took by an imperative edit
+    /// (`drift: repair`).
+    pub reclaim_drift: bool,
+}
 
 /// Opens the target an environment is configured with (for a cluster: connects and discovers
 /// its kinds). Relative local paths are relative to the configuration root.
@@ -192,7 +212,9 @@ impl Target {
         let delete = op.action == Action::Delete;
         match self {
             Target::Local(_) => (wave, op.object.apply_rank(), delete),
-            Target::Kubernetes(t) => (wave, crate::ordering::phase(op.object, t.namespaced(op.object, objects)), delete),
+            Target::Kubernetes(t) => {
+                (wave, crate::ordering::phase(op.object, t.namespaced(op.object, objects)), delete)
+            }
         }
     }
 
@@ -202,11 +224,11 @@ impl Target {
         lock: &Lock,
         changes: &[Operation<'_>],
         bodies: &HashMap<&ObjectId, &serde_json::Value>,
-        force_conflicts: bool,
+        mode: WriteMode,
     ) -> Vec<Written> {
         match (self, lock) {
             (Target::Local(t), Lock::Local(l)) => t.apply_group(l, changes),
-            (Target::Kubernetes(t), Lock::Kubernetes(l)) => t.apply_group(l, changes, bodies, force_conflicts),
+            (Target::Kubernetes(t), Lock::Kubernetes(l)) => t.apply_group(l, changes, bodies, mode),
             _ => changes.iter().map(|_| Err(wrong_lock().to_string())).collect(),
         }
     }
