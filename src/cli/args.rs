@@ -3,12 +3,31 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::pipeline::{ChangeSpec, WriteSpec};
-pub use crate::report::CheckFormat;
-use crate::report::{FindingsFormat, Format, NotesFormat, PeopleFormat, Style};
+use crate::report::{Format, Style};
 use crate::validate;
+
+// The formats each command writes, in the order `--help` lists them. A command offers a format
+// only where its writer has an output of its own for it (docs/formats.md says what each prints).
+const INIT_FORMATS: &[Format] = &[Format::Human, Format::Json];
+const RENDER_FORMATS: &[Format] = &[Format::Human, Format::Json];
+const VALIDATE_FORMATS: &[Format] =
+    &[Format::Human, Format::Json, Format::Markdown, Format::Sarif, Format::Junit, Format::Github];
+const PLAN_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
+const APPLY_FORMATS: &[Format] = &[Format::Human, Format::Json];
+const CHECK_FORMATS: &[Format] =
+    &[Format::Markdown, Format::Human, Format::Json, Format::Sarif, Format::Junit, Format::Github];
+const HISTORY_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
+const NOTES_FORMATS: &[Format] = &[Format::Markdown, Format::Html, Format::Json];
+const STATUS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
+const ROLLBACK_FORMATS: &[Format] = &[Format::Human, Format::Json];
+const METRICS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
+const POLICY_TEST_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
+const CHANGES_FORMATS: &[Format] = &[Format::Human, Format::Json];
+const DECRYPT_FORMATS: &[Format] = &[Format::Yaml, Format::Json];
 
 /// A GitOps engine: render, validate, plan and apply per-environment configuration from git.
 #[derive(Debug, Parser)]
@@ -43,7 +62,7 @@ pub enum Command {
     Init {
         /// Where to create it; must not exist or be empty.
         dir: PathBuf,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(INIT_FORMATS))]
         format: Format,
     },
     /// Print the rendered objects of environments as a multi-document YAML stream.
@@ -51,7 +70,7 @@ pub enum Command {
         #[command(flatten)]
         select: Select,
         /// `human` prints YAML; `json` prints the objects with their identities and sources.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(RENDER_FORMATS))]
         format: Format,
     },
     /// Check rendered objects against JSON Schemas and built-in rules; exits 1 on any error finding.
@@ -62,8 +81,8 @@ pub enum Command {
         schema: SchemaArgs,
         #[command(flatten)]
         change: ChangeArgs,
-        #[arg(long, value_enum, default_value_t = FindingsFormat::Human)]
-        format: FindingsFormat,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(VALIDATE_FORMATS))]
+        format: Format,
     },
     /// Show what apply would change in each environment.
     Plan {
@@ -73,7 +92,7 @@ pub enum Command {
         schema: SchemaArgs,
         #[command(flatten)]
         change: ChangeArgs,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(PLAN_FORMATS))]
         format: Format,
         /// Exit 3 when the plan has changes (0 when it has none).
         #[arg(long)]
@@ -108,7 +127,7 @@ pub enum Command {
         actor: Option<String>,
         #[command(flatten)]
         write: WriteArgs,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(APPLY_FORMATS))]
         format: Format,
     },
     /// The pull-request step: touched environments rendered at the head, validated and planned
@@ -129,8 +148,8 @@ pub enum Command {
         /// Keep objects cairn applied earlier and no longer renders.
         #[arg(long)]
         no_prune: bool,
-        #[arg(long, value_enum, default_value_t = CheckFormat::Markdown)]
-        format: CheckFormat,
+        #[arg(long, default_value_t = Format::Markdown, value_parser = formats(CHECK_FORMATS))]
+        format: Format,
     },
     /// List the releases of an environment, newest first.
     History {
@@ -139,7 +158,7 @@ pub enum Command {
         /// Show at most this many releases.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(HISTORY_FORMATS))]
         format: Format,
     },
     /// Release notes for people: what changed, who wrote, approved and owns it, how to roll back.
@@ -157,15 +176,15 @@ pub enum Command {
         /// Link commits to `<URL>/commit/<sha>`.
         #[arg(long, value_name = "URL")]
         repo_url: Option<String>,
-        #[arg(long, value_enum, default_value_t = NotesFormat::Markdown)]
-        format: NotesFormat,
+        #[arg(long, default_value_t = Format::Markdown, value_parser = formats(NOTES_FORMATS))]
+        format: Format,
     },
     /// What is in each environment: current release, workloads with versions and owners, drift.
     Status {
         #[arg(long = "env", value_name = "ENV")]
         envs: Vec<String>,
-        #[arg(long, value_enum, default_value_t = PeopleFormat::Human)]
-        format: PeopleFormat,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(STATUS_FORMATS))]
+        format: Format,
     },
     /// Return an environment to the state of an earlier release, and record it as a rollback.
     Rollback {
@@ -179,7 +198,7 @@ pub enum Command {
         actor: Option<String>,
         #[command(flatten)]
         write: WriteArgs,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(ROLLBACK_FORMATS))]
         format: Format,
     },
     /// DORA delivery metrics from release records and git.
@@ -192,8 +211,8 @@ pub enum Command {
         /// End of the window (RFC 3339 time or date); default now.
         #[arg(long, value_name = "WHEN")]
         until: Option<String>,
-        #[arg(long, value_enum, default_value_t = PeopleFormat::Human)]
-        format: PeopleFormat,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(METRICS_FORMATS))]
+        format: Format,
     },
     /// Work with SOPS-encrypted files (age keys).
     #[command(subcommand)]
@@ -207,7 +226,7 @@ pub enum Command {
         base: String,
         #[arg(long, value_name = "REV", default_value = "HEAD")]
         head: String,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(CHANGES_FORMATS))]
         format: Format,
     },
 }
@@ -218,7 +237,7 @@ pub enum PolicyCommand {
     /// exits 1 when a case fails.
     Test {
         dir: PathBuf,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(POLICY_TEST_FORMATS))]
         format: Format,
     },
 }
@@ -263,15 +282,16 @@ pub enum SecretsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// `yaml` (default) or `json`.
-        #[arg(long, value_enum, default_value_t = SecretFormat::Yaml)]
-        format: SecretFormat,
+        #[arg(long, default_value_t = Format::Yaml, value_parser = formats(DECRYPT_FORMATS))]
+        format: Format,
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SecretFormat {
-    Yaml,
-    Json,
+/// `--format` taking only `allowed`: `--help` lists them, and clap rejects any other name with its
+/// usage error (exit 2) before the command runs.
+fn formats(allowed: &'static [Format]) -> impl TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(allowed.iter().map(|f| PossibleValue::new(f.as_str())))
+        .map(|name| name.parse::<Format>().expect("clap passes only the names of the formats allowed"))
 }
 
 /// How objects are written: conflicts with other field managers, and waiting for health.
@@ -353,5 +373,70 @@ impl Cli {
             ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         };
         Style { color }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::report;
+
+    const PLAIN: Style = Style { color: false };
+
+    /// `write` has an output for every format in `offered` and refuses every other one, as
+    /// InvalidInput and before writing anything.
+    fn writes_exactly(what: &str, offered: &[Format], write: impl Fn(&mut Vec<u8>, Format) -> io::Result<()>) {
+        for &format in Format::ALL {
+            let mut out = Vec::new();
+            let result = write(&mut out, format);
+            if offered.contains(&format) {
+                assert!(result.is_ok(), "{what} --format {format}: {result:?}");
+            } else {
+                let e = result.expect_err(&format!("{what} is not offered as {format}"));
+                assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{what} --format {format}: {e}");
+                assert!(e.to_string().contains(format.as_str()), "the error names the format: {e}");
+                assert!(out.is_empty(), "{what} --format {format} wrote before refusing");
+            }
+        }
+    }
+
+    #[test]
+    fn each_command_offers_exactly_the_formats_its_writers_have() {
+        let made = crate::scaffold::Scaffolded { path: "repo".into(), files: Vec::new(), commit: "0".repeat(40) };
+        writes_exactly("init", INIT_FORMATS, |w, f| report::write_scaffolded(w, &made, f));
+        writes_exactly("render", RENDER_FORMATS, |w, f| report::write_rendered(w, &[], f));
+        writes_exactly("validate", VALIDATE_FORMATS, |w, f| report::write_findings(w, &[], &[], f, PLAIN));
+        writes_exactly("plan", PLAN_FORMATS, |w, f| {
+            report::write_plans_with_findings(w, &[], &[], &[], f, PLAIN, true)
+        });
+        for (what, offered) in [("apply", APPLY_FORMATS), ("rollback", ROLLBACK_FORMATS)] {
+            writes_exactly(what, offered, |w, f| report::write_apply(w, &[], f, PLAIN));
+            writes_exactly(what, offered, |w, f| report::write_blocked(w, &[], &[], f, PLAIN));
+        }
+        writes_exactly("apply --plan", APPLY_FORMATS, |w, f| {
+            report::write_applied(w, &[], std::path::Path::new("plan.json"), f, PLAIN)
+        });
+        let commit = serde_json::json!({
+            "sha": "0".repeat(40),
+            "author": {"name": "a", "email": "a@example.org", "time": "2026-01-01T00:00:00Z"},
+            "committer": {"name": "a", "email": "a@example.org", "time": "2026-01-01T00:00:00Z"},
+            "subject": "s", "body": "", "trailers": []
+        });
+        let saved: crate::check::SavedPlan = serde_json::from_value(serde_json::json!({
+            "format": "cairn-plan/v1", "cairn_version": "0", "repository": "0".repeat(40),
+            "base": commit, "head": commit, "changed_paths": [], "plans": [], "findings": []
+        }))
+        .expect("a saved plan");
+        writes_exactly("check", CHECK_FORMATS, |w, f| report::write_check(w, &saved, &[], f, None, PLAIN));
+        writes_exactly("history", HISTORY_FORMATS, |w, f| report::write_history(w, "staging", &[], f, PLAIN));
+        writes_exactly("notes", NOTES_FORMATS, |w, f| report::write_no_releases(w, "staging", f));
+        writes_exactly("status", STATUS_FORMATS, |w, f| report::write_status(w, &[], f, PLAIN));
+        writes_exactly("metrics", METRICS_FORMATS, |w, f| report::write_metrics(w, &[], f));
+        writes_exactly("policy test", POLICY_TEST_FORMATS, |w, f| report::write_policy_tests(w, &[], f, PLAIN));
+        let changes = crate::repo::ChangeSet::default();
+        writes_exactly("changes", CHANGES_FORMATS, |w, f| report::write_changes(w, &changes, &[], f));
+        writes_exactly("secrets decrypt", DECRYPT_FORMATS, |w, f| report::write_decrypted(w, Vec::new(), f));
     }
 }

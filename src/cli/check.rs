@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{CheckFormat, Cli, SchemaArgs, Status, report_io};
+use super::{Cli, SchemaArgs, Status, report_io};
 use crate::error::Result;
 use crate::pipeline;
-use crate::report;
+use crate::report::{self, Format};
 
 /// The change checked, and where its plan is saved.
 pub struct What<'a> {
@@ -21,7 +21,7 @@ pub fn run(
     what: &What,
     schema: SchemaArgs,
     prune: bool,
-    format: CheckFormat,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
     let (saved, rendered) = pipeline::check(&cli.repo, what.base, what.head, schema.into(), prune, what.approvals)?;

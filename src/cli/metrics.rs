@@ -6,14 +6,14 @@ use super::{Cli, Status, report_io};
 use crate::error::{Error, Result};
 use crate::pipeline;
 use crate::release::metrics;
-use crate::report::{self, PeopleFormat};
+use crate::report::{self, Format};
 
 pub fn run(
     cli: &Cli,
     envs: &[String],
     since: &str,
     until: Option<&str>,
-    format: PeopleFormat,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
     let (repo, config) = pipeline::open_config(&cli.repo)?;

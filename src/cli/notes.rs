@@ -6,7 +6,7 @@ use super::{Cli, Status, report_io};
 use crate::error::Result;
 use crate::pipeline;
 use crate::release::notes::Selection;
-use crate::report::{self, NotesFormat};
+use crate::report::{self, Format};
 
 pub fn run(
     cli: &Cli,
@@ -14,7 +14,7 @@ pub fn run(
     release: Option<u64>,
     range: Option<(&str, &str)>,
     repo_url: Option<&str>,
-    format: NotesFormat,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
     let (repo, config) = pipeline::open_config(&cli.repo)?;

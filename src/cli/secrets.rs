@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{SecretFormat, SecretsCommand, Status, report_io};
+use super::{SecretsCommand, Status, report_io};
 use crate::error::Result;
 use crate::report;
 use crate::secrets::{Identities, files};
@@ -35,8 +35,7 @@ pub fn run(command: &SecretsCommand, out: &mut dyn Write) -> Result<Status> {
             for file in paths {
                 decrypted.push((file.display().to_string(), files::decrypt_file(file, &identities)?));
             }
-            let as_json = *format == SecretFormat::Json;
-            report_io(report::write_decrypted(out, decrypted, as_json))?;
+            report_io(report::write_decrypted(out, decrypted, *format))?;
         }
     }
     Ok(Status::Success)

@@ -5,9 +5,9 @@ use std::io::Write;
 use super::{Cli, Status, report_io};
 use crate::error::Result;
 use crate::pipeline;
-use crate::report::{self, PeopleFormat};
+use crate::report::{self, Format};
 
-pub fn run(cli: &Cli, envs: &[String], format: PeopleFormat, out: &mut dyn Write) -> Result<Status> {
+pub fn run(cli: &Cli, envs: &[String], format: Format, out: &mut dyn Write) -> Result<Status> {
     let (repo, config) = pipeline::open_config(&cli.repo)?;
     let mut all = Vec::new();
     for env in config.select(envs)? {

@@ -5,14 +5,14 @@ use std::io::Write;
 use super::{ChangeArgs, Cli, SchemaArgs, Select, Status, report_io};
 use crate::error::Result;
 use crate::pipeline;
-use crate::report::{self, FindingsFormat};
+use crate::report::{self, Format};
 
 pub fn run(
     cli: &Cli,
     select: &Select,
     schema: SchemaArgs,
     change: &ChangeArgs,
-    format: FindingsFormat,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
     let run = pipeline::load(&cli.repo, &select.envs, select.rev.as_deref())?;

@@ -143,6 +143,9 @@ pub fn write_applied(
     format: Format,
     style: Style,
 ) -> io::Result<()> {
+    if !matches!(format, Format::Human | Format::Json) {
+        return Err(format.unsupported("the outcome of `apply --plan`"));
+    }
     if format == Format::Json {
         let masker = crate::secrets::Masker::new();
         let masked: Vec<Applied> = results
@@ -186,18 +189,6 @@ pub fn write_applied(
     Ok(())
 }
 
-/// Output of `check`: the pull-request report, the saved plan as JSON, or the findings in a
-/// code-scanning or CI format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckFormat {
-    Markdown,
-    Human,
-    Json,
-    Sarif,
-    Junit,
-    Github,
-}
-
 /// Saves a (masked) plan for `apply --plan`, and the full Markdown report beside it
 /// (`plan.json` → `plan.md`), each written atomically.
 pub fn save_check(path: &Path, saved: &SavedPlan) -> crate::error::Result<()> {
@@ -205,32 +196,33 @@ pub fn save_check(path: &Path, saved: &SavedPlan) -> crate::error::Result<()> {
     crate::fs::write_atomically(&path.with_extension("md"), check_markdown(saved, None).as_bytes())
 }
 
-/// `check`'s result in the chosen format; `full_report` names the saved Markdown report the
-/// comment-sized one points to.
+/// `check`'s result: the pull-request report (Markdown), the saved plan (JSON), findings and
+/// plans for people (human), or the findings in a code-scanning or CI format (SARIF, JUnit,
+/// GitHub). `full_report` names the saved Markdown report the comment-sized one points to.
 pub fn write_check(
     w: &mut dyn Write,
     saved: &SavedPlan,
     rendered: &[crate::render::Rendered],
-    format: CheckFormat,
+    format: Format,
     full_report: Option<&str>,
     style: Style,
 ) -> io::Result<()> {
-    use super::FindingsFormat;
-    let findings = |w: &mut dyn Write, f: FindingsFormat| super::write_findings(w, rendered, &saved.findings, f, style);
     match format {
-        CheckFormat::Markdown => w.write_all(check_markdown(saved, Some(full_report)).as_bytes()),
-        CheckFormat::Json => write_json(w, saved),
-        CheckFormat::Human => {
-            findings(w, FindingsFormat::Human)?;
+        Format::Markdown => w.write_all(check_markdown(saved, Some(full_report)).as_bytes()),
+        Format::Json => write_json(w, saved),
+        Format::Human => {
+            super::write_findings(w, rendered, &saved.findings, Format::Human, style)?;
             super::write_plans(w, &saved.plans, Format::Human, style, true)
         }
-        CheckFormat::Sarif => findings(w, FindingsFormat::Sarif),
-        CheckFormat::Junit => findings(w, FindingsFormat::Junit),
-        CheckFormat::Github => findings(w, FindingsFormat::Github),
+        Format::Sarif | Format::Junit | Format::Github => {
+            super::write_findings(w, rendered, &saved.findings, format, style)
+        }
+        other => Err(other.unsupported("a check")),
     }
 }
 
-/// A write the gate stopped: the findings that stopped it, and that nothing was written.
+/// A write the gate stopped: the findings that stopped it, and that nothing was written. Human or
+/// JSON, as the rest of what `apply` and `rollback` print.
 pub fn write_blocked(
     w: &mut dyn Write,
     rendered: &[crate::render::Rendered],
@@ -238,7 +230,6 @@ pub fn write_blocked(
     format: Format,
     style: Style,
 ) -> io::Result<()> {
-    use super::FindingsFormat;
     match format {
         Format::Json => {
             #[derive(serde::Serialize)]
@@ -250,15 +241,8 @@ pub fn write_blocked(
             let environments = rendered.iter().map(|r| r.environment.as_str()).collect();
             write_json(w, &Blocked { result: "blocked", environments, findings })
         }
-        Format::Markdown => {
-            super::write_findings(w, rendered, findings, FindingsFormat::Markdown, style)?;
-            writeln!(
-                w,
-                "\n**Nothing was written**: error findings block the write. Fix them, or break glass with `--override-findings \"REASON\"` (recorded on the release)."
-            )
-        }
         Format::Human => {
-            super::write_findings(w, rendered, findings, FindingsFormat::Human, style)?;
+            super::write_findings(w, rendered, findings, Format::Human, style)?;
             writeln!(
                 w,
                 "{}",
@@ -268,5 +252,6 @@ pub fn write_blocked(
                 )
             )
         }
+        other => Err(other.unsupported("a blocked write")),
     }
 }

@@ -8,26 +8,16 @@ use quick_xml::escape::escape;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Style, colors, markdown_cell, write_json};
+use super::{Format, Style, colors, markdown_cell, write_json};
 use crate::render::{ObjectId, Rendered};
 use crate::validate::{Finding, Level};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FindingsFormat {
-    Human,
-    Json,
-    Markdown,
-    Sarif,
-    Junit,
-    Github,
-}
 
 /// Writes findings. `rendered` gives the objects checked (JUnit has one test case per object).
 pub fn write_findings(
     w: &mut dyn Write,
     rendered: &[Rendered],
     findings: &[Finding],
-    format: FindingsFormat,
+    format: Format,
     style: Style,
 ) -> io::Result<()> {
     let errors = findings.iter().filter(|f| f.severity == Level::Error).count();
@@ -35,7 +25,7 @@ pub fn write_findings(
     let environments: Vec<&str> = rendered.iter().map(|r| r.environment.as_str()).collect();
     let objects: usize = rendered.iter().map(|r| r.objects.len()).sum();
     match format {
-        FindingsFormat::Json => {
+        Format::Json => {
             #[derive(Serialize)]
             struct Out<'a> {
                 environments: &'a [&'a str],
@@ -46,7 +36,7 @@ pub fn write_findings(
             }
             write_json(w, &Out { environments: &environments, objects, errors, warnings, findings })
         }
-        FindingsFormat::Human => {
+        Format::Human => {
             let mut by_file: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
             for f in findings {
                 by_file.entry(f.file.as_str()).or_default().push(f);
@@ -81,7 +71,7 @@ pub fn write_findings(
                 environments.len()
             )
         }
-        FindingsFormat::Markdown => {
+        Format::Markdown => {
             writeln!(w, "### Validation: {errors} error(s), {warnings} warning(s) in {objects} object(s)\n")?;
             if findings.is_empty() {
                 return writeln!(w, "No findings in {}.", environments.join(", "));
@@ -104,9 +94,9 @@ pub fn write_findings(
             }
             Ok(())
         }
-        FindingsFormat::Sarif => write_json(w, &sarif(findings)),
-        FindingsFormat::Junit => write_junit(w, rendered, findings),
-        FindingsFormat::Github => {
+        Format::Sarif => write_json(w, &sarif(findings)),
+        Format::Junit => write_junit(w, rendered, findings),
+        Format::Github => {
             for f in findings {
                 let command = match f.severity {
                     Level::Error => "error",
@@ -124,6 +114,7 @@ pub fn write_findings(
             }
             Ok(())
         }
+        other => Err(other.unsupported("findings")),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod check;
 mod findings;
+mod format;
 mod html;
 pub mod mask;
 mod notes;
@@ -15,25 +16,19 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-pub use check::{COMMENT_LIMIT, CheckFormat, check_markdown, save_check, write_applied, write_blocked, write_check};
-pub use findings::{FindingsFormat, write_findings};
-pub use notes::{NotesFormat, write_no_releases, write_notes};
+pub use check::{COMMENT_LIMIT, check_markdown, save_check, write_applied, write_blocked, write_check};
+pub use findings::write_findings;
+pub use format::{Format, UnknownFormat};
+pub use notes::{write_no_releases, write_notes};
 pub use plan::{write_apply, write_plans, write_plans_with_findings};
 pub use policy::write_policy_tests;
 pub use repo::{write_changes, write_scaffolded};
 pub use secrets::{write_decrypted, write_secret_done};
-pub use status::{PeopleFormat, write_metrics, write_status};
+pub use status::{write_metrics, write_status};
 
 use crate::release::Release;
 use crate::render::Rendered;
 use crate::yaml;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Human,
-    Json,
-    Markdown,
-}
 
 /// How human output is styled.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +63,7 @@ pub fn write_rendered(w: &mut dyn Write, rendered: &[Rendered], format: Format) 
     let rendered = &mask::mask_rendered(rendered, &crate::secrets::Masker::new());
     match format {
         Format::Json => write_json(w, rendered),
-        Format::Human | Format::Markdown => {
+        Format::Human => {
             for env in rendered {
                 for object in &env.objects {
                     let sources: Vec<String> = object.sources.iter().map(ToString::to_string).collect();
@@ -79,6 +74,7 @@ pub fn write_rendered(w: &mut dyn Write, rendered: &[Rendered], format: Format) 
             }
             Ok(())
         }
+        other => Err(other.unsupported("rendered objects")),
     }
 }
 
@@ -157,6 +153,7 @@ pub fn write_history(
             }
             Ok(())
         }
+        other => Err(other.unsupported("release history")),
     }
 }
 

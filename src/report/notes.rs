@@ -4,35 +4,30 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::html::{esc, page};
-use super::write_json;
+use super::{Format, write_json};
 use crate::release::notes::{Notes, tag};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum NotesFormat {
-    Markdown,
-    Html,
-    Json,
-}
-
-pub fn write_notes(w: &mut dyn Write, notes: &Notes, format: NotesFormat) -> io::Result<()> {
+pub fn write_notes(w: &mut dyn Write, notes: &Notes, format: Format) -> io::Result<()> {
     match format {
-        NotesFormat::Json => write_json(w, notes),
-        NotesFormat::Markdown => w.write_all(markdown(notes).as_bytes()),
-        NotesFormat::Html => w.write_all(html(notes).as_bytes()),
+        Format::Json => write_json(w, notes),
+        Format::Markdown => w.write_all(markdown(notes).as_bytes()),
+        Format::Html => w.write_all(html(notes).as_bytes()),
+        other => Err(other.unsupported("release notes")),
     }
 }
 
 /// Notes for an environment that has no release yet.
-pub fn write_no_releases(w: &mut dyn Write, environment: &str, format: NotesFormat) -> io::Result<()> {
+pub fn write_no_releases(w: &mut dyn Write, environment: &str, format: Format) -> io::Result<()> {
     let message = format!("No releases in {environment} yet; apply it to make the first one.");
     match format {
-        NotesFormat::Json => {
+        Format::Json => {
             write_json(w, &serde_json::json!({"environment": environment, "release": null, "message": message}))
         }
-        NotesFormat::Markdown => writeln!(w, "# {environment}\n\n{message}"),
-        NotesFormat::Html => w.write_all(
+        Format::Markdown => writeln!(w, "# {environment}\n\n{message}"),
+        Format::Html => w.write_all(
             page(environment, &format!("<h1>{}</h1>\n<p>{}</p>", esc(environment), esc(&message))).as_bytes(),
         ),
+        other => Err(other.unsupported("release notes")),
     }
 }
 

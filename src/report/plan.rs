@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::{FindingsFormat, Format, Style, colors, markdown_cell, truncate, write_json};
+use super::{Format, Style, colors, markdown_cell, truncate, write_json};
 use crate::apply::ApplyReport;
 use crate::plan::{Action, Change, Plan, Summary};
 use crate::validate::Finding;
@@ -27,18 +27,13 @@ pub fn write_plans_with_findings(
     style: Style,
     show_diff: bool,
 ) -> io::Result<()> {
-    if !findings.is_empty() {
-        match format {
-            Format::Human => {
-                super::write_findings(w, rendered, findings, FindingsFormat::Human, style)?;
-                writeln!(w)?;
-            }
-            Format::Markdown => {
-                super::write_findings(w, rendered, findings, FindingsFormat::Markdown, style)?;
-                writeln!(w)?;
-            }
-            Format::Json => {}
-        }
+    if !matches!(format, Format::Human | Format::Json | Format::Markdown) {
+        return Err(format.unsupported("a plan"));
+    }
+    // JSON carries the findings inside the one document written below.
+    if !findings.is_empty() && format != Format::Json {
+        super::write_findings(w, rendered, findings, format, style)?;
+        writeln!(w)?;
     }
     let masker = crate::secrets::Masker::new();
     let plans: &[Plan] = &plans.iter().map(|p| super::mask::mask_plan(p, &masker)).collect::<Vec<_>>();
@@ -75,6 +70,7 @@ pub fn write_plans_with_findings(
             Ok(())
         }
         Format::Markdown => write_plans_markdown(w, plans, show_diff),
+        other => Err(other.unsupported("a plan")),
     }
 }
 
@@ -261,7 +257,7 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
                 .collect();
             write_json(w, &masked)
         }
-        Format::Human | Format::Markdown => {
+        Format::Human => {
             for report in reports {
                 let r = &report.release;
                 let s = &r.summary;
@@ -327,5 +323,6 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
             }
             Ok(())
         }
+        other => Err(other.unsupported("the outcome of an apply")),
     }
 }

@@ -41,5 +41,6 @@ pub fn write_policy_tests(w: &mut dyn Write, results: &[CaseResult], format: For
             }
             writeln!(w, "\n{} passed, {failed} failed", results.len() - failed)
         }
+        other => Err(other.unsupported("policy test results")),
     }
 }

@@ -10,13 +10,14 @@ use crate::scaffold::Scaffolded;
 pub fn write_scaffolded(w: &mut dyn Write, made: &Scaffolded, format: Format) -> io::Result<()> {
     match format {
         Format::Json => write_json(w, made),
-        Format::Human | Format::Markdown => writeln!(
+        Format::Human => writeln!(
             w,
             "Created a configuration repository in {} (commit {}).\nNext: cd {} && cairn plan && cairn apply --env staging",
             made.path,
             &made.commit[..12.min(made.commit.len())],
             made.path
         ),
+        other => Err(other.unsupported("what `init` made")),
     }
 }
 
@@ -36,7 +37,7 @@ pub fn write_changes(w: &mut dyn Write, changes: &ChangeSet, touched: &[&str], f
                 &Out { base: &changes.base, head: &changes.head, paths: &changes.paths, environments: touched },
             )
         }
-        Format::Human | Format::Markdown => {
+        Format::Human => {
             for path in &changes.paths {
                 writeln!(w, "{path}")?;
             }
@@ -47,5 +48,6 @@ pub fn write_changes(w: &mut dyn Write, changes: &ChangeSet, touched: &[&str], f
                 if touched.is_empty() { "none".to_string() } else { touched.join(", ") }
             )
         }
+        other => Err(other.unsupported("changed paths")),
     }
 }

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::write_json;
+use super::{Format, write_json};
 use crate::secrets::Plaintext;
 
 /// One line: the file and what was done to it.
@@ -14,10 +14,13 @@ pub fn write_secret_done(w: &mut dyn Write, file: &Path, said: &str) -> io::Resu
 
 /// `secrets decrypt`: each file's documents, as YAML (several files headed by their names) or JSON
 /// (one document as itself, one file's documents as a list, several files as a map by name).
-pub fn write_decrypted(w: &mut dyn Write, files: Vec<(String, Vec<Plaintext>)>, json: bool) -> io::Result<()> {
+pub fn write_decrypted(w: &mut dyn Write, files: Vec<(String, Vec<Plaintext>)>, format: Format) -> io::Result<()> {
+    if !matches!(format, Format::Yaml | Format::Json) {
+        return Err(format.unsupported("decrypted files"));
+    }
     let decrypted: Vec<(String, Vec<serde_json::Value>)> =
         files.into_iter().map(|(name, docs)| (name, docs.into_iter().map(Plaintext::into_exposed).collect())).collect();
-    if json {
+    if format == Format::Json {
         return match decrypted.as_slice() {
             [(_, docs)] if docs.len() == 1 => write_json(w, &docs[0]),
             [(_, docs)] => write_json(w, docs),

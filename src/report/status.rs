@@ -4,31 +4,18 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::html::{esc, page};
-use super::{Style, colors, write_json};
+use super::{Format, Style, colors, write_json};
 use crate::release::metrics::{Band, Metrics};
 use crate::release::status::EnvironmentStatus;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PeopleFormat {
-    Human,
-    Json,
-    Markdown,
-    Html,
-}
 
 fn images_text(w: &crate::release::status::Workload) -> String {
     w.images.iter().map(|(c, i)| format!("{c}={i}")).collect::<Vec<_>>().join(", ")
 }
 
-pub fn write_status(
-    w: &mut dyn Write,
-    all: &[EnvironmentStatus],
-    format: PeopleFormat,
-    style: Style,
-) -> io::Result<()> {
+pub fn write_status(w: &mut dyn Write, all: &[EnvironmentStatus], format: Format, style: Style) -> io::Result<()> {
     match format {
-        PeopleFormat::Json => write_json(w, all),
-        PeopleFormat::Human => {
+        Format::Json => write_json(w, all),
+        Format::Human => {
             for (i, s) in all.iter().enumerate() {
                 if i > 0 {
                     writeln!(w)?;
@@ -83,7 +70,7 @@ pub fn write_status(
             }
             Ok(())
         }
-        PeopleFormat::Markdown => {
+        Format::Markdown => {
             for s in all {
                 writeln!(w, "## {}\n", s.environment)?;
                 match &s.release {
@@ -118,7 +105,7 @@ pub fn write_status(
             }
             Ok(())
         }
-        PeopleFormat::Html => {
+        Format::Html => {
             let mut b = String::from("<h1>Environments</h1>\n");
             for s in all {
                 let _ = writeln!(b, "<h2>{}</h2>", esc(&s.environment));
@@ -167,6 +154,7 @@ pub fn write_status(
             }
             w.write_all(page("cairn status", &b).as_bytes())
         }
+        other => Err(other.unsupported("environment status")),
     }
 }
 
@@ -189,22 +177,23 @@ fn duration(hours: Option<f64>) -> String {
     }
 }
 
-pub fn write_metrics(w: &mut dyn Write, all: &[Metrics], format: PeopleFormat) -> io::Result<()> {
+pub fn write_metrics(w: &mut dyn Write, all: &[Metrics], format: Format) -> io::Result<()> {
     match format {
-        PeopleFormat::Json => write_json(w, all),
-        PeopleFormat::Html => {
+        Format::Json => write_json(w, all),
+        Format::Html => {
             let body: String = all.iter().map(metrics_html).collect();
             w.write_all(page("cairn metrics", &body).as_bytes())
         }
-        _ => {
+        Format::Human | Format::Markdown => {
             for (i, m) in all.iter().enumerate() {
                 if i > 0 {
                     writeln!(w)?;
                 }
-                write_metrics_text(w, m, format)?;
+                write_metrics_text(w, m, format == Format::Markdown)?;
             }
             Ok(())
         }
+        other => Err(other.unsupported("delivery metrics")),
     }
 }
 
@@ -247,11 +236,11 @@ fn metrics_rows(m: &Metrics) -> [(&'static str, String, &'static str); 4] {
     ]
 }
 
-fn write_metrics_text(w: &mut dyn Write, m: &Metrics, format: PeopleFormat) -> io::Result<()> {
+/// Metrics as a terminal table, or (`md`) a Markdown one.
+fn write_metrics_text(w: &mut dyn Write, m: &Metrics, md: bool) -> io::Result<()> {
     let rows = metrics_rows(m);
     {
         {
-            let md = format == PeopleFormat::Markdown;
             if md {
                 writeln!(
                     w,
