@@ -42,30 +42,29 @@ impl SavedPlan {
     /// Reads a saved plan, refusing one that is truncated, from a newer cairn, or not a plan.
     pub fn read(path: &std::path::Path) -> Result<SavedPlan> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read the plan", e))?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Usage {
-            message: format!(
-                "{}: not a readable cairn plan ({e}); was it truncated? run `cairn check --out` again",
-                path.display()
-            ),
+        let bad = |problem: String, source: Option<serde_json::Error>| Error::SavedPlan {
+            path: path.to_path_buf(),
+            problem,
+            source,
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            bad("not a readable cairn plan (was it truncated? run `cairn check --out` again)".into(), Some(e))
         })?;
         match value.get("format").and_then(serde_json::Value::as_str) {
             Some(PLAN_FORMAT) => {}
             Some(other) => {
-                return Err(Error::Usage {
-                    message: format!(
-                        "{}: plan format `{other}` is not `{PLAN_FORMAT}` (made by cairn {}); use the same cairn for check and apply",
-                        path.display(),
+                return Err(bad(
+                    format!(
+                        "plan format `{other}` is not `{PLAN_FORMAT}` (made by cairn {}); use the same cairn for check and apply",
                         value.get("cairn_version").and_then(serde_json::Value::as_str).unwrap_or("of another version")
                     ),
-                });
+                    None,
+                ));
             }
-            None => {
-                return Err(Error::Usage { message: format!("{}: not a cairn plan (no `format`)", path.display()) });
-            }
+            None => return Err(bad("not a cairn plan (no `format`)".into(), None)),
         }
-        serde_json::from_value(value).map_err(|e| Error::Usage {
-            message: format!("{}: damaged cairn plan ({e}); run `cairn check --out` again", path.display()),
-        })
+        serde_json::from_value(value)
+            .map_err(|e| bad("damaged cairn plan (run `cairn check --out` again)".into(), Some(e)))
     }
 }
 

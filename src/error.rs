@@ -16,8 +16,20 @@ pub enum Error {
     #[error("{path}: the repository has no commits yet; commit first or omit --rev")]
     NoCommits { path: PathBuf },
 
-    #[error("git: {message}")]
-    Git { message: String },
+    /// The git object database or work tree could not be read; the cause says what git said.
+    #[error("git")]
+    Git {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// `cairn init` could not make the repository's first commit.
+    #[error("{dir}: cannot initialise the git repository")]
+    Scaffold {
+        dir: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     #[error("{file}:{line}:{column}: {message}")]
     Yaml { file: String, line: u64, column: u64, message: String },
@@ -41,7 +53,7 @@ pub enum Error {
     )]
     DuplicateObject { object: String, layer: String, first: String, first_line: u64, second: String, second_line: u64 },
 
-    #[error("{path}: {action}: {source}")]
+    #[error("{path}: {action}")]
     Io {
         path: PathBuf,
         action: &'static str,
@@ -89,6 +101,25 @@ pub enum Error {
     #[error("{message}")]
     Usage { message: String },
 
+    /// A request to a Kubernetes API server failed: which context, about what, and (the cause)
+    /// what the server answered.
+    #[error("kubernetes ({context}): {subject}")]
+    Kubernetes {
+        context: String,
+        subject: String,
+        #[source]
+        source: ApiAnswer,
+    },
+
+    /// A saved plan (`check --out`) that cannot be used.
+    #[error("{path}: {problem}")]
+    SavedPlan {
+        path: PathBuf,
+        problem: String,
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+
     /// A secret file that cannot be read; the message never contains a plaintext value.
     #[error("policy `{policy}` ({plugin}): {message}")]
     Policy { policy: String, plugin: String, message: String },
@@ -100,6 +131,53 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), action, source }
+    }
+}
+
+/// What a Kubernetes API server (or the connection to it) answered: the server's own message
+/// with its code and reason, or the client's transport error. The client's error is kept for
+/// callers that match on it.
+#[derive(Debug)]
+pub struct ApiAnswer(pub kube::Error);
+
+impl std::fmt::Display for ApiAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            kube::Error::Api(status) => write!(f, "{} ({} {})", status.message, status.code, status.reason),
+            other => {
+                // The client nests its causes; one line with each once is what people need.
+                let mut text = other.to_string();
+                let mut cause = std::error::Error::source(other);
+                while let Some(c) = cause {
+                    let more = c.to_string();
+                    if !text.contains(&more) {
+                        text.push_str(": ");
+                        text.push_str(&more);
+                    }
+                    cause = c.source();
+                }
+                f.write_str(&text)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApiAnswer {}
+
+impl Error {
+    /// The message with its causes, each once: `base/x.yaml: cannot read: Permission denied`.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let more = c.to_string();
+            if !more.is_empty() && !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            cause = c.source();
+        }
+        text
     }
 }
 

@@ -56,4 +56,3 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
-

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             let _ = out.flush();
             #[allow(clippy::disallowed_macros)] // The one place that prints an error for people.
             {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", e.chain());
             }
             ExitCode::from(2)
         }

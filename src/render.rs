@@ -365,11 +365,17 @@ fn open_secrets(
                 .collect());
         }
         let identities = identities
-            .get_or_init(|| crate::secrets::Identities::from_environment().map_err(|e| e.to_string()))
+            .get_or_init(|| crate::secrets::Identities::from_environment().map_err(|e| e.chain()))
             .as_ref()
-            .map_err(|message| Error::Secret {
-                file: file.to_string(),
-                message: format!("cannot decrypt: {message}"),
+            .map_err(|message| {
+                // As sops does: say whom the file is encrypted for, so the right key can be found.
+                let recipients = docs.first().map(|d| crate::secrets::sops::recipients(&d.value)).unwrap_or_default();
+                let for_whom = if recipients.is_empty() {
+                    String::new()
+                } else {
+                    format!("; the file is encrypted for {}", recipients.join(", "))
+                };
+                Error::Secret { file: file.to_string(), message: format!("cannot decrypt: {message}{for_whom}") }
             })?;
         let values: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
         let decrypted = crate::secrets::decrypt_documents(file, &values, identities)?;

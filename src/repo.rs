@@ -750,8 +750,8 @@ pub fn format_time(seconds: i64, offset: i32) -> String {
     }
 }
 
-fn git_error(e: impl std::fmt::Display) -> Error {
-    Error::Git { message: first_line(&e.to_string()) }
+fn git_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Git { source: Box::new(e) }
 }
 
 fn first_line(s: &str) -> String {

@@ -60,14 +60,13 @@ pub fn init(dir: &Path, author: (&str, &str)) -> Result<Scaffolded> {
 }
 
 fn commit_all(dir: &Path, (name, email): (&str, &str)) -> Result<String> {
-    let git = |e: &dyn std::fmt::Display| Error::Git { message: format!("initialising {}: {e}", dir.display()) };
-    let repo = gix::init(dir).map_err(|e| git(&e))?;
-    let mut editor = repo.edit_tree(repo.empty_tree().id).map_err(|e| git(&e))?;
+    let repo = gix::init(dir).map_err(|e| git_at(dir, e))?;
+    let mut editor = repo.edit_tree(repo.empty_tree().id).map_err(|e| git_at(dir, e))?;
     for (path, text) in FILES {
-        let blob = repo.write_blob(text.as_bytes()).map_err(|e| git(&e))?;
-        editor.upsert(*path, gix::object::tree::EntryKind::Blob, blob.detach()).map_err(|e| git(&e))?;
+        let blob = repo.write_blob(text.as_bytes()).map_err(|e| git_at(dir, e))?;
+        editor.upsert(*path, gix::object::tree::EntryKind::Blob, blob.detach()).map_err(|e| git_at(dir, e))?;
     }
-    let tree = editor.write().map_err(|e| git(&e))?.detach();
+    let tree = editor.write().map_err(|e| git_at(dir, e))?.detach();
     let now = gix::date::Time::now_local_or_utc();
     let signature = gix::actor::Signature { name: name.into(), email: email.into(), time: now };
     let mut buf = gix::date::parse::TimeBuf::default();
@@ -81,9 +80,14 @@ fn commit_all(dir: &Path, (name, email): (&str, &str)) -> Result<String> {
             tree,
             Vec::<gix::ObjectId>::new(),
         )
-        .map_err(|e| git(&e))?;
+        .map_err(|e| git_at(dir, e))?;
     // Without an index git would show every committed file as deleted and untracked.
-    let mut index = repo.index_from_tree(&tree).map_err(|e| git(&e))?;
-    index.write(Default::default()).map_err(|e| git(&e))?;
+    let mut index = repo.index_from_tree(&tree).map_err(|e| git_at(dir, e))?;
+    index.write(Default::default()).map_err(|e| git_at(dir, e))?;
     Ok(id.to_string())
+}
+
+/// A git step of the scaffold failed; the cause says what git said.
+fn git_at<E: std::error::Error + Send + Sync + 'static>(dir: &Path, e: E) -> Error {
+    Error::Scaffold { dir: dir.to_path_buf(), source: Box::new(e) }
 }

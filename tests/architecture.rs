@@ -80,10 +80,7 @@ fn modules_import_only_from_lower_layers() {
         for (used, file) in uses {
             // Names that are not modules of this crate (re-exported types such as `crate::Error`).
             let Some(&theirs) = layers.get(used) else {
-                assert!(
-                    !graph.contains_key(used),
-                    "`{used}` (used in {file}) is a module but not in the layer table"
-                );
+                assert!(!graph.contains_key(used), "`{used}` (used in {file}) is a module but not in the layer table");
                 continue;
             };
             if theirs >= own {

@@ -10,10 +10,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::commits::{self, CommitGroup};
-use crate::owners::CodeOwners;
 use super::{Release, ReleaseKind};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::owners::CodeOwners;
 use crate::render::{self, Object, ObjectId};
 use crate::repo::{CommitInfo, Repo};
 

@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::notes::{desired_at, images};
-use crate::owners::CodeOwners;
 use super::{Outcome, Release, ReleaseKind};
 use crate::error::Result;
+use crate::owners::CodeOwners;
 use crate::plan::Action;
 use crate::render::ObjectId;
 use crate::repo::Repo;

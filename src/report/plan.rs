@@ -289,9 +289,8 @@ pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, s
                     writeln!(w, "  kept {} object(s) no longer rendered (--no-prune)", report.plan.orphans.len())?;
                 }
                 // Say only what happened: a drifted object whose write failed was not reset.
-                let failed = |id: &crate::render::ObjectId| {
-                    r.objects.iter().any(|o| &o.object == id && o.error.is_some())
-                };
+                let failed =
+                    |id: &crate::render::ObjectId| r.objects.iter().any(|o| &o.object == id && o.error.is_some());
                 let reset = r.drift.iter().filter(|id| !failed(id)).count();
                 if reset > 0 {
                     writeln!(w, "  {reset} object(s) had drifted from the previous release and were reset")?;

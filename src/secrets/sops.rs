@@ -225,6 +225,24 @@ pub fn encrypted_pointers(value: &Value) -> Vec<String> {
     out
 }
 
+/// The age recipients a SOPS document is encrypted for (its `sops.age` entries and those of its
+/// key groups): public keys, safe to show, and what someone needs to find the right key.
+pub fn recipients(document: &Value) -> Vec<String> {
+    let Some(meta) = document.get("sops") else { return Vec::new() };
+    let groups = meta.get("key_groups").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for entries in std::iter::once(meta.get("age")).chain(groups.iter().map(|g| g.get("age"))) {
+        for r in entries.and_then(Value::as_array).into_iter().flatten() {
+            if let Some(r) = r.get("recipient").and_then(Value::as_str)
+                && !out.iter().any(|o| o == r)
+            {
+                out.push(r.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// The 32-byte data key: from the file's age recipients, or recombined from its key groups.
 pub(crate) fn data_key(meta: &Value, identities: &Identities) -> Result<Zeroizing<Vec<u8>>, String> {
     if let Some(groups) = meta.get("key_groups").and_then(Value::as_array).filter(|g| !g.is_empty()) {

@@ -241,7 +241,7 @@ impl LocalTarget {
                     (Action::Delete, _) => self.delete(lock, op.object),
                     _ => Ok(()),
                 };
-                result.map(|()| super::Stored::default()).map_err(|e| e.to_string())
+                result.map(|()| super::Stored::default()).map_err(|e| e.chain())
             })
             .collect()
     }

@@ -79,7 +79,7 @@ impl KubernetesTarget {
                 let Some(body) = body else { return Err("nothing rendered for this object".into()) };
                 let body = self.placed(change.object, body, namespaced);
                 let stored = |stored: DynamicObject, reclaimed_from: Vec<String>| -> Written {
-                    let mut value = to_value(stored).map_err(|e| e.to_string())?;
+                    let mut value = to_value(stored).map_err(|e| e.chain())?;
                     normalize(&mut value);
                     Ok(Stored { body: Some(value), reclaimed_from })
                 };
@@ -155,7 +155,7 @@ impl KubernetesTarget {
         let start = Instant::now();
         let mut last = String::from("no status yet");
         while start.elapsed() < ESTABLISHED_WITHIN {
-            let live = self.read_raw(&[&id]).map_err(|e| e.to_string())?;
+            let live = self.read_raw(&[&id]).map_err(|e| e.chain())?;
             if let Some(object) = live.get(&id) {
                 match super::health::crd_established(object) {
                     Ok(()) => {

@@ -163,7 +163,7 @@ impl KubernetesTarget {
                 Err(e) => {
                     // A failed read is retried until the deadline; it then names the error.
                     for id in &pending {
-                        unhealthy.insert((*id).clone(), e.to_string());
+                        unhealthy.insert((*id).clone(), e.chain());
                     }
                     HashMap::new()
                 }

@@ -83,6 +83,12 @@ fn unreachable(context: &str, message: String) -> Error {
 }
 
 impl KubernetesTarget {
+    /// A failed request about `subject` (an object, a list), with what the server answered.
+    fn api_error(&self, subject: String, e: kube::Error) -> Error {
+        let context = self.label.strip_prefix("kubernetes:").unwrap_or(&self.label).to_string();
+        Error::Kubernetes { context, subject, source: crate::error::ApiAnswer(e) }
+    }
+
     /// Connects with the kubeconfig kubectl would use (`KUBECONFIG`, else `~/.kube/config`), the
     /// given context (else the current one), and discovers the served kinds.
     pub fn connect(settings: &Settings) -> Result<KubernetesTarget> {
@@ -106,9 +112,11 @@ impl KubernetesTarget {
             let client = kube::Client::try_from(config).map_err(|e| unreachable(&shown, format!("{e}")))?;
             Ok::<_, Error>((client, default_namespace))
         })?;
-        let discovery = runtime
-            .block_on(Discovery::new(client.clone()).run())
-            .map_err(|e| unreachable(&shown, describe_error(&e)))?;
+        let discovery = runtime.block_on(Discovery::new(client.clone()).run()).map_err(|e| Error::Kubernetes {
+            context: shown.clone(),
+            subject: "cannot discover the served kinds".into(),
+            source: crate::error::ApiAnswer(e),
+        })?;
         let mut kinds = HashMap::new();
         for group in discovery.groups() {
             for (resource, capabilities) in group.recommended_resources() {
@@ -212,7 +220,7 @@ impl KubernetesTarget {
                     match api.get_opt(&id.name).await {
                         Ok(Some(found)) => Ok(Some((id, to_value(found)?))),
                         Ok(None) => Ok(None),
-                        Err(e) => Err(Error::Usage { message: format!("{id}: {}", describe_error(&e)) }),
+                        Err(e) => Err(self.api_error(id.to_string(), e)),
                     }
                 })
                 .buffer_unordered(concurrency())
@@ -264,7 +272,7 @@ impl KubernetesTarget {
                     let listed = &listed;
                     async move {
                         let id = object.id.clone();
-                        let fail = |e: kube::Error| Error::Usage { message: format!("{id}: {}", describe_error(&e)) };
+                        let fail = |e: kube::Error| self.api_error(id.to_string(), e);
                         let live = match listed.get(&id) {
                             Some(found) => found.clone(),
                             None => match api.get_opt(&id.name).await {
@@ -341,7 +349,7 @@ impl KubernetesTarget {
                         },
                         Err(e) => {
                             let id = &work[bucket[0]].0.id;
-                            return Err(Error::Usage { message: format!("{id}: {}", describe_error(&e)) });
+                            return Err(self.api_error(id.to_string(), e));
                         }
                     };
                     let mut by_name: HashMap<String, DynamicObject> =

@@ -119,14 +119,11 @@ impl KubernetesTarget {
         Api::namespaced_with(self.client.clone(), &self.state_namespace, &resource)
     }
 
-    fn fail(&self, what: &str, e: &kube::Error) -> Error {
-        Error::Usage {
-            message: format!(
-                "kubernetes ({}): {what} in namespace `{}`: {}",
-                self.label,
-                self.state_namespace,
-                describe_error(e)
-            ),
+    fn fail(&self, what: &str, e: kube::Error) -> Error {
+        Error::Kubernetes {
+            context: self.label.strip_prefix("kubernetes:").unwrap_or(&self.label).to_string(),
+            subject: format!("{what} in namespace `{}`", self.state_namespace),
+            source: crate::error::ApiAnswer(e),
         }
     }
 
@@ -150,10 +147,10 @@ impl KubernetesTarget {
                     match api.create(&PostParams::default(), &body).await {
                         Ok(_) => Ok(()),
                         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-                        Err(e) => Err(self.fail("cannot create the state namespace", &e)),
+                        Err(e) => Err(self.fail("cannot create the state namespace", e)),
                     }
                 }
-                Err(e) => Err(self.fail("cannot read the state namespace", &e)),
+                Err(e) => Err(self.fail("cannot read the state namespace", e)),
             }
         })
     }
@@ -187,7 +184,7 @@ impl KubernetesTarget {
         };
         for _ in 0..3 {
             let existing =
-                self.runtime.block_on(api.get_opt(&name)).map_err(|e| self.fail("cannot read the lock", &e))?;
+                self.runtime.block_on(api.get_opt(&name)).map_err(|e| self.fail("cannot read the lock", e))?;
             let attempt = match existing {
                 None => self.runtime.block_on(api.create(&PostParams::default(), &body(None)?)),
                 Some(lease) => {
@@ -216,7 +213,7 @@ impl KubernetesTarget {
                 }
                 // Someone else created or updated it meanwhile: look again.
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                Err(e) => return Err(self.fail("cannot take the lock", &e)),
+                Err(e) => return Err(self.fail("cannot take the lock", e)),
             }
         }
         let lease = self.runtime.block_on(api.get_opt(&name)).ok().flatten();
@@ -225,7 +222,7 @@ impl KubernetesTarget {
 
     fn get_config_map(&self, name: &str) -> Result<Option<Value>> {
         let api = self.state_api("v1", "ConfigMap", "configmaps");
-        let found = self.runtime.block_on(api.get_opt(name)).map_err(|e| self.fail("cannot read", &e))?;
+        let found = self.runtime.block_on(api.get_opt(name)).map_err(|e| self.fail("cannot read", e))?;
         Ok(found.and_then(|f| serde_json::to_value(f).ok()))
     }
 
@@ -237,7 +234,7 @@ impl KubernetesTarget {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         self.runtime
             .block_on(api.patch(name, &params, &Patch::Apply(&body)))
-            .map_err(|e| self.fail(&format!("cannot write configmap `{name}`"), &e))?;
+            .map_err(|e| self.fail(&format!("cannot write configmap `{name}`"), e))?;
         Ok(())
     }
 
@@ -266,7 +263,7 @@ impl KubernetesTarget {
         let list = self
             .runtime
             .block_on(api.list(&ListParams::default().labels(&selector)))
-            .map_err(|e| self.fail("cannot list release records", &e))?;
+            .map_err(|e| self.fail("cannot list release records", e))?;
         Ok(list
             .items
             .into_iter()
@@ -303,7 +300,7 @@ impl KubernetesTarget {
                 }
             }
             Err(kube::Error::Api(s)) if s.code == 403 && !make => return Ok(Digester::ephemeral()),
-            Err(e) => return Err(self.fail("cannot read the digest key", &e)),
+            Err(e) => return Err(self.fail("cannot read the digest key", e)),
         }
         if !make {
             return Ok(Digester::new(None));
@@ -318,7 +315,7 @@ impl KubernetesTarget {
             Ok(_) => Ok(Digester::new(Some(&key[..]))),
             // Another apply made one meanwhile: everyone uses that one.
             Err(kube::Error::Api(s)) if s.code == 409 => self.digester(false),
-            Err(e) => Err(self.fail("cannot create the digest key", &e)),
+            Err(e) => Err(self.fail("cannot create the digest key", e)),
         }
     }
 }
