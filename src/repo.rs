@@ -237,6 +237,15 @@ impl Repo {
         }
     }
 
+    /// A path of the git work tree relative to the configuration root; `None` outside it.
+    fn relative(&self, location: &str) -> Option<String> {
+        if self.prefix.is_empty() {
+            Some(location.to_string())
+        } else {
+            location.strip_prefix(&format!("{}/", self.prefix)).map(str::to_string)
+        }
+    }
+
     /// Paths under the configuration root (relative to it) that the work tree changes against
     /// HEAD: edits, deletions and untracked files that are not ignored. When status cannot be
     /// computed, `None`: the caller must then treat every path as changed.
@@ -258,13 +267,7 @@ impl Repo {
         let mut paths = Vec::new();
         for item in items {
             let item = item.ok()?;
-            let location = item.location().to_str_lossy().into_owned();
-            let relative = if self.prefix.is_empty() {
-                Some(location)
-            } else {
-                location.strip_prefix(&format!("{}/", self.prefix)).map(str::to_string)
-            };
-            paths.extend(relative);
+            paths.extend(self.relative(&item.location().to_str_lossy()));
         }
         paths.sort();
         paths.dedup();
@@ -284,13 +287,7 @@ impl Repo {
             if change.entry_mode().is_tree() {
                 continue;
             }
-            let location = change.location().to_str_lossy().into_owned();
-            let relative = if self.prefix.is_empty() {
-                Some(location)
-            } else {
-                location.strip_prefix(&format!("{}/", self.prefix)).map(str::to_string)
-            };
-            paths.extend(relative);
+            paths.extend(self.relative(&change.location().to_str_lossy()));
         }
         paths.sort();
         paths.dedup();

@@ -183,10 +183,9 @@ fn a_policy_that_cannot_load_stops_apply_before_anything_is_written() {
     assert!(!f.join(".cairn").exists(), "nothing is written");
 }
 
-/// Production approvals on a merge-triggered apply: the owners of the changed path must approve,
-/// through an `Approved-by:` trailer or an approvals file, as on the pull request.
-#[test]
-fn a_merge_triggered_apply_needs_the_owners_approval() {
+/// The standard repository with production bound to the approvals plugin, `@sre-lead` owning
+/// production's layer, committed with the owner's trailer.
+fn with_production_approvals() -> Fixture {
     let f = Fixture::standard();
     f.write("CODEOWNERS", "/environments/production/ @sre-lead\n");
     f.write(
@@ -196,6 +195,14 @@ fn a_merge_triggered_apply_needs_the_owners_approval() {
         ),
     );
     f.commit("chore: production approvals\n\nApproved-by: sre-lead");
+    f
+}
+
+/// Production approvals on a merge-triggered apply: the owners of the changed path must approve,
+/// through an `Approved-by:` trailer or an approvals file, as on the pull request.
+#[test]
+fn a_merge_triggered_apply_needs_the_owners_approval() {
+    let f = with_production_approvals();
     f.ok(&["apply", "--env", "production", "--rev", "HEAD"], 0);
 
     f.write("environments/production/patch.yaml", &f.read("environments/production/patch.yaml").replace("4", "6"));
@@ -228,15 +235,7 @@ fn a_merge_triggered_apply_needs_the_owners_approval() {
 
 #[test]
 fn a_work_tree_apply_counts_uncommitted_edits_as_changed() {
-    let f = Fixture::standard();
-    f.write("CODEOWNERS", "/environments/production/ @sre-lead\n");
-    f.write(
-        "cairn.yaml",
-        &format!(
-            "{CONFIG}policies:\n  - name: prod-approvals\n    plugin: approvals\n    environments: [production]\n    settings: {{ required_approvals: 1 }}\n"
-        ),
-    );
-    f.commit("chore: production approvals\n\nApproved-by: sre-lead");
+    let f = with_production_approvals();
     f.ok(&["apply", "--env", "production"], 0);
     // An edit that is not committed is still a change to production, and still needs its owner.
     f.write("environments/production/patch.yaml", &f.read("environments/production/patch.yaml").replace("4", "5"));

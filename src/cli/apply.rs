@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{Cli, Status, progress_bar, report_io};
+use super::{Cli, Status, blocked, progress_bar, report_io};
 use crate::apply::Applied;
 use crate::error::Result;
 use crate::pipeline::{self, Gated, WriteSpec};
@@ -18,10 +18,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<Status> {
     match pipeline::apply(&cli.repo, envs, rev, spec, &progress_bar)? {
-        Gated::Blocked { rendered, findings } => {
-            report_io(report::write_blocked(out, &rendered, &findings, format, cli.style()))?;
-            Ok(Status::Findings)
-        }
+        Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
         Gated::Written { result: reports, .. } => {
             report_io(report::write_apply(out, &reports, format, cli.style()))?;
             Ok(if reports.iter().all(crate::apply::ApplyReport::succeeded) { Status::Success } else { Status::Failed })
@@ -39,10 +36,7 @@ pub fn run_saved(
     out: &mut dyn Write,
 ) -> Result<Status> {
     match pipeline::apply_saved(&cli.repo, path, rev, replan, spec, &progress_bar)? {
-        Gated::Blocked { rendered, findings } => {
-            report_io(report::write_blocked(out, &rendered, &findings, format, cli.style()))?;
-            Ok(Status::Findings)
-        }
+        Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
         Gated::Written { result, .. } => {
             report_io(report::write_applied(out, &result, path, format, cli.style()))?;
             let refused = result.iter().any(|r| matches!(r, Applied::Refused { .. }));

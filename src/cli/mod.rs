@@ -90,6 +90,18 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
     }
 }
 
+/// A write the gate stopped: its findings, in the command's format, and exit 1.
+pub(crate) fn blocked(
+    cli: &Cli,
+    rendered: &[crate::render::Rendered],
+    findings: &[crate::validate::Finding],
+    format: crate::report::Format,
+    out: &mut dyn Write,
+) -> Result<Status> {
+    report_io(crate::report::write_blocked(out, rendered, findings, format, cli.style()))?;
+    Ok(Status::Findings)
+}
+
 /// A bar on stderr when it is a terminal; hidden otherwise so CI logs stay clean.
 pub(crate) fn progress_bar(message: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {

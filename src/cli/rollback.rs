@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{Cli, Status, progress_bar, report_io};
+use super::{Cli, Status, blocked, progress_bar, report_io};
 use crate::error::Result;
 use crate::pipeline::{self, Gated, WriteSpec};
 use crate::report::{self, Format};
@@ -16,10 +16,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<Status> {
     match pipeline::rollback(&cli.repo, env, to, spec, &progress_bar)? {
-        Gated::Blocked { rendered, findings } => {
-            report_io(report::write_blocked(out, &rendered, &findings, format, cli.style()))?;
-            Ok(Status::Findings)
-        }
+        Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
         Gated::Written { result: report, .. } => {
             let ok = report.succeeded();
             report_io(report::write_apply(out, std::slice::from_ref(&report), format, cli.style()))?;
