@@ -121,13 +121,14 @@ pub fn evaluate(
 ) -> Result<Decision> {
     let mut findings = validate::validate(snapshot, config, &rendered, options)?;
     if let Some(policies) = Policies::load(snapshot, config)? {
+        let mut contexts = Vec::new();
         for env in &rendered {
-            if !policies.bindings().any(|b| b.applies_to(&env.environment)) {
-                continue;
+            if policies.bindings().any(|b| b.applies_to(&env.environment)) {
+                contexts.push((env, context_of(env)?));
             }
-            let context = context_of(env)?;
-            findings.extend(policies.evaluate(snapshot, config, std::slice::from_ref(env), &context)?);
         }
+        let each: Vec<(&Rendered, &Context)> = contexts.iter().map(|(env, context)| (*env, context)).collect();
+        findings.extend(policies.evaluate_each(snapshot, config, &each)?);
     }
     validate::sort(&mut findings);
     if !validate::has_errors(&findings) {

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -235,41 +236,46 @@ impl Policies {
         rendered: &[Rendered],
         context: &Context,
     ) -> Result<Vec<Finding>> {
+        let each: Vec<(&Rendered, &Context)> = rendered.iter().map(|r| (r, context)).collect();
+        self.evaluate_each(snapshot, config, &each)
+    }
+
+    /// Like `evaluate`, each environment with its own change context (a direct apply knows a
+    /// different change for each). The plugins run side by side — on a large environment they
+    /// are most of the time a gate takes — while inputs are built and findings placed in order.
+    pub fn evaluate_each(
+        &self,
+        snapshot: &Snapshot,
+        config: &Config,
+        environments: &[(&Rendered, &Context)],
+    ) -> Result<Vec<Finding>> {
         let owners = CodeOwners::load(snapshot)?;
         let masker = Masker::new();
         let mut locator = Locator::new(snapshot);
-        // The same for every environment and binding: built once.
-        let commit = context.commit.as_ref().map(commit_json);
-        let approvals: Vec<Value> = context
-            .approvals
-            .iter()
-            .map(|a| {
-                json!({
-                    "by": a.by, "commit_id": a.commit_id, "submitted_at": a.at,
-                    "source": a.source.as_deref().unwrap_or("review"),
-                })
-            })
-            .collect();
         let owners_json = json!({
             "file": owners.file(),
             "rules": owners.rules().iter().map(|(p, o)| json!({"pattern": p, "owners": o})).collect::<Vec<_>>(),
         });
-        let mut findings = Vec::new();
-        for env in rendered {
+        // Inputs, in order: one per environment and binding that applies to it.
+        let mut jobs: Vec<Job> = Vec::new();
+        for (env, context) in environments {
             let bound: Vec<&(Binding, Arc<Plugin>)> =
                 self.loaded.iter().filter(|(b, _)| b.applies_to(&env.environment)).collect();
             if bound.is_empty() {
                 continue;
             }
-            let objects: Vec<Value> = env.objects.iter().map(|o| masker.mask_object(&o.body, &o.secrets)).collect();
-            let index: HashMap<(&str, &str, Option<&str>, &str), usize> = env
-                .objects
+            let commit = context.commit.as_ref().map(commit_json);
+            let approvals: Vec<Value> = context
+                .approvals
                 .iter()
-                .enumerate()
-                .map(|(i, o)| {
-                    ((o.id.group.as_str(), o.id.kind.as_str(), o.id.namespace.as_deref(), o.id.name.as_str()), i)
+                .map(|a| {
+                    json!({
+                        "by": a.by, "commit_id": a.commit_id, "submitted_at": a.at,
+                        "source": a.source.as_deref().unwrap_or("review"),
+                    })
                 })
                 .collect();
+            let objects: Vec<Value> = env.objects.iter().map(|o| masker.mask_object(&o.body, &o.secrets)).collect();
             let changed_paths = context.changed_paths.as_ref().map(|paths| {
                 paths
                     .iter()
@@ -277,7 +283,8 @@ impl Policies {
                     .map(|p| json!({"path": p, "owners": owners.owners_of(p)}))
                     .collect::<Vec<_>>()
             });
-            for (binding, plugin) in bound {
+            for loaded in bound {
+                let binding = &loaded.0;
                 let input = InputDocument {
                     settings: &binding.settings,
                     policy: json!({"name": binding.name, "severity": severity_name(binding.severity)}),
@@ -294,52 +301,73 @@ impl Policies {
                     plugin: binding.plugin.clone(),
                     message: format!("cannot encode the input: {e}"),
                 })?;
+                jobs.push((env, loaded, bytes));
+            }
+        }
+        // The plugins run side by side: each evaluation has its own store, fuel and limits.
+        let outputs: Vec<Result<Vec<u8>>> = jobs
+            .par_iter()
+            .map(|(env, (binding, plugin), bytes)| {
                 let started = Instant::now();
-                let output = self.host.evaluate(plugin, &bytes, binding.limits).map_err(|e| {
+                let output = self.host.evaluate(plugin, bytes, binding.limits).map_err(|e| {
                     let mut err = fail(binding, e);
                     if let Error::Policy { message, .. } = &mut err {
                         message.push_str(&format!(" (environment {})", env.environment));
                     }
                     err
-                })?;
+                });
                 tracing::info!(policy = %binding.name, environment = %env.environment, elapsed = ?started.elapsed(), "policy evaluated");
-                let decision = self.decode(binding, &output)?;
-                for (v, level) in decision.into_findings(binding) {
-                    let (object, file, line, column, excerpt) = match &v.object {
-                        Some(r) => {
-                            let group = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-                            let id = ObjectId {
-                                group: group.to_string(),
-                                kind: r.kind.clone(),
-                                namespace: r.namespace.clone(),
-                                name: r.name.clone(),
-                            };
-                            match index.get(&(group, r.kind.as_str(), r.namespace.as_deref(), r.name.as_str())) {
-                                Some(&i) => {
-                                    let pointer = if v.path.starts_with('/') { v.path.as_str() } else { "" };
-                                    let place = locator.locate(&env.objects[i].sources, pointer)?;
-                                    (Some(id), place.file, place.line, place.column, place.excerpt)
-                                }
-                                None => (Some(id), binding.file.clone(), binding.line, 1, None),
+                output
+            })
+            .collect();
+        let mut findings = Vec::new();
+        let mut indexes: HashMap<&str, HashMap<ObjectKey, usize>> = HashMap::new();
+        for ((env, (binding, _), _), output) in jobs.iter().zip(outputs) {
+            let decision = self.decode(binding, &output?)?;
+            let index = indexes.entry(env.environment.as_str()).or_insert_with(|| {
+                env.objects
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        ((o.id.group.as_str(), o.id.kind.as_str(), o.id.namespace.as_deref(), o.id.name.as_str()), i)
+                    })
+                    .collect()
+            });
+            for (v, level) in decision.into_findings(binding) {
+                let (object, file, line, column, excerpt) = match &v.object {
+                    Some(r) => {
+                        let group = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+                        let id = ObjectId {
+                            group: group.to_string(),
+                            kind: r.kind.clone(),
+                            namespace: r.namespace.clone(),
+                            name: r.name.clone(),
+                        };
+                        match index.get(&(group, r.kind.as_str(), r.namespace.as_deref(), r.name.as_str())) {
+                            Some(&i) => {
+                                let pointer = if v.path.starts_with('/') { v.path.as_str() } else { "" };
+                                let place = locator.locate(&env.objects[i].sources, pointer)?;
+                                (Some(id), place.file, place.line, place.column, place.excerpt)
                             }
+                            None => (Some(id), binding.file.clone(), binding.line, 1, None),
                         }
-                        None if !v.path.is_empty() => (None, v.path.clone(), 0, 0, None),
-                        None => (None, binding.file.clone(), binding.line, 1, None),
-                    };
-                    findings.push(Finding {
-                        code: policy_code(&binding.name, &v.rule),
-                        severity: level,
-                        environment: env.environment.clone(),
-                        object,
-                        file,
-                        line,
-                        column,
-                        pointer: if v.object.is_some() { v.path.clone() } else { String::new() },
-                        schema_path: String::new(),
-                        message: v.message.clone(),
-                        excerpt,
-                    });
-                }
+                    }
+                    None if !v.path.is_empty() => (None, v.path.clone(), 0, 0, None),
+                    None => (None, binding.file.clone(), binding.line, 1, None),
+                };
+                findings.push(Finding {
+                    code: policy_code(&binding.name, &v.rule),
+                    severity: level,
+                    environment: env.environment.clone(),
+                    object,
+                    file,
+                    line,
+                    column,
+                    pointer: if v.object.is_some() { v.path.clone() } else { String::new() },
+                    schema_path: String::new(),
+                    message: v.message.clone(),
+                    excerpt,
+                });
             }
         }
         crate::validate::sort(&mut findings);
@@ -363,6 +391,12 @@ impl Policies {
         serde_json::from_value(value).map_err(|e| bad(format!("returned an unreadable decision: {e}")))
     }
 }
+
+/// One evaluation to run: the environment, the binding with its compiled plugin, the input.
+type Job<'a> = (&'a Rendered, &'a (Binding, Arc<Plugin>), Vec<u8>);
+
+/// An object's identity as borrowed strings (group, kind, namespace, name), for lookups.
+type ObjectKey<'a> = (&'a str, &'a str, Option<&'a str>, &'a str);
 
 /// The input of one evaluation, borrowed so the environment's objects are encoded straight
 /// from where they are, once per binding, without a copy.
