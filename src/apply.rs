@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
+use serde::{Serialize, Serializer};
 
 use crate::config::DriftPolicy;
 use crate::error::Result;
@@ -15,6 +16,7 @@ use crate::plan::{self, Action, Plan};
 use crate::release::{self, Outcome, Release, ReleaseKind, ReleaseObject};
 use crate::render::{ObjectId, Rendered};
 use crate::repo::SourceInfo;
+use crate::secrets::{Maskable, Masker, Part, Seal};
 use crate::target::{Holder, Inventory, Lock, Target, WriteMode};
 
 #[derive(Debug, Clone)]
@@ -56,21 +58,65 @@ pub struct Moved {
 
 /// What an apply did: applied (with a release), or refused because the state moved since the
 /// saved plan was made (nothing written, no release).
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(tag = "result", rename_all = "kebab-case")]
+///
+/// It and `ApplyReport` hold a plan, which may hold decrypted values, so they have no
+/// `Serialize`: outputs take a [`crate::secrets::Masked`] copy.
+#[derive(Debug, Clone)]
 pub enum Applied {
     Applied(Box<ApplyReport>),
     Refused { environment: String, moved: Vec<Moved> },
 }
 
 /// The plan that was applied and the release it produced.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct ApplyReport {
     pub plan: Plan,
     pub release: Release,
     /// Interrupted applies found under the lock, and what of them this one finished.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resumed: Vec<Resumed>,
+}
+
+impl Maskable for ApplyReport {
+    fn mask(&self, masker: &Masker) -> ApplyReport {
+        ApplyReport { plan: self.plan.mask(masker), release: self.release.clone(), resumed: self.resumed.clone() }
+    }
+
+    fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> std::result::Result<S::Ok, S::Error> {
+        /// What `derive(Serialize)` wrote; destructured without `..`, so a new field does not
+        /// compile until it is added here.
+        #[derive(Serialize)]
+        struct Out<'a> {
+            plan: Part<'a, Plan>,
+            release: &'a Release,
+            #[serde(skip_serializing_if = "<[Resumed]>::is_empty")]
+            resumed: &'a [Resumed],
+        }
+        let ApplyReport { plan, release, resumed } = self;
+        Out { plan: seal.part(plan), release, resumed }.serialize(serializer)
+    }
+}
+
+impl Maskable for Applied {
+    fn mask(&self, masker: &Masker) -> Applied {
+        match self {
+            Applied::Applied(report) => Applied::Applied(Box::new(report.mask(masker))),
+            refused @ Applied::Refused { .. } => refused.clone(),
+        }
+    }
+
+    fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(tag = "result", rename_all = "kebab-case")]
+        enum Out<'a> {
+            Applied(Part<'a, ApplyReport>),
+            Refused { environment: &'a str, moved: &'a [Moved] },
+        }
+        match self {
+            Applied::Applied(report) => Out::Applied(seal.part(&**report)),
+            Applied::Refused { environment, moved } => Out::Refused { environment, moved },
+        }
+        .serialize(serializer)
+    }
 }
 
 impl ApplyReport {

@@ -1,13 +1,14 @@
 //! The saved plan of the pull-request step (`pipeline::check` makes it), so the merge applies
 //! exactly what the pull request showed; which environments a change touches.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::policy;
 use crate::repo::CommitInfo;
+use crate::secrets::{Maskable, Masker, Seal};
 use crate::validate::{self, Finding};
 
 pub use crate::policy::{Approval, read_approvals};
@@ -16,7 +17,12 @@ pub use crate::policy::{Approval, read_approvals};
 pub const PLAN_FORMAT: &str = "cairn-plan/1";
 
 /// What `check` found, and what `apply --plan` applies.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// Its plans may hold decrypted values until it is masked, so it has no `Serialize`: it is
+/// written and shown as a [`crate::secrets::Masked`] saved plan. One read back from a file holds
+/// masked values only; `apply --plan` re-renders the desired objects from git and compares
+/// digests, which masking leaves as they are.
+#[derive(Debug, Clone, Deserialize)]
 pub struct SavedPlan {
     pub format: String,
     pub cairn_version: String,
@@ -65,6 +71,34 @@ impl SavedPlan {
         }
         serde_json::from_value(value)
             .map_err(|e| bad("damaged cairn plan (run `cairn check --out` again)".into(), Some(e)))
+    }
+}
+
+impl Maskable for SavedPlan {
+    fn mask(&self, masker: &Masker) -> SavedPlan {
+        SavedPlan { plans: self.plans.mask(masker), ..self.clone() }
+    }
+
+    fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> std::result::Result<S::Ok, S::Error> {
+        /// What `derive(Serialize)` wrote; destructured without `..`, so a new field does not
+        /// compile until it is added here.
+        #[derive(Serialize)]
+        struct Out<'a> {
+            format: &'a str,
+            cairn_version: &'a str,
+            repository: &'a str,
+            base: &'a CommitInfo,
+            head: &'a CommitInfo,
+            changed_paths: &'a [String],
+            plans: crate::secrets::Part<'a, Vec<Plan>>,
+            findings: &'a [Finding],
+            approvals: &'a [Approval],
+        }
+        let SavedPlan { format, cairn_version, repository, base, head, changed_paths, plans, findings, approvals } =
+            self;
+        let plans = seal.part(plans);
+        Out { format, cairn_version, repository, base, head, changed_paths, plans, findings, approvals }
+            .serialize(serializer)
     }
 }
 

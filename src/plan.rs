@@ -2,13 +2,15 @@
 //! changed fields as JSON pointers, and a unified YAML diff for people.
 
 use std::collections::HashMap;
+use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error::Result;
 use crate::render::{ObjectId, Rendered, SourceRef};
 use crate::repo::SourceInfo;
+use crate::secrets::{Maskable, Masker, Seal};
 use crate::target::{Digester, Inventory, Target};
 
 pub use crate::ordering::{WAVE_ANNOTATION, phase, wave};
@@ -16,7 +18,12 @@ pub use crate::target::Action;
 use crate::target::Operation;
 
 /// One changed field: its JSON pointer, the live value and the desired value (absent = no value).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A field change, a change and a plan may hold decrypted values, so they have no `Serialize`:
+/// they are written and shown as a [`crate::secrets::Masked`] plan (see `Maskable for Plan`
+/// below). `Deserialize` stays, for saved plans, which hold masked values only. Their `Debug`
+/// never shows a value that may be secret.
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct FieldChange {
     pub pointer: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,7 +32,7 @@ pub struct FieldChange {
     pub new: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct Change {
     pub object: ObjectId,
     pub action: Action,
@@ -59,7 +66,12 @@ pub struct Change {
 impl Change {
     /// What a target is asked to do for this change.
     pub fn operation(&self) -> Operation<'_> {
-        Operation { object: &self.object, action: self.action, desired: self.desired.as_ref(), live: self.live.as_ref() }
+        Operation {
+            object: &self.object,
+            action: self.action,
+            desired: self.desired.as_ref(),
+            live: self.live.as_ref(),
+        }
     }
 }
 
@@ -77,7 +89,7 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Plan {
     pub environment: String,
     pub target: String,
@@ -95,6 +107,182 @@ pub struct Plan {
 impl Plan {
     pub fn has_changes(&self) -> bool {
         self.summary.has_changes()
+    }
+}
+
+impl fmt::Debug for FieldChange {
+    /// The pointer only: alone, a field change does not know whether its values are secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |v: &Option<Value>| v.as_ref().map(|_| "<value>");
+        f.debug_struct("FieldChange")
+            .field("pointer", &self.pointer)
+            .field("old", &shown(&self.old))
+            .field("new", &shown(&self.new))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Change {
+    /// The change as every output shows it: masked (under a key of its own).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Change { object, action, fields, desired, live, digest, live_digest, sources, secrets, drift } =
+            &mask_change(self, &Masker::new());
+        let fields: Vec<(&str, &Option<Value>, &Option<Value>)> =
+            fields.iter().map(|c| (c.pointer.as_str(), &c.old, &c.new)).collect();
+        f.debug_struct("Change")
+            .field("object", object)
+            .field("action", action)
+            .field("fields", &fields)
+            .field("desired", desired)
+            .field("live", live)
+            .field("digest", digest)
+            .field("live_digest", live_digest)
+            .field("sources", sources)
+            .field("secrets", secrets)
+            .field("drift", drift)
+            .finish()
+    }
+}
+
+/// A copy of a change that is safe to show: the live and desired objects masked as a pair (so a
+/// diff says which secret values changed), and every changed field that is or holds a secret.
+/// (Built field by field rather than cloned and overwritten, so no unmasked copy is made.)
+fn mask_change(change: &Change, masker: &Masker) -> Change {
+    let (live, desired) = masker.mask_pair(change.live.as_ref(), change.desired.as_ref(), &change.secrets);
+    let kind = &change.object.kind;
+    let fields = change
+        .fields
+        .iter()
+        .map(|field| {
+            let state = match (&field.old, &field.new) {
+                (None, _) => "added",
+                (_, None) => "removed",
+                _ => "changed",
+            };
+            let mask = |v: &Value| masker.mask_at(kind, &field.pointer, v, &change.secrets, state);
+            FieldChange {
+                pointer: field.pointer.clone(),
+                old: field.old.as_ref().map(mask),
+                new: field.new.as_ref().map(mask),
+            }
+        })
+        .collect();
+    Change {
+        object: change.object.clone(),
+        action: change.action,
+        fields,
+        desired,
+        live,
+        digest: change.digest.clone(),
+        live_digest: change.live_digest.clone(),
+        sources: change.sources.clone(),
+        secrets: change.secrets.clone(),
+        drift: change.drift,
+    }
+}
+
+impl Maskable for Plan {
+    fn mask(&self, masker: &Masker) -> Plan {
+        Plan { changes: self.changes.iter().map(|c| mask_change(c, masker)).collect(), ..self.clone() }
+    }
+
+    fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> std::result::Result<S::Ok, S::Error> {
+        wire::Plan::of(self, seal).serialize(serializer)
+    }
+}
+
+/// The JSON of a masked plan, field for field what `derive(Serialize)` on `Plan` wrote. Each view
+/// destructures its type without `..`, so a new field does not compile until it is added here.
+mod wire {
+    use serde::Serialize;
+    use serde_json::Value;
+
+    use crate::render::{ObjectId, SourceRef};
+    use crate::repo::SourceInfo;
+    use crate::secrets::Seal;
+
+    #[derive(Serialize)]
+    pub(super) struct Plan<'a> {
+        environment: &'a str,
+        target: &'a str,
+        source: &'a SourceInfo,
+        prune: bool,
+        summary: super::Summary,
+        changes: Vec<Change<'a>>,
+        #[serde(skip_serializing_if = "<[ObjectId]>::is_empty")]
+        orphans: &'a [ObjectId],
+    }
+
+    impl<'a> Plan<'a> {
+        /// The view of a plan `Maskable::mask` made (the seal says so).
+        pub(super) fn of(plan: &'a super::Plan, _: Seal) -> Plan<'a> {
+            let super::Plan { environment, target, source, prune, summary, changes, orphans } = plan;
+            Plan {
+                environment,
+                target,
+                source,
+                prune: *prune,
+                summary: *summary,
+                changes: changes.iter().map(Change::of).collect(),
+                orphans,
+            }
+        }
+    }
+
+    #[derive(Serialize)]
+    struct Change<'a> {
+        object: &'a ObjectId,
+        action: super::Action,
+        #[serde(skip_serializing_if = "<[FieldChange]>::is_empty")]
+        fields: Vec<FieldChange<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        desired: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        live: Option<&'a Value>,
+        digest: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        live_digest: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[SourceRef]>::is_empty")]
+        sources: &'a [SourceRef],
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        secrets: &'a [String],
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        drift: bool,
+    }
+
+    impl<'a> Change<'a> {
+        fn of(change: &'a super::Change) -> Change<'a> {
+            let super::Change { object, action, fields, desired, live, digest, live_digest, sources, secrets, drift } =
+                change;
+            Change {
+                object,
+                action: *action,
+                fields: fields.iter().map(FieldChange::of).collect(),
+                desired: desired.as_ref(),
+                live: live.as_ref(),
+                digest,
+                live_digest: live_digest.as_deref(),
+                sources,
+                secrets,
+                drift: *drift,
+            }
+        }
+    }
+
+    #[derive(Serialize)]
+    struct FieldChange<'a> {
+        pointer: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        new: Option<&'a Value>,
+    }
+
+    impl<'a> FieldChange<'a> {
+        fn of(field: &'a super::FieldChange) -> FieldChange<'a> {
+            let super::FieldChange { pointer, old, new } = field;
+            FieldChange { pointer, old: old.as_ref(), new: new.as_ref() }
+        }
     }
 }
 
@@ -370,5 +558,45 @@ mod tests {
         assert_eq!(out[0].new, Some(json!("2")));
         assert_eq!(out[1].new, None);
         assert_eq!(out[2].old, None);
+    }
+
+    #[test]
+    fn a_masked_plan_writes_every_field_and_no_secret() {
+        let id = |kind: &str| ObjectId { group: String::new(), kind: kind.into(), namespace: None, name: "db".into() };
+        let change = Change {
+            object: id("Secret"),
+            action: Action::Update,
+            fields: vec![FieldChange {
+                pointer: "/data/password".into(),
+                old: Some(json!("aHVudGVyMg==")),
+                new: Some(json!("aHVudGVyMw==")),
+            }],
+            desired: Some(json!({"kind": "Secret", "data": {"password": "aHVudGVyMw=="}, "spec": {"pin": 1234}})),
+            live: Some(json!({"kind": "Secret", "data": {"password": "aHVudGVyMg=="}, "spec": {"pin": 1234}})),
+            digest: "hmac-sha256:01".into(),
+            live_digest: Some("hmac-sha256:02".into()),
+            sources: vec![SourceRef { file: "base/db.yaml".into(), line: 1 }],
+            secrets: vec!["/spec/pin".into()],
+            drift: true,
+        };
+        let plan = Plan {
+            environment: "staging".into(),
+            target: "local".into(),
+            source: SourceInfo::WorkTree { head: None, dirty: true },
+            prune: false,
+            summary: Summary { update: 1, ..Summary::default() },
+            changes: vec![change],
+            orphans: vec![id("ConfigMap")],
+        };
+        let debug = format!("{plan:?}");
+        let masked = crate::secrets::Masked::new(&vec![plan]);
+        let json = serde_json::to_value(&masked).expect("serializes");
+        for shown in [json.to_string(), debug] {
+            assert!(!shown.contains("aHVudGVy") && !shown.contains("1234"), "{shown}");
+        }
+        // Read back, every field is there: the view left nothing out.
+        let back: Vec<Plan> = serde_json::from_value(json).expect("reads back");
+        assert_eq!(&back, &*masked);
+        assert!(back[0].changes[0].drift && back[0].changes[0].live_digest.is_some() && !back[0].orphans.is_empty());
     }
 }

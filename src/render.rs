@@ -159,7 +159,10 @@ impl fmt::Display for SourceRef {
 }
 
 /// A rendered object: identity, merged body, and every document that shaped it (layer order).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+///
+/// An object may hold values decrypted from SOPS files, so it (and `Rendered`) has no
+/// `Serialize`: outputs take a [`crate::secrets::Masked`] copy (see `Maskable for Rendered`).
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct Object {
     pub id: ObjectId,
     pub body: Value,
@@ -212,10 +215,57 @@ struct Parsed {
 }
 
 /// Every object of one environment, in stable order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Rendered {
     pub environment: String,
     pub objects: Vec<Object>,
+}
+
+impl crate::secrets::Maskable for Rendered {
+    fn mask(&self, masker: &crate::secrets::Masker) -> Rendered {
+        let objects = self
+            .objects
+            .iter()
+            .map(|o| Object {
+                id: o.id.clone(),
+                body: masker.mask_object(&o.body, &o.secrets),
+                sources: o.sources.clone(),
+                secrets: o.secrets.clone(),
+            })
+            .collect();
+        Rendered { environment: self.environment.clone(), objects }
+    }
+
+    fn serialize_masked<S: serde::Serializer>(
+        &self,
+        serializer: S,
+        _: crate::secrets::Seal,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        /// What `derive(Serialize)` wrote; destructured without `..`, so a new field of `Object`
+        /// does not compile until it is added here.
+        #[derive(Serialize)]
+        struct ObjectOut<'a> {
+            id: &'a ObjectId,
+            body: &'a Value,
+            sources: &'a [SourceRef],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            secrets: &'a [String],
+        }
+        #[derive(Serialize)]
+        struct RenderedOut<'a> {
+            environment: &'a str,
+            objects: Vec<ObjectOut<'a>>,
+        }
+        let Rendered { environment, objects } = self;
+        let objects = objects
+            .iter()
+            .map(|object| {
+                let Object { id, body, sources, secrets } = object;
+                ObjectOut { id, body, sources, secrets }
+            })
+            .collect();
+        RenderedOut { environment, objects }.serialize(serializer)
+    }
 }
 
 /// A layer's files, parsed: (file, documents) in path order.
@@ -504,6 +554,24 @@ fn label_managed(body: &mut Value, environment: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn masked_rendered_objects_write_every_field_and_no_secret() {
+        let id = ObjectId { group: String::new(), kind: "AppSettings".into(), namespace: None, name: "app".into() };
+        let mut object = Object::new(
+            id,
+            json!({"kind": "AppSettings", "spec": {"password": "hunter2", "user": "app"}}),
+            vec![SourceRef { file: "base/app.yaml".into(), line: 3 }],
+        );
+        object.secrets = vec!["/spec/password".into()];
+        let rendered = Rendered { environment: "staging".into(), objects: vec![object] };
+        let masked = crate::secrets::Masked::new(&vec![rendered]);
+        let json = serde_json::to_value(&masked).expect("serializes");
+        assert!(!json.to_string().contains("hunter2"), "{json}");
+        let back: Vec<Rendered> = serde_json::from_value(json).expect("reads back");
+        assert_eq!(&back, &*masked);
+        assert_eq!(back[0].objects[0].body["spec"]["user"], "app");
+    }
 
     #[test]
     fn merge_patch_follows_rfc_7386() {

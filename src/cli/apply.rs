@@ -8,6 +8,7 @@ use crate::apply::Applied;
 use crate::error::Result;
 use crate::pipeline::{self, Gated, WriteSpec};
 use crate::report::{self, Format};
+use crate::secrets::Masked;
 
 pub fn run(
     cli: &Cli,
@@ -20,7 +21,7 @@ pub fn run(
     match pipeline::apply(&cli.repo, envs, rev, spec, &progress_bar)? {
         Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
         Gated::Written { result: reports, .. } => {
-            report_io(report::write_apply(out, &reports, format, cli.style()))?;
+            report_io(report::write_apply(out, &Masked::new(&reports), format, cli.style()))?;
             Ok(if reports.iter().all(crate::apply::ApplyReport::succeeded) { Status::Success } else { Status::Failed })
         }
     }
@@ -38,7 +39,7 @@ pub fn run_saved(
     match pipeline::apply_saved(&cli.repo, path, rev, replan, spec, &progress_bar)? {
         Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
         Gated::Written { result, .. } => {
-            report_io(report::write_applied(out, &result, path, format, cli.style()))?;
+            report_io(report::write_applied(out, &Masked::new(&result), path, format, cli.style()))?;
             let refused = result.iter().any(|r| matches!(r, Applied::Refused { .. }));
             let failed = result.iter().any(|r| matches!(r, Applied::Applied(a) if !a.succeeded()));
             Ok(if refused {

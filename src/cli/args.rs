@@ -404,19 +404,20 @@ mod tests {
 
     #[test]
     fn each_command_offers_exactly_the_formats_its_writers_have() {
+        use crate::secrets::Masked;
         let made = crate::scaffold::Scaffolded { path: "repo".into(), files: Vec::new(), commit: "0".repeat(40) };
         writes_exactly("init", INIT_FORMATS, |w, f| report::write_scaffolded(w, &made, f));
-        writes_exactly("render", RENDER_FORMATS, |w, f| report::write_rendered(w, &[], f));
+        writes_exactly("render", RENDER_FORMATS, |w, f| report::write_rendered(w, &Masked::each(&[]), f));
         writes_exactly("validate", VALIDATE_FORMATS, |w, f| report::write_findings(w, &[], &[], f, PLAIN));
         writes_exactly("plan", PLAN_FORMATS, |w, f| {
-            report::write_plans_with_findings(w, &[], &[], &[], f, PLAIN, true)
+            report::write_plans_with_findings(w, &Masked::each(&[]), &[], &[], f, PLAIN, true)
         });
         for (what, offered) in [("apply", APPLY_FORMATS), ("rollback", ROLLBACK_FORMATS)] {
-            writes_exactly(what, offered, |w, f| report::write_apply(w, &[], f, PLAIN));
+            writes_exactly(what, offered, |w, f| report::write_apply(w, &Masked::each(&[]), f, PLAIN));
             writes_exactly(what, offered, |w, f| report::write_blocked(w, &[], &[], f, PLAIN));
         }
         writes_exactly("apply --plan", APPLY_FORMATS, |w, f| {
-            report::write_applied(w, &[], std::path::Path::new("plan.json"), f, PLAIN)
+            report::write_applied(w, &Masked::each(&[]), std::path::Path::new("plan.json"), f, PLAIN)
         });
         let commit = serde_json::json!({
             "sha": "0".repeat(40),
@@ -429,6 +430,7 @@ mod tests {
             "base": commit, "head": commit, "changed_paths": [], "plans": [], "findings": []
         }))
         .expect("a saved plan");
+        let saved = Masked::new(&saved);
         writes_exactly("check", CHECK_FORMATS, |w, f| report::write_check(w, &saved, &[], f, None, PLAIN));
         writes_exactly("history", HISTORY_FORMATS, |w, f| report::write_history(w, "staging", &[], f, PLAIN));
         writes_exactly("notes", NOTES_FORMATS, |w, f| report::write_no_releases(w, "staging", f));

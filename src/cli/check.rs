@@ -7,6 +7,7 @@ use super::{Cli, SchemaArgs, Status, report_io};
 use crate::error::Result;
 use crate::pipeline;
 use crate::report::{self, Format};
+use crate::secrets::Masked;
 
 /// The change checked, and where its plan is saved.
 pub struct What<'a> {
@@ -27,7 +28,7 @@ pub fn run(
     let (saved, rendered) = pipeline::check(&cli.repo, what.base, what.head, schema.into(), prune, what.approvals)?;
     // What is written and shown never holds a secret value; `apply --plan` re-renders the desired
     // objects from git and compares digests, which masking leaves as they are.
-    let saved = report::mask::mask_saved_plan(saved);
+    let saved = Masked::new(&saved);
     if let Some(path) = what.plan_out {
         report::save_check(path, &saved)?;
     }

@@ -6,6 +6,7 @@ use super::{ChangeArgs, Cli, SchemaArgs, Select, Status, report_io};
 use crate::error::Result;
 use crate::pipeline;
 use crate::report::{self, Format};
+use crate::secrets::Masked;
 
 /// `--detailed-exitcode`, `--no-prune`, `--no-diff`.
 pub struct Flags {
@@ -27,7 +28,7 @@ pub fn run(
     let planned = pipeline::plan(&run, schema.into(), &change.into(), flags.prune)?;
     report_io(report::write_plans_with_findings(
         out,
-        &planned.plans,
+        &Masked::new(&planned.plans),
         &run.rendered,
         &planned.findings,
         format,

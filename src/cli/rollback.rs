@@ -6,6 +6,7 @@ use super::{Cli, Status, blocked, progress_bar, report_io};
 use crate::error::Result;
 use crate::pipeline::{self, Gated, WriteSpec};
 use crate::report::{self, Format};
+use crate::secrets::Masked;
 
 pub fn run(
     cli: &Cli,
@@ -19,7 +20,7 @@ pub fn run(
         Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
         Gated::Written { result: report, .. } => {
             let ok = report.succeeded();
-            report_io(report::write_apply(out, std::slice::from_ref(&report), format, cli.style()))?;
+            report_io(report::write_apply(out, &Masked::each(std::slice::from_ref(&report)), format, cli.style()))?;
             Ok(if ok { Status::Success } else { Status::Failed })
         }
     }

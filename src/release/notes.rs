@@ -94,7 +94,19 @@ pub struct ConfigChange {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ObjectUpdate {
     pub object: ObjectId,
-    pub fields: Vec<crate::plan::FieldChange>,
+    pub fields: Vec<FieldUpdate>,
+}
+
+/// One changed field of an object, from bodies whose secrets are markers already (see
+/// `diff_objects`). A plan's `plan::FieldChange` may hold plaintext and has no `Serialize`; this
+/// one has, and writes what it did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldUpdate {
+    pub pointer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -280,6 +292,8 @@ pub fn diff_objects(old: &[Object], new: &[Object]) -> ObjectDiff {
             };
             fields.retain(|f| !covered(&f.pointer));
             if !fields.is_empty() {
+                let fields =
+                    fields.into_iter().map(|f| FieldUpdate { pointer: f.pointer, old: f.old, new: f.new }).collect();
                 diff.updated.push(ObjectUpdate { object: (*id).clone(), fields });
             }
         }

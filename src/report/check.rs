@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::plan::unified_diff;
-use super::{Format, Style, colors, markdown_cell, write_apply, write_json};
+use super::plan::{unified_diff, write_masked_applies, write_masked_plans};
+use super::{Format, Style, colors, markdown_cell, write_json};
 use crate::apply::Applied;
 use crate::check::SavedPlan;
 use crate::plan::Action;
+use crate::secrets::Masked;
 use crate::validate::Level;
 
 /// GitHub caps comments at 65,535 characters; stay well under it.
@@ -18,7 +19,8 @@ pub const COMMENT_LIMIT: usize = 60_000;
 /// The Markdown report. `limit_note`: `None` for the full report; `Some(full_report_path)` to
 /// keep it under `COMMENT_LIMIT` by leaving out the largest diffs first, saying so and where the
 /// full report is.
-pub fn check_markdown(saved: &SavedPlan, limit_note: Option<Option<&str>>) -> String {
+pub fn check_markdown(saved: &Masked<SavedPlan>, limit_note: Option<Option<&str>>) -> String {
+    let saved: &SavedPlan = saved;
     let diffs: Vec<Vec<String>> = saved
         .plans
         .iter()
@@ -138,7 +140,7 @@ fn render(
 /// The outcome of `apply --plan`: releases made, or why the plan was refused.
 pub fn write_applied(
     w: &mut dyn Write,
-    results: &[Applied],
+    results: &Masked<Vec<Applied>>,
     plan: &Path,
     format: Format,
     style: Style,
@@ -147,26 +149,14 @@ pub fn write_applied(
         return Err(format.unsupported("the outcome of `apply --plan`"));
     }
     if format == Format::Json {
-        let masker = crate::secrets::Masker::new();
-        let masked: Vec<Applied> = results
-            .iter()
-            .map(|r| match r {
-                Applied::Applied(report) => Applied::Applied(Box::new(crate::apply::ApplyReport {
-                    plan: super::mask::mask_plan(&report.plan, &masker),
-                    release: report.release.clone(),
-                    resumed: report.resumed.clone(),
-                })),
-                refused => refused.clone(),
-            })
-            .collect();
-        return write_json(w, &masked);
+        return write_json(w, results);
     }
     if results.is_empty() {
         return writeln!(w, "The plan touches no environment; nothing to apply.");
     }
-    for result in results {
+    for result in results.iter() {
         match result {
-            Applied::Applied(report) => write_apply(w, std::slice::from_ref(report), format, style)?,
+            Applied::Applied(report) => write_masked_applies(w, std::slice::from_ref(&**report), style)?,
             Applied::Refused { environment, moved } => {
                 writeln!(
                     w,
@@ -191,7 +181,7 @@ pub fn write_applied(
 
 /// Saves a (masked) plan for `apply --plan`, and the full Markdown report beside it
 /// (`plan.json` → `plan.md`), each written atomically.
-pub fn save_check(path: &Path, saved: &SavedPlan) -> crate::error::Result<()> {
+pub fn save_check(path: &Path, saved: &Masked<SavedPlan>) -> crate::error::Result<()> {
     crate::fs::write_json_atomically(path, saved)?;
     crate::fs::write_atomically(&path.with_extension("md"), check_markdown(saved, None).as_bytes())
 }
@@ -201,7 +191,7 @@ pub fn save_check(path: &Path, saved: &SavedPlan) -> crate::error::Result<()> {
 /// GitHub). `full_report` names the saved Markdown report the comment-sized one points to.
 pub fn write_check(
     w: &mut dyn Write,
-    saved: &SavedPlan,
+    saved: &Masked<SavedPlan>,
     rendered: &[crate::render::Rendered],
     format: Format,
     full_report: Option<&str>,
@@ -212,7 +202,7 @@ pub fn write_check(
         Format::Json => write_json(w, saved),
         Format::Human => {
             super::write_findings(w, rendered, &saved.findings, Format::Human, style)?;
-            super::write_plans(w, &saved.plans, Format::Human, style, true)
+            write_masked_plans(w, &saved.plans, Format::Human, style, true)
         }
         Format::Sarif | Format::Junit | Format::Github => {
             super::write_findings(w, rendered, &saved.findings, format, style)

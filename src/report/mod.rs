@@ -1,10 +1,12 @@
 //! Every output format. Reporters take a writer; nothing here decides where output goes.
+//!
+//! A reporter that shows plans, rendered objects, apply reports or saved plans takes them
+//! [`Masked`]: only `secrets` builds one, and always masks, so a reporter cannot forget to.
 
 mod check;
 mod findings;
 mod format;
 mod html;
-pub mod mask;
 mod notes;
 mod plan;
 mod policy;
@@ -28,6 +30,7 @@ pub use status::{write_metrics, write_status};
 
 use crate::release::Release;
 use crate::render::Rendered;
+use crate::secrets::Masked;
 use crate::yaml;
 
 /// How human output is styled.
@@ -59,12 +62,11 @@ pub(crate) fn write_json<T: Serialize + ?Sized>(w: &mut dyn Write, value: &T) ->
 
 /// `render`: a multi-document YAML stream (each document headed by a comment naming the
 /// environment and the files it came from), or JSON.
-pub fn write_rendered(w: &mut dyn Write, rendered: &[Rendered], format: Format) -> io::Result<()> {
-    let rendered = &mask::mask_rendered(rendered, &crate::secrets::Masker::new());
+pub fn write_rendered(w: &mut dyn Write, rendered: &Masked<Vec<Rendered>>, format: Format) -> io::Result<()> {
     match format {
         Format::Json => write_json(w, rendered),
         Format::Human => {
-            for env in rendered {
+            for env in rendered.iter() {
                 for object in &env.objects {
                     let sources: Vec<String> = object.sources.iter().map(ToString::to_string).collect();
                     writeln!(w, "---")?;

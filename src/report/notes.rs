@@ -68,7 +68,7 @@ fn config_text(c: &crate::release::notes::ConfigChange) -> String {
     }
 }
 
-fn field_text(f: &crate::plan::FieldChange) -> String {
+fn field_text(f: &crate::release::notes::FieldUpdate) -> String {
     let show = |v: &serde_json::Value| {
         let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
         if text.chars().count() > 60 { format!("{}…", text.chars().take(59).collect::<String>()) } else { text }

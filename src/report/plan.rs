@@ -8,11 +8,18 @@ use similar::{ChangeTag, TextDiff};
 use super::{Format, Style, colors, markdown_cell, truncate, write_json};
 use crate::apply::ApplyReport;
 use crate::plan::{Action, Change, Plan, Summary};
+use crate::secrets::Masked;
 use crate::validate::Finding;
 use crate::yaml;
 
 /// Writes plans for one or more environments.
-pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Style, show_diff: bool) -> io::Result<()> {
+pub fn write_plans(
+    w: &mut dyn Write,
+    plans: &Masked<Vec<Plan>>,
+    format: Format,
+    style: Style,
+    show_diff: bool,
+) -> io::Result<()> {
     write_plans_with_findings(w, plans, &[], &[], format, style, show_diff)
 }
 
@@ -20,7 +27,7 @@ pub fn write_plans(w: &mut dyn Write, plans: &[Plan], format: Format, style: Sty
 /// `findings` list (present only when there are findings).
 pub fn write_plans_with_findings(
     w: &mut dyn Write,
-    plans: &[Plan],
+    plans: &Masked<Vec<Plan>>,
     rendered: &[crate::render::Rendered],
     findings: &[Finding],
     format: Format,
@@ -35,19 +42,31 @@ pub fn write_plans_with_findings(
         super::write_findings(w, rendered, findings, format, style)?;
         writeln!(w)?;
     }
-    let masker = crate::secrets::Masker::new();
-    let plans: &[Plan] = &plans.iter().map(|p| super::mask::mask_plan(p, &masker)).collect::<Vec<_>>();
     match format {
         Format::Json => {
             #[derive(serde::Serialize)]
             struct Out<'a> {
                 summary: Summary,
-                plans: &'a [Plan],
+                plans: &'a Masked<Vec<Plan>>,
                 #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
                 findings: &'a [Finding],
             }
             write_json(w, &Out { summary: total(plans), plans, findings })
         }
+        _ => write_masked_plans(w, plans, format, style, show_diff),
+    }
+}
+
+/// Plans for people, from plans that are masked already (the plans of a masked saved plan, or of
+/// a `Masked<Vec<Plan>>`): private, so only a masked caller reaches it.
+pub(super) fn write_masked_plans(
+    w: &mut dyn Write,
+    plans: &[Plan],
+    format: Format,
+    style: Style,
+    show_diff: bool,
+) -> io::Result<()> {
+    match format {
         Format::Human => {
             for (i, plan) in plans.iter().enumerate() {
                 if i > 0 {
@@ -243,85 +262,81 @@ fn write_plans_markdown(w: &mut dyn Write, plans: &[Plan], show_diff: bool) -> i
 }
 
 /// Writes the outcome of applies.
-pub fn write_apply(w: &mut dyn Write, reports: &[ApplyReport], format: Format, style: Style) -> io::Result<()> {
+pub fn write_apply(
+    w: &mut dyn Write,
+    reports: &Masked<Vec<ApplyReport>>,
+    format: Format,
+    style: Style,
+) -> io::Result<()> {
     match format {
-        Format::Json => {
-            let masker = crate::secrets::Masker::new();
-            let masked: Vec<ApplyReport> = reports
-                .iter()
-                .map(|r| ApplyReport {
-                    plan: super::mask::mask_plan(&r.plan, &masker),
-                    release: r.release.clone(),
-                    resumed: r.resumed.clone(),
-                })
-                .collect();
-            write_json(w, &masked)
-        }
-        Format::Human => {
-            for report in reports {
-                let r = &report.release;
-                let s = &r.summary;
-                let duration = r.duration_seconds().map_or_else(String::new, |d| format!(" in {d:.2}s"));
-                let headline = format!(
-                    "{}: release {} {} ({}): {} created, {} updated, {} deleted, {} unchanged{duration}.",
-                    r.environment,
-                    r.id,
-                    r.outcome.as_str(),
-                    r.source,
-                    s.create,
-                    s.update,
-                    s.delete,
-                    s.unchanged
-                );
-                let paint = if report.succeeded() { colors::GREEN } else { colors::RED };
-                writeln!(w, "{}", style.paint(paint, &headline))?;
-                for object in r.objects.iter().filter(|o| o.error.is_some()) {
-                    writeln!(
-                        w,
-                        "  {} {} {}: {}",
-                        style.paint(colors::RED, "failed"),
-                        object.action.as_str(),
-                        object.object,
-                        object.error.as_deref().unwrap_or_default()
-                    )?;
-                }
-                if !report.plan.orphans.is_empty() {
-                    writeln!(w, "  kept {} object(s) no longer rendered (--no-prune)", report.plan.orphans.len())?;
-                }
-                // Say only what happened: a drifted object whose write failed was not reset.
-                let failed =
-                    |id: &crate::render::ObjectId| r.objects.iter().any(|o| &o.object == id && o.error.is_some());
-                let reset = r.drift.iter().filter(|id| !failed(id)).count();
-                if reset > 0 {
-                    writeln!(w, "  {reset} object(s) had drifted from the previous release and were reset")?;
-                }
-                if reset < r.drift.len() {
-                    writeln!(
-                        w,
-                        "  {} object(s) had drifted from the previous release and were not reset (see above)",
-                        r.drift.len() - reset
-                    )?;
-                }
-                for object in r.objects.iter().filter(|o| !o.reclaimed_from.is_empty()) {
-                    writeln!(
-                        w,
-                        "  {}: took back fields {} had changed by hand",
-                        object.object,
-                        object.reclaimed_from.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
-                    )?;
-                }
-                for resumed in &report.resumed {
-                    writeln!(
-                        w,
-                        "  release {} was interrupted with {} object(s) not yet written; this apply finished {} of them",
-                        resumed.release,
-                        resumed.pending,
-                        resumed.finished.len()
-                    )?;
-                }
-            }
-            Ok(())
-        }
+        Format::Json => write_json(w, reports),
+        Format::Human => write_masked_applies(w, reports, style),
         other => Err(other.unsupported("the outcome of an apply")),
     }
+}
+
+/// The outcome of applies for people, from masked reports.
+pub(super) fn write_masked_applies(w: &mut dyn Write, reports: &[ApplyReport], style: Style) -> io::Result<()> {
+    for report in reports {
+        let r = &report.release;
+        let s = &r.summary;
+        let duration = r.duration_seconds().map_or_else(String::new, |d| format!(" in {d:.2}s"));
+        let headline = format!(
+            "{}: release {} {} ({}): {} created, {} updated, {} deleted, {} unchanged{duration}.",
+            r.environment,
+            r.id,
+            r.outcome.as_str(),
+            r.source,
+            s.create,
+            s.update,
+            s.delete,
+            s.unchanged
+        );
+        let paint = if report.succeeded() { colors::GREEN } else { colors::RED };
+        writeln!(w, "{}", style.paint(paint, &headline))?;
+        for object in r.objects.iter().filter(|o| o.error.is_some()) {
+            writeln!(
+                w,
+                "  {} {} {}: {}",
+                style.paint(colors::RED, "failed"),
+                object.action.as_str(),
+                object.object,
+                object.error.as_deref().unwrap_or_default()
+            )?;
+        }
+        if !report.plan.orphans.is_empty() {
+            writeln!(w, "  kept {} object(s) no longer rendered (--no-prune)", report.plan.orphans.len())?;
+        }
+        // Say only what happened: a drifted object whose write failed was not reset.
+        let failed = |id: &crate::render::ObjectId| r.objects.iter().any(|o| &o.object == id && o.error.is_some());
+        let reset = r.drift.iter().filter(|id| !failed(id)).count();
+        if reset > 0 {
+            writeln!(w, "  {reset} object(s) had drifted from the previous release and were reset")?;
+        }
+        if reset < r.drift.len() {
+            writeln!(
+                w,
+                "  {} object(s) had drifted from the previous release and were not reset (see above)",
+                r.drift.len() - reset
+            )?;
+        }
+        for object in r.objects.iter().filter(|o| !o.reclaimed_from.is_empty()) {
+            writeln!(
+                w,
+                "  {}: took back fields {} had changed by hand",
+                object.object,
+                object.reclaimed_from.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            )?;
+        }
+        for resumed in &report.resumed {
+            writeln!(
+                w,
+                "  release {} was interrupted with {} object(s) not yet written; this apply finished {} of them",
+                resumed.release,
+                resumed.pending,
+                resumed.finished.len()
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use hmac::{Hmac, KeyInit, Mac};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -74,7 +75,8 @@ impl Masker {
         }
         for relative in inner {
             if let Some(v) = out.pointer_mut(&relative) {
-                *v = self.marker(Some(state), v);
+                let marker = self.marker(Some(state), v);
+                overwrite(v, marker);
             }
         }
         out
@@ -114,7 +116,7 @@ impl Masker {
             });
             for (out, original) in [(&mut old_out, before), (&mut new_out, after)] {
                 if let (Some(v), Some(original)) = (out.as_mut().and_then(|b| b.pointer_mut(pointer)), original) {
-                    *v = self.marker(state, original);
+                    overwrite(v, self.marker(state, original));
                 }
             }
         }
@@ -144,7 +146,8 @@ impl Masker {
                 if let Some(map) = out.get_mut(*field).and_then(Value::as_object_mut) {
                     for (k, v) in map.iter_mut() {
                         if !masked_already(field, k) {
-                            *v = self.marker(state(k), v);
+                            let marker = self.marker(state(k), v);
+                            overwrite(v, marker);
                         }
                     }
                 }
@@ -156,11 +159,178 @@ impl Masker {
                     && !v.is_null()
                     && !masked_already(field, "")
                 {
-                    *v = self.marker(None, v);
+                    let marker = self.marker(None, v);
+                    overwrite(v, marker);
                 }
             }
         }
         (old_out, new_out)
+    }
+}
+
+/// Puts a marker in place of a secret in a copy, zeroing the plaintext it replaces (the copy
+/// was cloned from the original, so the value would otherwise be freed as it was).
+fn overwrite(slot: &mut Value, marker: Value) {
+    let mut plaintext = std::mem::replace(slot, marker);
+    super::zeroize_value(&mut plaintext);
+}
+
+/// A value that may hold decrypted secrets (a plan, rendered objects, an apply report, a saved
+/// plan). Such a type has no `Serialize` of its own: it is written and shown only as a
+/// [`Masked`] copy, so an output that forgets to mask does not compile (STYLE 20).
+///
+/// The types live in later stages than `secrets` (`render`, `plan`, `check`, `apply`), which
+/// therefore implement this trait for them; `Masked` is the one place that calls it.
+pub trait Maskable: Sized {
+    /// A copy with every secret value replaced by a marker.
+    fn mask(&self, masker: &Masker) -> Self;
+
+    /// Serializes `self`, a copy that [`Maskable::mask`] made. The [`Seal`] is handed out only
+    /// by [`Masked`]'s `Serialize`, so nothing else can call this on an unmasked value.
+    fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> Result<S::Ok, S::Error>;
+}
+
+/// Proof that the value being serialized is masked: only [`Masked`] makes one (its field is
+/// private), and an implementation of [`Maskable::serialize_masked`] passes it on to the masked
+/// values inside it with [`Seal::part`].
+#[derive(Clone, Copy)]
+pub struct Seal(());
+
+impl Seal {
+    /// A masked value inside the one being serialized (the plan of an apply report), as a field
+    /// of the implementation's output.
+    pub fn part<T: Maskable>(self, value: &T) -> Part<'_, T> {
+        Part { value, seal: self }
+    }
+}
+
+/// A masked value inside a masked value, serialized through [`Maskable::serialize_masked`].
+pub struct Part<'a, T> {
+    value: &'a T,
+    seal: Seal,
+}
+
+impl<T: Maskable> Serialize for Part<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize_masked(serializer, self.seal)
+    }
+}
+
+impl<T: Maskable> Maskable for Vec<T> {
+    fn mask(&self, masker: &Masker) -> Self {
+        self.iter().map(|v| v.mask(masker)).collect()
+    }
+
+    fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(|v| seal.part(v)))
+    }
+}
+
+/// A copy of a value with every secret replaced by a marker: the only form in which plans,
+/// rendered objects, apply reports and saved plans can be serialized, and the form every reporter
+/// takes. Its one constructor masks; it reads as the value inside (`Deref`).
+///
+/// The masked path compiles:
+///
+/// ```
+/// use cairn::plan::{Action, Change, Plan, Summary};
+/// use cairn::render::ObjectId;
+/// use cairn::repo::SourceInfo;
+/// use cairn::report::{self, Format, Style};
+/// use cairn::secrets::Masked;
+/// use serde_json::json;
+///
+/// let id = ObjectId { group: String::new(), kind: "Secret".into(), namespace: Some("shop".into()), name: "db".into() };
+/// let change = Change {
+///     object: id,
+///     action: Action::Create,
+///     fields: Vec::new(),
+///     desired: Some(json!({"kind": "Secret", "stringData": {"password": "hunter2"}})),
+///     live: None,
+///     digest: "hmac-sha256:00".into(),
+///     live_digest: None,
+///     sources: Vec::new(),
+///     secrets: Vec::new(),
+///     drift: false,
+/// };
+/// let summary = Summary { create: 1, ..Summary::default() };
+/// let plan = Plan {
+///     environment: "staging".into(),
+///     target: "local".into(),
+///     source: SourceInfo::WorkTree { head: None, dirty: false },
+///     prune: true,
+///     summary,
+///     changes: vec![change],
+///     orphans: Vec::new(),
+/// };
+/// let plans = Masked::new(&vec![plan]);
+/// let json = serde_json::to_string(&plans)?;
+/// assert!(json.contains("<secret: fp:") && !json.contains("hunter2"));
+/// let mut out = Vec::new();
+/// report::write_plans(&mut out, &plans, Format::Json, Style { color: false }, true)?;
+/// assert!(!String::from_utf8(out)?.contains("hunter2"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A plan cannot be serialized without masking it:
+///
+/// ```compile_fail,E0277
+/// fn leak(plan: &cairn::plan::Plan) -> String {
+///     serde_json::to_string(plan).unwrap_or_default()
+/// }
+/// ```
+///
+/// and no reporter takes one:
+///
+/// ```compile_fail,E0308
+/// use cairn::report::{self, Format, Style};
+/// fn leak(plans: &Vec<cairn::plan::Plan>) -> std::io::Result<()> {
+///     report::write_plans(&mut std::io::stdout(), plans, Format::Json, Style { color: false }, true)
+/// }
+/// ```
+///
+/// (nor do rendered objects serialize unmasked):
+///
+/// ```compile_fail,E0277
+/// fn leak(rendered: &cairn::render::Rendered) -> String {
+///     serde_json::to_string(rendered).unwrap_or_default()
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Masked<T>(T);
+
+impl<T: Maskable> Masked<T> {
+    /// A masked copy, its fingerprints under a fresh key.
+    pub fn new(value: &T) -> Masked<T> {
+        Masked::with(value, &Masker::new())
+    }
+
+    /// A masked copy under this masker's key (one key across the outputs of a run shows the same
+    /// value with the same fingerprint).
+    pub fn with(value: &T, masker: &Masker) -> Masked<T> {
+        Masked(value.mask(masker))
+    }
+}
+
+impl<T: Maskable> Masked<Vec<T>> {
+    /// Masked copies of these values, under one fresh key.
+    pub fn each(values: &[T]) -> Masked<Vec<T>> {
+        let masker = Masker::new();
+        Masked(values.iter().map(|v| v.mask(&masker)).collect())
+    }
+}
+
+impl<T> std::ops::Deref for Masked<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Maskable> Serialize for Masked<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_masked(serializer, Seal(()))
     }
 }
 

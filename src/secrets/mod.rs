@@ -11,7 +11,7 @@ use serde_json::Value;
 use zeroize::Zeroize;
 
 pub use encrypt::{Settings, encrypt_document, reencrypt_document, rewrap, settings_for, settings_of};
-pub use mask::Masker;
+pub use mask::{Maskable, Masked, Masker, Part, Seal};
 pub use sops::{Decrypted, Identities, decrypt_document, decrypt_documents, encrypted_pointers, is_encrypted};
 
 /// A decrypted document. Its Debug never shows a value, and its strings are overwritten when it
