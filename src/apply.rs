@@ -257,7 +257,8 @@ pub fn execute(
     progress.set_length(work as u64);
     let bodies: HashMap<&ObjectId, &serde_json::Value> = rendered.objects.iter().map(|o| (&o.id, &o.body)).collect();
     // The digests of what is stored now are keyed like the plan's.
-    let digester = target.digester(plan.changes.iter().any(|c| crate::target::holds_secrets(&c.object, &c.secrets)))?;
+    let digester =
+        target.digester(plan.changes.iter().any(|c| crate::secrets::holds_secrets(&c.object.kind, &c.secrets)))?;
     // Changes of one group have no order among them and are written together; groups run one
     // after another, so what others depend on exists first and deletions run in reverse order.
     let keys: Vec<_> = plan.changes.iter().map(|c| target.group_key(c.operation(), &rendered.objects)).collect();
@@ -296,7 +297,7 @@ pub fn execute(
                 Ok(stored) => {
                     if let Some(body) = &stored.body {
                         object.digest =
-                            digester.digest(body, crate::target::holds_secrets(&change.object, &change.secrets));
+                            digester.digest(body, crate::secrets::holds_secrets(&change.object.kind, &change.secrets));
                     }
                     object.reclaimed_from = stored.reclaimed_from;
                 }
@@ -347,7 +348,7 @@ pub fn execute(
         let name = object.object.to_string();
         applied.insert(name.clone(), object.digest.clone());
         if let Some(source) = sources.get(&object.object) {
-            let secret = crate::target::holds_secrets(&source.id, &source.secrets);
+            let secret = crate::secrets::holds_secrets(&source.id.kind, &source.secrets);
             rendered_digests.insert(name, digester.digest(&source.body, secret));
         }
     }

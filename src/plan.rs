@@ -319,9 +319,9 @@ pub fn plan_with(rendered: &Rendered, target: &Target, source: &SourceInfo, prun
     let inventory = target.inventory()?;
     let desired_ids: std::collections::HashSet<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
     let stale: Vec<&ObjectId> = inventory.objects.iter().filter(|id| !desired_ids.contains(id)).collect();
-    let secrets_involved = rendered.objects.iter().any(|o| crate::target::holds_secrets(&o.id, &o.secrets))
+    let secrets_involved = rendered.objects.iter().any(|o| crate::secrets::holds_secrets(&o.id.kind, &o.secrets))
         || !inventory.secrets.is_empty()
-        || inventory.objects.iter().any(|id| crate::target::holds_secrets(id, &[]));
+        || inventory.objects.iter().any(|id| crate::secrets::holds_secrets(&id.kind, &[]));
     match target {
         Target::Local(local) => {
             let mut ids: Vec<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
@@ -346,7 +346,7 @@ pub fn plan_with(rendered: &Rendered, target: &Target, source: &SourceInfo, prun
             // has, so no dry run is needed.
             let reuse = |object: &crate::render::Object, live: &Value| {
                 let key = object.id.to_string();
-                let secret = crate::target::holds_secrets(&object.id, &object.secrets);
+                let secret = crate::secrets::holds_secrets(&object.id.kind, &object.secrets);
                 inventory.rendered.get(&key).is_some_and(|d| *d == digester.digest(&object.body, secret))
                     && inventory.applied.get(&key).is_some_and(|d| digester.matches(live, d))
             };
@@ -398,7 +398,7 @@ pub struct Observed<'a> {
 /// The pure part of planning: desired versus observed.
 pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source: &SourceInfo, prune: bool) -> Plan {
     let digest = |v: &Value, id: &ObjectId, secrets: &[String]| {
-        observed.digester.digest(v, crate::target::holds_secrets(id, secrets))
+        observed.digester.digest(v, crate::secrets::holds_secrets(&id.kind, secrets))
     };
     let live_secrets = |id: &ObjectId| observed.inventory.secrets.get(&id.to_string()).cloned().unwrap_or_default();
     // Changed outside git since cairn applied it: the live object no longer has the digest

@@ -57,13 +57,13 @@ fn an_api_server_that_is_not_there_is_one_line_naming_the_context() {
     let f = Fixture::new();
     f.write(
         "cairn.yaml",
-        &CONFIG.replace(
-            "local: { path: .cairn/live/staging }",
-            "kubernetes: { context: gone, namespace: shop }",
-        ),
+        &CONFIG.replace("local: { path: .cairn/live/staging }", "kubernetes: { context: gone, namespace: shop }"),
     );
     f.write("base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\n");
-    f.write("environments/staging/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n  namespace: shop\n");
+    f.write(
+        "environments/staging/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n  namespace: shop\n",
+    );
     f.commit("a cluster that is not there");
     // A kubeconfig whose server nothing listens on.
     f.write(

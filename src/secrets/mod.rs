@@ -47,6 +47,13 @@ impl Drop for Plaintext {
     }
 }
 
+/// Whether an object holds secret values: a Secret (its data is secret whatever its source), or
+/// any object with values decrypted from SOPS files (their JSON pointers). Such objects get keyed
+/// digests and masked output.
+pub fn holds_secrets(kind: &str, decrypted: &[String]) -> bool {
+    kind == "Secret" || !decrypted.is_empty()
+}
+
 /// Overwrites every string of a value with zeros (numbers and booleans are not heap data).
 pub fn zeroize_value(value: &mut Value) {
     match value {

@@ -300,11 +300,6 @@ pub(crate) fn random_key() -> zeroize::Zeroizing<[u8; 32]> {
     key
 }
 
-/// Whether an object holds secrets: a Secret, or values decrypted from a SOPS file.
-pub fn holds_secrets(id: &ObjectId, secrets: &[String]) -> bool {
-    id.kind == "Secret" || !secrets.is_empty()
-}
-
 fn write_canonical(value: &serde_json::Value, hasher: &mut impl sha2::digest::Update) {
     use serde_json::Value;
     match value {
