@@ -34,5 +34,7 @@ pub fn run(
     }
     let full = what.plan_out.map(|p| p.with_extension("md").display().to_string());
     report_io(report::write_check(out, &saved, &rendered, format, full.as_deref(), cli.style()))?;
-    Ok(if saved.blocked() { Status::Findings } else { Status::Success })
+    let blocked = saved.blocked();
+    pipeline::leave_to_exit(rendered, Vec::new());
+    Ok(if blocked { Status::Findings } else { Status::Success })
 }

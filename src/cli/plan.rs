@@ -36,7 +36,9 @@ pub fn run(
         flags.diff,
     ))?;
     let changed = planned.plans.iter().any(crate::plan::Plan::has_changes);
-    Ok(if crate::validate::has_errors(&planned.findings) {
+    let blocked = crate::validate::has_errors(&planned.findings);
+    pipeline::leave_to_exit(run.rendered, planned.plans);
+    Ok(if blocked {
         Status::Findings
     } else if flags.detailed_exitcode && changed {
         Status::Changes

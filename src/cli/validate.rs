@@ -18,5 +18,6 @@ pub fn run(
     let run = pipeline::load(&cli.repo, &select.envs, select.rev.as_deref())?;
     let findings = pipeline::validate(&run, schema.into(), &change.into())?;
     report_io(report::write_findings(out, &run.rendered, &findings, format, cli.style()))?;
+    run.leave_to_exit();
     Ok(if crate::validate::has_errors(&findings) { Status::Findings } else { Status::Success })
 }
