@@ -7,6 +7,7 @@ mod cache;
 pub mod host;
 pub mod test;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -275,7 +276,18 @@ impl Policies {
                     })
                 })
                 .collect();
-            let objects: Vec<Value> = env.objects.iter().map(|o| masker.mask_object(&o.body, &o.secrets)).collect();
+            // Only objects holding secrets need a masked copy; the others are encoded where they are.
+            let objects: Vec<Cow<'_, Value>> = env
+                .objects
+                .iter()
+                .map(|o| {
+                    if crate::secrets::holds_secrets(&o.id.kind, &o.secrets) {
+                        Cow::Owned(masker.mask_object(&o.body, &o.secrets))
+                    } else {
+                        Cow::Borrowed(&o.body)
+                    }
+                })
+                .collect();
             let changed_paths = context.changed_paths.as_ref().map(|paths| {
                 paths
                     .iter()
@@ -405,7 +417,7 @@ struct InputDocument<'a> {
     settings: &'a Value,
     policy: Value,
     environment: &'a str,
-    objects: &'a [Value],
+    objects: &'a [Cow<'a, Value>],
     changes: &'a [ObjectChange],
     changed_paths: Option<&'a [Value]>,
     commit: Option<&'a Value>,
