@@ -221,20 +221,7 @@ impl Repo {
     /// deletions, or untracked files that are not ignored (a new layer file changes what renders).
     /// When status cannot be computed the answer is "dirty", the safe side for a release record.
     fn is_dirty(&self) -> bool {
-        let patterns: Vec<gix::bstr::BString> =
-            if self.prefix.is_empty() { Vec::new() } else { vec![format!("{}/", self.prefix).into()] };
-        let status = self
-            .repo
-            .status(gix::progress::Discard)
-            .map(|s| s.untracked_files(gix::status::UntrackedFiles::Files))
-            .and_then(|s| s.into_iter(patterns));
-        match status {
-            Ok(mut items) => items.next().is_some(),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot compute the work tree status");
-                true
-            }
-        }
+        self.dirty_paths().is_none_or(|paths| !paths.is_empty())
     }
 
     /// A path of the git work tree relative to the configuration root; `None` outside it.
