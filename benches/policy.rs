@@ -86,14 +86,14 @@ fn main() {
     let plugin = host.load_with_cache(&trivial, None).expect("loads");
     let input = br#"{"settings":null,"environment":"production","objects":[]}"#;
     for _ in 0..200 {
-        host.evaluate(&plugin, input, Limits::default()).expect("warm-up");
+        host.evaluate(&plugin, input.to_vec(), Limits::default()).expect("warm-up");
     }
     let mut medians = Vec::new();
     for _ in 0..runs {
         let mut samples = Vec::new();
         for _ in 0..2000 {
             let started = Instant::now();
-            host.evaluate(&plugin, input, Limits::default()).expect("evaluates");
+            host.evaluate(&plugin, input.to_vec(), Limits::default()).expect("evaluates");
             samples.push(started.elapsed());
         }
         medians.push(median(samples));
@@ -116,7 +116,7 @@ fn main() {
     let mut output = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
-        output = host.evaluate(&plugin, &input, Limits::default()).expect("evaluates");
+        output = host.evaluate(&plugin, input.clone(), Limits::default()).expect("evaluates");
         samples.push(started.elapsed());
     }
     let decision: serde_json::Value = serde_json::from_slice(&output).expect("decision");

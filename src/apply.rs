@@ -131,7 +131,6 @@ pub struct Prepared {
     lock: Lock,
     environment: String,
     history: Vec<Release>,
-    interrupted: Vec<Release>,
     plan: Plan,
 }
 
@@ -139,6 +138,11 @@ impl Prepared {
     /// What the apply will do: planned under the lock, so it is what is really applied.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The environment's releases, read under the lock.
+    pub fn history(&self) -> &[Release] {
+        &self.history
     }
 }
 
@@ -153,8 +157,7 @@ pub fn prepare(
     expected: Option<&Plan>,
 ) -> Result<std::result::Result<Prepared, Applied>> {
     let lock = target.lock(&Holder::current(&options.actor))?;
-    let mut history = release::list(target)?;
-    let interrupted = release::mark_interrupted(target, &lock, &mut history)?;
+    let history = release::list(target)?;
     // Compared with a saved plan, every create must be projected exactly as the saved one was.
     let plan = plan::plan_with(rendered, target, source, options.prune, expected.is_some())?;
     if let Some(saved) = expected {
@@ -163,7 +166,7 @@ pub fn prepare(
             return Ok(Err(Applied::Refused { environment: plan.environment.clone(), moved }));
         }
     }
-    Ok(Ok(Prepared { lock, environment: rendered.environment.clone(), history, interrupted, plan }))
+    Ok(Ok(Prepared { lock, environment: rendered.environment.clone(), history, plan }))
 }
 
 /// Applies a prepared plan and records the release. Only objects that passed the gate can be
@@ -186,7 +189,9 @@ pub fn execute(
             ),
         });
     }
-    let Prepared { lock, history, interrupted, plan, .. } = prepared;
+    let Prepared { lock, mut history, plan, .. } = prepared;
+    // Finishing the record of an earlier, killed apply is a write: it waits for the gate too.
+    let interrupted = release::mark_interrupted(target, &lock, &mut history)?;
     let previous = history.iter().rev().find(|r| r.outcome == Outcome::Succeeded);
     let drift = match previous {
         Some(p) => drifted(target, p, &plan)?,

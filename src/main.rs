@@ -8,7 +8,10 @@ use cairn::cli::{Cli, run};
 use clap::Parser;
 
 /// Rendering and validating large environments allocates and frees millions of small values;
-/// mimalloc does that several times faster than the system allocator.
+/// mimalloc does that several times faster than the system allocator. It is built without
+/// transparent huge pages (the `no_thp` feature): a short-lived command would otherwise fault in
+/// and zero 2 MiB at a time, which measured as most of the system time of a `validate` with a
+/// policy bound (0.35 s of 0.7 s; 0.07 s without).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

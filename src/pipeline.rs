@@ -4,10 +4,12 @@
 //! that write — pass the gate before anything is written. Commands call these functions and get
 //! typed results back; none of them assembles the stages itself.
 //!
-//! Every write (`apply --env`, `apply --plan`, `rollback`) goes the same way: lock and plan each
-//! environment (`apply::prepare`), run the gate over exactly those objects with the plan as the
-//! change (`gate::evaluate`), and only then write (`apply::execute`, which needs what the gate
-//! cleared). When the gate blocks, nothing is written and no release is recorded.
+//! Every write (`apply --env`, `apply --plan`, `rollback`) goes the same way: run the gate
+//! (`gate::evaluate`), lock and plan each environment (`apply::prepare`), and only then write
+//! (`apply::execute`, which needs what the gate cleared). Where a policy is bound, `apply --env`
+//! and `rollback` lock and plan that environment first and hand the policy that very plan, so
+//! what it judged is what is written. When the gate blocks, no object is written and no release
+//! is recorded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -239,15 +241,29 @@ pub fn apply(
     let mut approvers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let Run { repo, snapshot, config, rendered, rev } = run;
     let names: Vec<String> = rendered.iter().map(|r| r.environment.clone()).collect();
+    let options = options(write, actor, ReleaseKind::Apply, None);
+    // An environment a policy is bound to is locked and planned before its policies run, so they
+    // judge exactly the plan that is then applied, with no window for live state to move in
+    // between; the others are locked once the gate has passed. Either way every environment is
+    // locked and planned before any is written, so a held lock anywhere stops the whole apply
+    // before it starts. A blocked apply drops what it prepared, which releases the locks.
+    let prepare = |target: &Target, r: &Rendered| -> Result<apply::Prepared> {
+        match apply::prepare(target, r, &snapshot.source, &options, None)? {
+            Ok(p) => Ok(p),
+            // Without a saved plan there is nothing to compare with, so this cannot happen.
+            Err(_) => {
+                Err(Error::Usage { message: format!("apply of `{}` was refused without a saved plan", r.environment) })
+            }
+        }
+    };
+    let mut judged: BTreeMap<String, apply::Prepared> = BTreeMap::new();
     let decision = {
-        // Policies judge the change as `plan` would show it: planned here without the lock (the
-        // apply plans again under it); only environments a policy is bound to pay for it.
         let mut context_of = |r: &Rendered| -> Result<Context> {
-            let target = target_of(&names, &targets, r)?;
-            let mut context = apply_context(&repo, &snapshot, rev.as_deref(), target, &file_approvals)?;
-            let planned = plan::plan(r, target, &snapshot.source, write.prune)?;
-            context.changes = check::policy_changes(std::slice::from_ref(&planned));
+            let prepared = prepare(target_of(&names, &targets, r)?, r)?;
+            let mut context = apply_context(&repo, &snapshot, rev.as_deref(), prepared.history(), &file_approvals)?;
+            context.changes = check::policy_changes(std::slice::from_ref(prepared.plan()));
             approvers.insert(r.environment.clone(), approval_names(Some(&context)));
+            judged.insert(r.environment.clone(), prepared);
             Ok(context)
         };
         gate::evaluate(&snapshot, &config, rendered, write.schema, &mut context_of, glass.as_ref())?
@@ -256,20 +272,13 @@ pub fn apply(
         Decision::Blocked { rendered, findings } => return Ok(Gated::Blocked { rendered, findings }),
         Decision::Cleared(g) => g,
     };
-    let options = options(write, actor, ReleaseKind::Apply, None);
-    // Every environment is locked and planned before any is written, so a held lock anywhere
-    // stops the whole apply before it starts.
     let mut prepared = Vec::new();
     for (cleared, target) in gated.environments().zip(&targets) {
-        match apply::prepare(target, cleared.rendered(), &snapshot.source, &options, None)? {
-            Ok(p) => prepared.push(p),
-            // Without a saved plan there is nothing to compare with, so this cannot happen.
-            Err(_) => {
-                return Err(Error::Usage {
-                    message: format!("apply of `{}` was refused without a saved plan", cleared.rendered().environment),
-                });
-            }
-        }
+        let r = cleared.rendered();
+        prepared.push(match judged.remove(&r.environment) {
+            Some(p) => p,
+            None => prepare(target, r)?,
+        });
     }
     let mut reports = Vec::new();
     for ((cleared, prepared), target) in gated.environments().zip(prepared).zip(&targets) {
@@ -427,9 +436,17 @@ pub fn rollback(
     };
     let names = approval_names(Some(&context));
     let Run { snapshot, config, rendered, .. } = run;
+    let options = ApplyOptions {
+        approvals: names,
+        drift: config.environment(env)?.drift,
+        ..options(write, actor, ReleaseKind::Rollback, Some(goal.id))
+    };
+    // As in `apply`: with a policy bound, locked and planned first so it judges what is written.
+    let mut judged = None;
     let mut context_of = |r: &Rendered| -> Result<Context> {
-        let planned = plan::plan(r, target, &snapshot.source, write.prune)?;
-        context.changes = check::policy_changes(std::slice::from_ref(&planned));
+        let prepared = prepare_rollback(target, r, &snapshot, &options, env)?;
+        context.changes = check::policy_changes(std::slice::from_ref(prepared.plan()));
+        judged = Some(prepared);
         Ok(context.clone())
     };
     let decision = gate::evaluate(&snapshot, &config, rendered, write.schema, &mut context_of, glass.as_ref())?;
@@ -440,18 +457,26 @@ pub fn rollback(
     let Some(cleared) = gated.environments().next() else {
         return Err(Error::Usage { message: format!("environment `{env}` rendered nothing to roll back") });
     };
-    let options = ApplyOptions {
-        approvals: names,
-        drift: config.environment(env)?.drift,
-        ..options(write, actor, ReleaseKind::Rollback, Some(goal.id))
-    };
-    let prepared = match apply::prepare(target, cleared.rendered(), &snapshot.source, &options, None)? {
-        Ok(p) => p,
-        Err(_) => return Err(Error::Usage { message: format!("rollback of `{env}` was refused") }),
+    let prepared = match judged {
+        Some(p) => p,
+        None => prepare_rollback(target, cleared.rendered(), &snapshot, &options, env)?,
     };
     let bar = progress(&format!("rolling back {env}"));
     let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?;
     Ok(Gated::Written { result: report, findings: gated.findings().to_vec() })
+}
+
+fn prepare_rollback(
+    target: &Target,
+    r: &Rendered,
+    snapshot: &Snapshot,
+    options: &ApplyOptions,
+    env: &str,
+) -> Result<apply::Prepared> {
+    match apply::prepare(target, r, &snapshot.source, options, None)? {
+        Ok(p) => Ok(p),
+        Err(_) => Err(Error::Usage { message: format!("rollback of `{env}` was refused") }),
+    }
 }
 
 /// The target of a rendered environment: `targets` are in the order of `names`.
@@ -500,7 +525,7 @@ fn apply_context(
     repo: &Repo,
     snapshot: &Snapshot,
     rev: Option<&str>,
-    target: &Target,
+    released: &[Release],
     file_approvals: &[Approval],
 ) -> Result<Context> {
     let head_commit = snapshot.source.commit().cloned();
@@ -509,7 +534,6 @@ fn apply_context(
         (None, Some(c)) => Some(c.sha.clone()),
         (None, None) => None,
     };
-    let released = release::list(target)?;
     let base = released
         .iter()
         .rev()

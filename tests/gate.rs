@@ -243,3 +243,29 @@ fn a_work_tree_apply_counts_uncommitted_edits_as_changed() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("environments/production/patch.yaml needs an approval"), "{out}");
 }
+
+#[test]
+fn a_policy_judges_the_plan_made_under_the_lock_and_a_blocked_apply_releases_it() {
+    let f = with_compliance();
+    f.ok(&["apply", "--env", "production"], 0);
+    f.write("environments/production/patch.yaml", PRIVILEGED_PATCH);
+    f.commit("feat: run web privileged");
+
+    // The lock comes before the policies: while another apply holds it, this one stops at once
+    // without judging (or writing) anything.
+    let target = cairn::target::LocalTarget::new(f.join(".cairn/live/production"), "production");
+    let guard = target.lock(&cairn::target::Holder::current("someone-else")).expect("take the lock");
+    let (code, out, err) = f.run(&["apply", "--env", "production"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("environment `production` is locked by someone-else"), "{err}");
+    assert!(!out.contains("privileged"), "no policy ran: {out}");
+    drop(guard);
+
+    // Blocked: the lock it took is released (its holder cleared), so the next apply is not stopped.
+    let (code, out, _) = f.run(&["apply", "--env", "production"]);
+    assert_eq!(code, 1, "{out}");
+    let lock = std::fs::read(f.join(".cairn/live/production/.cairn/lock")).expect("the lock file");
+    assert!(lock.is_empty(), "no holder is left behind: {}", String::from_utf8_lossy(&lock));
+    f.ok(&["apply", "--env", "production", "--override-findings", "INC-9: accepted for a day"], 0);
+    assert_forced(&f, "production", "INC-9: accepted for a day");
+}

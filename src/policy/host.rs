@@ -82,12 +82,17 @@ struct State {
 struct Limiter {
     inner: StoreLimits,
     refused: bool,
+    /// The most linear memory the plugin asked for and got, for the debug log.
+    peak: usize,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = self.inner.memory_growing(current, desired, maximum)?;
         self.refused |= !ok;
+        if ok {
+            self.peak = self.peak.max(desired);
+        }
         Ok(ok)
     }
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -155,22 +160,24 @@ impl Host {
         Ok(Plugin { pre })
     }
 
-    /// Runs a plugin once: `input` on stdin, stdout returned.
-    pub fn evaluate(&self, plugin: &Plugin, input: &[u8], limits: Limits) -> Result<Vec<u8>, Failure> {
-        if input.len() > limits.input {
-            return Err(Failure::Input(input.len(), limits.input));
+    /// Runs a plugin once: `input` on stdin, stdout returned. The input is taken by value and
+    /// the output handed back without a copy: both can be megabytes for a large environment.
+    pub fn evaluate(&self, plugin: &Plugin, input: Vec<u8>, limits: Limits) -> Result<Vec<u8>, Failure> {
+        let input_len = input.len();
+        if input_len > limits.input {
+            return Err(Failure::Input(input_len, limits.input));
         }
         let stdout = MemoryOutputPipe::new(limits.output);
         let stderr = MemoryOutputPipe::new(4096);
         let wasi = WasiCtxBuilder::new()
-            .stdin(MemoryInputPipe::new(input.to_vec()))
+            .stdin(MemoryInputPipe::new(input))
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FixedClock)
             .monotonic_clock(FixedClock)
             .build_p1();
         let inner = StoreLimitsBuilder::new().memory_size(limits.memory).instances(4).tables(8).memories(2).build();
-        let mut store = Store::new(&self.engine, State { wasi, limiter: Limiter { inner, refused: false } });
+        let mut store = Store::new(&self.engine, State { wasi, limiter: Limiter { inner, refused: false, peak: 0 } });
         store.limiter(|s| &mut s.limiter);
         store.set_fuel(limits.fuel).map_err(|e| Failure::Compile(format!("{e:#}")))?;
         let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1);
@@ -181,8 +188,22 @@ impl Host {
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call(&mut store, ())
         });
+        tracing::debug!(
+            input = input_len,
+            memory = store.data().limiter.peak,
+            fuel = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+            "plugin ran"
+        );
+        let exhausted = memory_exhausted(&store);
+        // The store holds the other handle on stdout; once it is gone the buffer is ours alone.
+        drop(store);
         let err_text = || String::from_utf8_lossy(&stderr.contents()).trim().chars().take(2000).collect::<String>();
-        let out = stdout.contents();
+        let Some(out) = stdout.try_into_inner().map(Vec::from) else {
+            return Err(Failure::Trap {
+                message: "the plugin's output is still held by its store".into(),
+                stderr: err_text(),
+            });
+        };
         let code = match result {
             Ok(()) => 0,
             Err(e) => {
@@ -196,10 +217,10 @@ impl Host {
                     return Err(match trap {
                         Trap::OutOfFuel => Failure::Fuel(limits.fuel),
                         Trap::Interrupt => Failure::Timeout(limits.timeout),
-                        _ if memory_exhausted(&store) => Failure::Memory(limits.memory),
+                        _ if exhausted => Failure::Memory(limits.memory),
                         other => Failure::Trap { message: other.to_string(), stderr: err_text() },
                     });
-                } else if memory_exhausted(&store) {
+                } else if exhausted {
                     return Err(Failure::Memory(limits.memory));
                 } else {
                     return Err(Failure::Trap { message: format!("{e:#}"), stderr: err_text() });
@@ -210,12 +231,12 @@ impl Host {
             return Err(Failure::Output(limits.output));
         }
         if code != 0 {
-            if memory_exhausted(&store) {
+            if exhausted {
                 return Err(Failure::Memory(limits.memory));
             }
             return Err(Failure::Exit { code, stderr: err_text() });
         }
-        Ok(out.to_vec())
+        Ok(out)
     }
 }
 

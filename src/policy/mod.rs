@@ -318,10 +318,10 @@ impl Policies {
         }
         // The plugins run side by side: each evaluation has its own store, fuel and limits.
         let outputs: Vec<Result<Vec<u8>>> = jobs
-            .par_iter()
+            .par_iter_mut()
             .map(|(env, (binding, plugin), bytes)| {
                 let started = Instant::now();
-                let output = self.host.evaluate(plugin, bytes, binding.limits).map_err(|e| {
+                let output = self.host.evaluate(plugin, std::mem::take(bytes), binding.limits).map_err(|e| {
                     let mut err = fail(binding, e);
                     if let Error::Policy { message, .. } = &mut err {
                         message.push_str(&format!(" (environment {})", env.environment));

@@ -123,7 +123,7 @@ fn run_suite(host: &Host, file: &Path, suite: &Value) -> Result<Vec<CaseResult>>
         let expect = case.get("expect").ok_or_else(|| bad(format!("{case_name}: needs `expect:`")))?;
         let bytes = serde_json::to_vec(&input).map_err(|e| bad(e.to_string()))?;
         let mut problems = Vec::new();
-        let (violations, warnings, allowed) = match host.evaluate(&plugin, &bytes, Limits::default()) {
+        let (violations, warnings, allowed) = match host.evaluate(&plugin, bytes.clone(), Limits::default()) {
             Ok(output) => match serde_json::from_slice::<Decision>(&output) {
                 Ok(d) => (
                     d.violations.iter().map(|v| v.rule.clone()).collect::<Vec<_>>(),
