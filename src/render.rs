@@ -1,5 +1,9 @@
-//! Layers → objects per environment. Later layers are merged over earlier ones with JSON merge
-//! patch semantics (RFC 7386); `$patch: delete` removes an object; the output order is stable.
+//! Layers → objects per environment. A later layer's document is merged over the earlier one as
+//! a strategic merge patch ([`strategic`]: lists with a merge key merge by key, the `$patch`
+//! directives; kinds without merge information as a JSON merge patch, RFC 7386); a document
+//! whose top level is `$patch: delete` removes the object; the output order is stable.
+
+pub mod strategic;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -311,7 +315,9 @@ impl<'a> Renderer<'a> {
 
     /// Renders one environment.
     pub fn render(&mut self, env: &Environment) -> Result<Rendered> {
-        let mut objects: HashMap<ObjectId, Object> = HashMap::new();
+        // Every layer is read first: the CRDs of the whole environment say how its custom
+        // resources merge, whichever layer defines them.
+        let mut layers = Vec::with_capacity(env.layers.len());
         for layer in &env.layers {
             let parsed = match self.parsed.get(&layer.path) {
                 Some(parsed) => Arc::clone(parsed),
@@ -331,7 +337,14 @@ impl<'a> Renderer<'a> {
             } else {
                 (*parsed).clone()
             };
-            apply_layer(&mut objects, &layer.path, owned)?;
+            layers.push((layer.path.as_str(), owned));
+        }
+        let schemas = strategic::Schemas::with_crds(
+            layers.iter().flat_map(|(_, files)| files.iter().flat_map(|(_, docs)| docs.iter().map(|p| &p.doc.value))),
+        );
+        let mut objects: HashMap<ObjectId, Object> = HashMap::new();
+        for (path, owned) in layers {
+            apply_layer(&mut objects, path, owned, &schemas)?;
         }
         let mut objects: Vec<Object> = objects.into_values().collect();
         for object in &mut objects {
@@ -440,7 +453,12 @@ fn open_secrets(
     }
 }
 
-fn apply_layer(objects: &mut HashMap<ObjectId, Object>, layer: &str, parsed: Vec<(String, Vec<Parsed>)>) -> Result<()> {
+fn apply_layer(
+    objects: &mut HashMap<ObjectId, Object>,
+    layer: &str,
+    parsed: Vec<(String, Vec<Parsed>)>,
+    schemas: &strategic::Schemas,
+) -> Result<()> {
     let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
     for (file, docs) in parsed {
         for Parsed { doc, secrets } in docs {
@@ -461,28 +479,70 @@ fn apply_layer(objects: &mut HashMap<ObjectId, Object>, layer: &str, parsed: Vec
                 });
             }
             seen.insert(id.clone(), here.clone());
+            let mut doc = doc;
+            let mut replace = false;
             if let Some(directive) = doc.value.get("$patch") {
-                if directive != "delete" {
-                    return Err(Error::Document {
-                        file: file.clone(),
-                        line: doc.line,
-                        message: format!("unsupported `$patch: {directive}`; only `$patch: delete` is supported"),
-                    });
+                match directive.as_str() {
+                    Some("delete") => {
+                        if objects.remove(&id).is_none() {
+                            return Err(Error::Document {
+                                file: file.clone(),
+                                line: doc.line,
+                                message: format!(
+                                    "`$patch: delete` of {id}, which no earlier layer defines; check the identity or remove the document"
+                                ),
+                            });
+                        }
+                        continue;
+                    }
+                    // The document stands for the whole object: nothing of the earlier one (nor
+                    // its secret pointers) is kept.
+                    Some("replace") => replace = true,
+                    Some("merge") => {}
+                    _ => {
+                        return Err(Error::Document {
+                            file: file.clone(),
+                            line: doc.line,
+                            message: format!(
+                                "unsupported `$patch: {directive}`; a document's `$patch` is delete, replace or merge"
+                            ),
+                        });
+                    }
                 }
-                if objects.remove(&id).is_none() {
-                    return Err(Error::Document {
-                        file: file.clone(),
-                        line: doc.line,
-                        message: format!(
-                            "`$patch: delete` of {id}, which no earlier layer defines; check the identity or remove the document"
-                        ),
-                    });
+                if let Some(map) = doc.value.as_object_mut() {
+                    map.remove("$patch");
                 }
-                continue;
             }
+            if replace {
+                objects.remove(&id);
+            }
+            let api_version = doc.value.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+            let shape = schemas.shape_of(&api_version, &id.kind);
+            let failed = |message: String| Error::Document {
+                file: file.clone(),
+                line: doc.line,
+                message: format!("cannot merge this document over {id}: {message}"),
+            };
             match objects.get_mut(&id) {
                 Some(existing) => {
-                    merge_patch(&mut existing.body, doc.value);
+                    let had_secrets = !existing.secrets.is_empty() || !secrets.is_empty();
+                    match shape {
+                        // A list merged by key moves items, so the pointers of secret values are
+                        // found again after the merge (see `strategic::track`).
+                        Some(shape) if had_secrets => {
+                            let found = strategic::merge_tracking(
+                                &mut existing.body,
+                                &existing.secrets,
+                                doc.value,
+                                &secrets,
+                                shape,
+                            )
+                            .map_err(failed)?;
+                            existing.secrets = found;
+                        }
+                        Some(shape) => strategic::merge(&mut existing.body, doc.value, shape).map_err(failed)?,
+                        None => merge_patch(&mut existing.body, doc.value),
+                    }
                     existing.sources.push(here);
                     // A value once secret stays masked, even where a later layer replaces it.
                     for pointer in secrets {
@@ -492,9 +552,15 @@ fn apply_layer(objects: &mut HashMap<ObjectId, Object>, layer: &str, parsed: Vec
                     }
                 }
                 None => {
-                    // Applying a merge patch to nothing is the document without its nulls.
-                    let mut body = doc.value;
-                    remove_nulls(&mut body);
+                    let body = match shape {
+                        Some(shape) => strategic::create(doc.value, shape, "").map_err(failed)?,
+                        // Applying a merge patch to nothing is the document without its nulls.
+                        None => {
+                            let mut body = doc.value;
+                            remove_nulls(&mut body);
+                            body
+                        }
+                    };
                     objects.insert(id.clone(), Object { id, body, sources: vec![here], secrets });
                 }
             }

@@ -52,7 +52,11 @@ fn init_scaffolds_a_committed_repository_that_plans_and_applies() {
     let (code, out) = run(&["apply", "--env", "production"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("policy/production-approvals/owner-approval") && out.contains("Nothing was written"), "{out}");
-    assert!(!dir.join(".cairn/live/production").exists(), "a refused apply writes nothing");
+    // The policy judged the plan made under the lock: the lock file is all there is, released.
+    assert!(!dir.join(".cairn/live/production/objects").exists(), "a refused apply writes no object");
+    assert!(!dir.join(".cairn/live/production/.cairn/releases").exists(), "and records no release");
+    let lock = std::fs::read(dir.join(".cairn/live/production/.cairn/lock")).expect("the released lock");
+    assert!(lock.is_empty(), "no holder is left behind");
     let approvals = dir.join(".cairn-approvals.json");
     std::fs::write(&approvals, r#"["grace@example.org", "margaret@example.org"]"#).expect("write");
     let (code, out) = run(&["apply", "--env", "production", "--approvals", approvals.to_str().expect("path")]);
