@@ -4,17 +4,12 @@
 //! input. Files are encrypted by the real sops with a key from the real age-keygen.
 mod common;
 
-use base64::Engine;
-use common::Fixture;
+use common::{Fixture, b64};
 
 const PASSWORD: &str = "db-pass-7f3c9e1a-hunter2";
 const TOKEN: &str = "api-token-4b8d2f60-swordfish";
 const API_KEY: &str = "stripe-key-9e7a5c31-opensesame";
 const NEW_API_KEY: &str = "stripe-key-rotated-2d4f6a8c";
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 /// Every form of every secret value the test knows.
 fn forbidden() -> Vec<String> {

@@ -267,17 +267,6 @@ fn a_secret_in_a_merged_list_is_masked_where_the_merge_moves_it() {
     common::sops_encrypt(f.path(), &f.join("overlay/web.yaml"), &[]);
     f.commit("a secret token for web");
     f.set_env("CAIRN_AGE_KEY_FILE", &key.display().to_string());
-    let b64 = |s: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new("base64")
-            .arg("-w0")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("base64");
-        child.stdin.take().expect("stdin").write_all(s.as_bytes()).expect("write");
-        String::from_utf8(child.wait_with_output().expect("base64").stdout).expect("utf-8")
-    };
     let rendered = f.json(&["render", "--env", "e", "--format", "json"], 0);
     let web = &rendered[0]["objects"]
         .as_array()
@@ -303,7 +292,10 @@ fn a_secret_in_a_merged_list_is_masked_where_the_merge_moves_it() {
         outputs.push_str(&out);
         outputs.push_str(&err);
     }
-    assert!(!outputs.contains(TOKEN) && !outputs.contains(&b64(TOKEN)), "no output holds the token or its base64");
+    assert!(
+        !outputs.contains(TOKEN) && !outputs.contains(&common::b64(TOKEN)),
+        "no output holds the token or its base64"
+    );
     // The target holds the real value: the secret was applied, only never shown.
     let live = f.read(".cairn/live/e/objects/Deployment.apps/shop/web.json");
     assert!(live.contains(TOKEN), "the applied Deployment carries the token");

@@ -557,7 +557,7 @@ fn reorder(list: &mut Vec<Value>, order: &[Value], how: &ListMerge) {
     *list = ranked.into_iter().map(|(_, _, v)| v).collect();
 }
 
-/// Whether a value holds a strategic merge directive anywhere (a `$`-key, or `null`s to drop).
+/// Whether a value holds a strategic merge directive (a `$`-key) anywhere.
 fn has_directives(value: &Value) -> bool {
     match value {
         Value::Object(map) => map.iter().any(|(k, v)| k.starts_with('$') || has_directives(v)),

@@ -161,6 +161,12 @@ impl Fixture {
     }
 }
 
+/// A value as base64: the form a secret takes in a Secret's `data`, which no output may hold either.
+pub fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
 /// The real sops binary (scripts/test.sh installs it and names it in CAIRN_TEST_SOPS).
 pub fn sops() -> String {
     let sops = std::env::var("CAIRN_TEST_SOPS").unwrap_or_else(|_| "sops".to_string());
