@@ -532,7 +532,7 @@ fn check_keys(map: &[(Key, Node)], allowed: &[&str], what: &str) -> Result<()> {
 }
 
 /// "; did you mean `x`?" when a candidate is close enough to be a likely typo.
-fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
     let best = candidates
         .map(|c| (strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
         .min_by_key(|(d, _)| *d);

@@ -3,6 +3,7 @@
 //! directives; kinds without merge information as a JSON merge patch, RFC 7386); a document
 //! whose top level is `$patch: delete` removes the object; the output order is stable.
 
+pub mod kustomize;
 pub mod strategic;
 
 use std::collections::HashMap;
@@ -369,6 +370,20 @@ impl Renderer<'_> {
         let texts = match snapshot.entry_kind(&layer.path)? {
             Some(EntryKind::File) => {
                 vec![(layer.path.clone(), snapshot.read(&layer.path)?.unwrap_or_default())]
+            }
+            Some(EntryKind::Dir) if kustomize::kustomization_file(snapshot, &layer.path)?.is_some() => {
+                let (mode, identities) = (self.secrets, &self.identities);
+                let read = |file: &str, bytes: Vec<u8>| -> Result<Vec<Parsed>> {
+                    let text = String::from_utf8(bytes).map_err(|e| Error::Document {
+                        file: file.to_string(),
+                        line: 1,
+                        message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                    })?;
+                    open_secrets(mode, identities, file, yaml::parse_documents_yaml12(file, &text)?)
+                };
+                let built = kustomize::build(snapshot, &layer.path, &read)?;
+                tracing::debug!(layer = %layer.path, objects = built.iter().map(|(_, d)| d.len()).sum::<usize>(), "built kustomization");
+                return Ok(built);
             }
             Some(EntryKind::Dir) => {
                 snapshot.read_under(&layer.path, |f| f.ends_with(".yaml") || f.ends_with(".yml"))?

@@ -28,6 +28,22 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Error> {
         .collect())
 }
 
+/// As [`parse_documents`], with YAML 1.2 booleans (only `true`/`false`): how kustomize reads
+/// the files of a kustomization (`y` and `on` are strings there). Integers keep the rules kubectl
+/// applies to kustomize's output (`0644` is octal).
+pub fn parse_documents_yaml12(file: &str, text: &str) -> Result<Vec<Document>, Error> {
+    let mut loader = Loader::new(file);
+    loader.yaml12 = true;
+    Ok(loader
+        .load(text)?
+        .into_iter()
+        .map(|node| {
+            let line = node.line;
+            Document { value: node.into_json(), line }
+        })
+        .collect())
+}
+
 /// A YAML node with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -65,7 +81,20 @@ impl Node {
 
     /// Parses a file that holds at most one document (configuration files).
     pub fn parse(file: &str, text: &str) -> Result<Node, Error> {
-        let mut docs = Node::parse_documents(file, text)?;
+        Node::parse_one(Loader::new(file), text)
+    }
+
+    /// As [`Node::parse`], with YAML 1.2 booleans (only `true`/`false`): how kustomize reads a
+    /// kustomization, where `on` or `y` is a string.
+    pub fn parse_yaml12(file: &str, text: &str) -> Result<Node, Error> {
+        let mut loader = Loader::new(file);
+        loader.yaml12 = true;
+        Node::parse_one(loader, text)
+    }
+
+    fn parse_one(loader: Loader<'_>, text: &str) -> Result<Node, Error> {
+        let file = loader.file;
+        let mut docs = loader.load(text)?;
         if docs.len() > 1 {
             return Err(Error::Yaml {
                 file: file.to_string(),
@@ -157,6 +186,8 @@ struct Loader<'f> {
     anchors: HashMap<usize, (Node, usize)>,
     alias_nodes: usize,
     stack: Vec<Frame>,
+    /// Only `true`/`false` (any case form) are booleans.
+    yaml12: bool,
 }
 
 enum Frame {
@@ -178,7 +209,7 @@ fn count_nodes(node: &Node) -> usize {
 
 impl<'f> Loader<'f> {
     fn new(file: &'f str) -> Loader<'f> {
-        Loader { file, anchors: HashMap::new(), alias_nodes: 0, stack: Vec::new() }
+        Loader { file, anchors: HashMap::new(), alias_nodes: 0, stack: Vec::new(), yaml12: false }
     }
 
     fn error(&self, (line, column): (u64, u64), message: impl Into<String>) -> Error {
@@ -370,7 +401,9 @@ impl<'f> Loader<'f> {
         if matches!(text, "" | "~" | "null" | "Null" | "NULL") {
             return Ok(NodeValue::Null);
         }
-        if let Some(b) = resolve_bool(text) {
+        if let Some(b) = resolve_bool(text)
+            .filter(|_| !self.yaml12 || matches!(text, "true" | "True" | "TRUE" | "false" | "False" | "FALSE"))
+        {
             return Ok(NodeValue::Bool(b));
         }
         if matches!(

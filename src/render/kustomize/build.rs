@@ -1,0 +1,343 @@
+//! The build itself: kustomizations read recursively, resources gathered, generators and
+//! transformers run in kustomize's order, and the top-level steps at the end.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::render::strategic::Schemas;
+use crate::render::{Parsed, SourceRef};
+use crate::repo::{EntryKind, Snapshot};
+use crate::yaml;
+
+use super::fieldspec::Config;
+use super::file::{self, Kind, Kustomization, Located};
+use super::resource::{Id, Resource};
+use super::vault::Vault;
+use super::{generate, nameref, replace, transform};
+
+/// Reads a file's documents the way every layer file is read (SOPS files decrypted).
+pub type ReadDocuments<'a> = dyn Fn(&str, Vec<u8>) -> Result<Vec<Parsed>> + Sync + 'a;
+
+/// Everything gathered so far by one kustomization (and what it includes).
+pub struct Acc {
+    pub resources: Vec<Resource>,
+    pub config: Config,
+    /// Identities of `resources` (group, kind, effective namespace, name) → position, for the
+    /// duplicate check; rebuilt when transformers may have renamed objects.
+    index: HashMap<(String, String, String, String), usize>,
+    indexed: usize,
+}
+
+fn key(id: &Id) -> (String, String, String, String) {
+    (id.group().to_string(), id.kind.clone(), id.effective_namespace(), id.name.clone())
+}
+
+impl Acc {
+    fn new() -> Acc {
+        Acc { resources: Vec::new(), config: Config::builtin().clone(), index: HashMap::new(), indexed: 0 }
+    }
+
+    /// Forgets the identity index (transformers renamed objects).
+    pub fn renamed(&mut self) {
+        self.index.clear();
+        self.indexed = 0;
+    }
+
+    /// Adds a resource; two with one identity are an error, as in kustomize.
+    pub fn append(&mut self, r: Resource) -> Result<()> {
+        if self.indexed != self.resources.len() {
+            self.index = self.resources.iter().enumerate().map(|(i, o)| (key(&o.id()), i)).collect();
+            self.indexed = self.resources.len();
+        }
+        let id = r.id();
+        if let Some(&first) = self.index.get(&key(&id)) {
+            return Err(Error::Document {
+                file: r.origin.file.clone(),
+                line: r.origin.line,
+                message: format!(
+                    "{id} is already defined at {}; a kustomize build may hold an object once (remove one, or make the second a patch)",
+                    self.resources[first].origin
+                ),
+            });
+        }
+        self.index.insert(key(&id), self.resources.len());
+        self.resources.push(r);
+        self.indexed = self.resources.len();
+        Ok(())
+    }
+
+    fn absorb(&mut self, other: Acc) -> Result<()> {
+        for r in other.resources {
+            self.append(r)?;
+        }
+        self.config.merge(&other.config).map_err(|message| Error::Config { message })?;
+        Ok(())
+    }
+}
+
+pub struct Builder<'a> {
+    pub snapshot: &'a Snapshot,
+    pub read: &'a ReadDocuments<'a>,
+    pub vault: Vault,
+    pub schemas: Schemas,
+    /// The kustomizations being built, outermost first (a cycle is an error, not a hang).
+    stack: Vec<String>,
+}
+
+/// Builds the kustomization in `dir` (relative to the configuration root): its output objects
+/// grouped by the file that wrote each, with the JSON pointers of their secret values.
+pub(in crate::render) fn build(
+    snapshot: &Snapshot,
+    dir: &str,
+    read: &ReadDocuments<'_>,
+) -> Result<Vec<(String, Vec<Parsed>)>> {
+    let mut builder = Builder {
+        snapshot,
+        read,
+        vault: Vault::default(),
+        schemas: Schemas::with_crds(std::iter::empty()),
+        stack: Vec::new(),
+    };
+    let mut acc = builder.directory(dir, None, Kind::Kustomization, Acc::new())?;
+    generate::add_hashes(&mut acc, &builder.vault)?;
+    nameref::fix(&mut acc)?;
+    acc.resources.retain(|r| {
+        r.body.pointer("/metadata/annotations/config.kubernetes.io~1local-config").and_then(Value::as_str)
+            != Some("true")
+    });
+    let mut out: Vec<(String, Vec<Parsed>)> = Vec::new();
+    for mut r in acc.resources {
+        transform::strip_empty_metadata(&mut r.body);
+        let secrets = builder.vault.open(&mut r.body);
+        let parsed = Parsed { doc: yaml::Document { value: r.body, line: r.origin.line }, secrets };
+        match out.iter_mut().find(|(file, _)| *file == r.origin.file) {
+            Some((_, docs)) => docs.push(parsed),
+            None => out.push((r.origin.file, vec![parsed])),
+        }
+    }
+    Ok(out)
+}
+
+/// A path written in a kustomization, resolved against its directory inside the repository.
+pub fn resolve(k: &Kustomization, entry: &Located) -> Result<String> {
+    join(&k.dir, &entry.value).ok_or_else(|| {
+        entry.at.error(format!(
+            "`{}` is outside the configuration repository; cairn reads only files in the repository (copy it in)",
+            entry.value
+        ))
+    })
+}
+
+/// `rel` resolved against the directory `dir` (both relative to the configuration root), `..`
+/// steps included; `None` when the result would leave the root or `rel` is absolute.
+pub fn join(dir: &str, rel: &str) -> Option<String> {
+    if rel.starts_with('/') || rel.contains('\\') {
+        return None;
+    }
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// A file a kustomization names (a patch, a generator source, a configuration): kustomize's
+/// load restriction allows only files in or below the kustomization's directory.
+pub fn resolve_file(k: &Kustomization, entry: &Located, what: &str) -> Result<String> {
+    let path = resolve(k, entry)?;
+    let inside = k.dir.is_empty() || path.starts_with(&format!("{}/", k.dir));
+    if !inside {
+        return Err(entry.at.error(format!(
+            "{what} `{}` is outside the kustomization's directory `{}`; kustomize loads files only from the kustomization's own directory and below (move the file there, or make its directory a kustomization listed in `resources`)",
+            entry.value,
+            if k.dir.is_empty() { "." } else { &k.dir }
+        )));
+    }
+    Ok(path)
+}
+
+fn remote(value: &str) -> bool {
+    value.contains("://")
+        || value.starts_with("git::")
+        || value.starts_with("git@")
+        || value.contains("?ref=")
+        || value.starts_with("github.com/")
+}
+
+impl Builder<'_> {
+    pub fn read_file(&self, path: &str, entry: &Located, what: &str) -> Result<Vec<u8>> {
+        match self.snapshot.read(path)? {
+            Some(bytes) => Ok(bytes),
+            None => Err(entry.at.error(format!("{what} `{}` does not exist (looked for {path})", entry.value))),
+        }
+    }
+
+    /// Builds the kustomization in `dir` into `acc` (a fresh one for a resource, the includer's
+    /// for a component).
+    fn directory(&mut self, dir: &str, from: Option<&Located>, expect: Kind, acc: Acc) -> Result<Acc> {
+        let Some(file) = super::kustomization_file(self.snapshot, dir)? else {
+            let message = format!(
+                "`{dir}` has no kustomization.yaml; add one, or list the directory's files in `resources` one by one"
+            );
+            return Err(match from {
+                Some(entry) => entry.at.error(message),
+                None => Error::Document { file: dir.to_string(), line: 1, message },
+            });
+        };
+        if let Some(pos) = self.stack.iter().position(|d| d == dir) {
+            let mut chain: Vec<&str> = self.stack[pos..].iter().map(String::as_str).collect();
+            chain.push(dir);
+            let message = format!(
+                "kustomizations include each other in a cycle: {}; remove one of the entries",
+                chain.join(" → ")
+            );
+            return Err(match from {
+                Some(entry) => entry.at.error(message),
+                None => Error::Document { file, line: 1, message },
+            });
+        }
+        let bytes = self.snapshot.read(&file)?.unwrap_or_default();
+        let text = String::from_utf8(bytes).map_err(|_| Error::Document {
+            file: file.clone(),
+            line: 1,
+            message: "not valid UTF-8".into(),
+        })?;
+        let k = file::parse(&file, &text)?;
+        match (expect, k.kind) {
+            (Kind::Component, Kind::Kustomization) => {
+                return Err(Error::Document {
+                    file,
+                    line: 1,
+                    message: "listed in `components`, but its kind is Kustomization; set `kind: Component` (apiVersion kustomize.config.k8s.io/v1alpha1) or list it in `resources`".into(),
+                });
+            }
+            (Kind::Kustomization, Kind::Component) => {
+                return Err(Error::Document {
+                    file,
+                    line: 1,
+                    message: "a Component can only be listed in `components`, not built as a kustomization or listed in `resources`".into(),
+                });
+            }
+            _ => {}
+        }
+        self.stack.push(dir.to_string());
+        let out = self.target(&k, acc);
+        self.stack.pop();
+        out
+    }
+
+    /// kustomize's `accumulateTarget`: one kustomization's steps over `acc`.
+    fn target(&mut self, k: &Kustomization, mut acc: Acc) -> Result<Acc> {
+        for entry in &k.resources {
+            if remote(&entry.value) {
+                return Err(entry.at.error(format!(
+                    "remote resource `{}`: cairn builds only what is in the repository; vendor the remote base into the repository and list its directory",
+                    entry.value
+                )));
+            }
+            let path = resolve(k, entry)?;
+            match self.snapshot.entry_kind(&path)? {
+                Some(EntryKind::File) => {
+                    resolve_file(k, entry, "resource file")?;
+                    let bytes = self.read_file(&path, entry, "resource")?;
+                    for Parsed { doc, secrets } in (self.read)(&path, bytes)? {
+                        let origin = SourceRef { file: path.clone(), line: doc.line };
+                        let mut body = doc.value;
+                        check_object(&body, &origin)?;
+                        self.vault.seal(&mut body, &secrets);
+                        // A `List` is its items, as kustomize reads it.
+                        if body.get("kind").and_then(Value::as_str) == Some("List") {
+                            let items = body.get_mut("items").map(Value::take).unwrap_or(Value::Null);
+                            for item in items.as_array().cloned().unwrap_or_default() {
+                                check_object(&item, &origin)?;
+                                acc.append(Resource::new(item, origin.clone()))?;
+                            }
+                            continue;
+                        }
+                        acc.append(Resource::new(body, origin))?;
+                    }
+                }
+                Some(EntryKind::Dir) => {
+                    let sub = self.directory(&path, Some(entry), Kind::Kustomization, Acc::new())?;
+                    acc.absorb(sub)?;
+                }
+                None => {
+                    return Err(entry.at.error(format!(
+                        "resource `{}` does not exist (looked for {path}); fix the path or remove the entry",
+                        entry.value
+                    )));
+                }
+            }
+        }
+        for entry in &k.configurations {
+            let path = resolve_file(k, entry, "configuration")?;
+            let bytes = self.read_file(&path, entry, "configuration")?;
+            let text = String::from_utf8_lossy(&bytes);
+            acc.config.merge_file(&path, &text)?;
+        }
+        for entry in &k.crds {
+            let path = resolve_file(k, entry, "CRD file")?;
+            let bytes = self.read_file(&path, entry, "CRD file")?;
+            for doc in yaml::parse_documents_yaml12(&path, &String::from_utf8_lossy(&bytes))? {
+                nameref::config_from_crd(&mut acc.config, &doc.value).map_err(|e| entry.at.error(e))?;
+            }
+        }
+        generate::run(self, k, &mut acc)?;
+        for entry in &k.components {
+            if remote(&entry.value) {
+                return Err(entry.at.error(format!(
+                    "remote component `{}`: vendor it into the repository and list its directory",
+                    entry.value
+                )));
+            }
+            let path = resolve(k, entry)?;
+            if self.snapshot.entry_kind(&path)? != Some(EntryKind::Dir) {
+                return Err(entry.at.error(format!(
+                    "component `{}` is not a directory (looked for {path}); a component is a directory with a kustomization.yaml of kind Component",
+                    entry.value
+                )));
+            }
+            acc = self.directory(&path, Some(entry), Kind::Component, acc)?;
+        }
+        acc.renamed();
+        transform::run(self, k, &mut acc)?;
+        replace::run(self, k, &mut acc)?;
+        acc.renamed();
+        if let Some(entry) = k.transformers.first().or(k.generators.first()) {
+            return Err(entry.at.error(
+                "`transformers`/`generators` entries are not supported yet; write the same change with the kustomization's own fields (patches, labels, images, …)",
+            ));
+        }
+        if let Some(entry) = &k.openapi {
+            return Err(entry.at.error(
+                "`openapi` is not supported yet; cairn merges custom kinds by the list keys of their CRDs in the environment",
+            ));
+        }
+        if let Some((_, at)) = k.vars.first() {
+            return Err(at.error(
+                "`vars` is not supported yet; use `replacements` (kustomize's replacement for vars) to copy the value",
+            ));
+        }
+        Ok(acc)
+    }
+}
+
+/// A resource document must be an object with apiVersion, kind and metadata.name.
+fn check_object(body: &Value, origin: &SourceRef) -> Result<()> {
+    if body.get("kind").and_then(Value::as_str) == Some("List") && body.get("items").is_some() {
+        return Ok(());
+    }
+    crate::render::ObjectId::of(body).map(|_| ()).map_err(|message| Error::Document {
+        file: origin.file.clone(),
+        line: origin.line,
+        message,
+    })
+}
