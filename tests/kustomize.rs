@@ -140,7 +140,10 @@ fn base_files() -> Vec<(&'static str, &'static str)> {
     vec![("base/kustomization.yaml", BASE), ("base/deployment.yaml", DEPLOYMENT), ("base/others.yaml", OTHERS)]
 }
 
-fn with(mut files: Vec<(&'static str, &'static str)>, more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+fn with(
+    mut files: Vec<(&'static str, &'static str)>,
+    more: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
     files.extend_from_slice(more);
     files
 }
@@ -282,7 +285,10 @@ patchesJson6902:
                     "overlay/env.yaml",
                     "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: any }\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          env: [{ name: LOG_LEVEL, value: debug }, { name: NEW, value: x }]\n          resources: { limits: { memory: 256Mi } }\n",
                 ),
-                ("overlay/ops.yaml", "- { op: test, path: /spec/replicas, value: 7 }\n- { op: copy, from: /metadata/labels, path: /spec/template/metadata/annotations }\n"),
+                (
+                    "overlay/ops.yaml",
+                    "- { op: test, path: /spec/replicas, value: 7 }\n- { op: copy, from: /metadata/labels, path: /spec/template/metadata/annotations }\n",
+                ),
                 (
                     "overlay/more.yaml",
                     "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: doomed }\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: other, labels: { tier: backend } }\nspec:\n  selector: { matchLabels: { app: other } }\n  template:\n    metadata: { labels: { app: other } }\n    spec: { containers: [{ name: web, image: 'registry.example.org/other:1' }] }\n",
@@ -425,7 +431,213 @@ fn resources_read_with_kustomizes_yaml_rules() {
         "base",
         &[
             ("base/kustomization.yaml", "resources: [cm.yaml]\n"),
-            ("base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: flags }\ndata: { a: y, b: on, c: no, d: \"yes\" }\n---\napiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec:\n  containers: [{ name: c, image: x }]\n  volumes: [{ name: v, configMap: { name: flags, defaultMode: 0644 } }]\n"),
+            (
+                "base/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: flags }\ndata: { a: y, b: on, c: no, d: \"yes\" }\n---\napiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec:\n  containers: [{ name: c, image: x }]\n  volumes: [{ name: v, configMap: { name: flags, defaultMode: 0644 } }]\n",
+            ),
         ],
     );
+}
+
+/// A kustomize layer whose build fails: exit 2, the message names `expect` (file:line and what to
+/// do), and an apply writes nothing to the target.
+fn refused(case: &str, files: &[(&str, &str)], expect: &[&str]) {
+    let f = Fixture::new();
+    f.write(
+        "cairn.yaml",
+        "environments:\n  e:\n    layers: [k/overlay]\n    target:\n      local: { path: .cairn/live/e }\n",
+    );
+    f.write(".gitignore", ".cairn/\n");
+    for (path, text) in files {
+        f.write(&format!("k/{path}"), text);
+    }
+    f.commit(case);
+    let (code, out, err) = f.run(&["render", "--env", "e"]);
+    assert_eq!(code, 2, "{case}: exit {code}\n{out}\n{err}");
+    for needle in expect {
+        assert!(err.contains(needle), "{case}: stderr lacks `{needle}`:\n{err}");
+    }
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{case}: {err}");
+    let (code, _, err) = f.run(&["apply", "--env", "e"]);
+    assert_eq!(code, 2, "{case}: apply: {err}");
+    assert!(!f.join(".cairn/live/e").exists(), "{case}: apply wrote to the target");
+}
+
+const ONE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: one }\ndata: { a: b }\n";
+
+#[test]
+fn bad_kustomizations_are_refused_with_the_file_line_and_a_fix() {
+    refused(
+        "malformed",
+        &[("overlay/kustomization.yaml", "resources: [one.yaml\nnamespace: x\n")],
+        &["k/overlay/kustomization.yaml:2:10", "illegal placement"],
+    );
+    refused(
+        "unknown field",
+        &[("overlay/kustomization.yaml", "resources: [one.yaml]\nnamePrefx: p-\n"), ("overlay/one.yaml", ONE)],
+        &["k/overlay/kustomization.yaml:2:1", "unknown kustomization field `namePrefx`", "did you mean `namePrefix`"],
+    );
+    refused(
+        "missing resource",
+        &[("overlay/kustomization.yaml", "resources:\n  - one.yaml\n  - two.yaml\n"), ("overlay/one.yaml", ONE)],
+        &["k/overlay/kustomization.yaml:3:5", "resource `two.yaml` does not exist"],
+    );
+    refused(
+        "cycle",
+        &[
+            ("overlay/kustomization.yaml", "resources: [../base]\n"),
+            ("base/kustomization.yaml", "resources: [../overlay]\n"),
+        ],
+        &["k/base/kustomization.yaml:1:", "cycle", "k/overlay → k/base → k/overlay"],
+    );
+    refused(
+        "patch for nothing",
+        &[
+            ("overlay/kustomization.yaml", "resources: [one.yaml]\npatches:\n  - path: patch.yaml\n"),
+            ("overlay/one.yaml", ONE),
+            ("overlay/patch.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: two }\ndata: { a: c }\n"),
+        ],
+        &["k/overlay/patch.yaml:1", "ConfigMap two", "which no resource of the build is"],
+    );
+    refused(
+        "json patch on a missing path",
+        &[
+            (
+                "overlay/kustomization.yaml",
+                "resources: [one.yaml]\npatches:\n  - target: { kind: ConfigMap }\n    patch: '[{\"op\": \"replace\", \"path\": \"/data/missing\", \"value\": 1}]'\n",
+            ),
+            ("overlay/one.yaml", ONE),
+        ],
+        &["k/overlay/kustomization.yaml:3:5", "does not apply to ConfigMap one", "/data/missing"],
+    );
+    refused(
+        "missing generator file",
+        &[("overlay/kustomization.yaml", "configMapGenerator:\n  - name: c\n    files: [nothere.txt]\n")],
+        &["k/overlay/kustomization.yaml:3:13", "generator file `nothere.txt` does not exist"],
+    );
+    refused(
+        "duplicate generated name",
+        &[(
+            "overlay/kustomization.yaml",
+            "configMapGenerator:\n  - { name: c, literals: [a=1] }\n  - { name: c, literals: [b=2] }\n",
+        )],
+        &["k/overlay/kustomization.yaml:3:5", "already generated", "behavior: merge"],
+    );
+    refused(
+        "duplicate resource",
+        &[
+            ("overlay/kustomization.yaml", "resources: [one.yaml, again.yaml]\n"),
+            ("overlay/one.yaml", ONE),
+            ("overlay/again.yaml", ONE),
+        ],
+        &["k/overlay/again.yaml:1", "ConfigMap one is already defined at k/overlay/one.yaml:1"],
+    );
+    refused(
+        "load restriction",
+        &[
+            ("overlay/kustomization.yaml", "resources: [one.yaml]\npatches:\n  - path: ../shared/patch.yaml\n"),
+            ("overlay/one.yaml", ONE),
+            ("shared/patch.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: one }\n"),
+        ],
+        &["k/overlay/kustomization.yaml:3:11", "outside the kustomization's directory"],
+    );
+    refused(
+        "outside the repository",
+        &[("overlay/kustomization.yaml", "resources: [../../../etc]\n")],
+        &["k/overlay/kustomization.yaml:1:13", "outside the configuration repository"],
+    );
+    refused(
+        "remote base",
+        &[("overlay/kustomization.yaml", "resources:\n  - https://github.com/example/base?ref=v1\n")],
+        &["k/overlay/kustomization.yaml:2:5", "remote resource", "vendor the remote base into the repository"],
+    );
+    refused(
+        "helm charts",
+        &[("overlay/kustomization.yaml", "helmCharts:\n  - { name: x, repo: https://charts.example.org }\n")],
+        &["k/overlay/kustomization.yaml:1:1", "`helmCharts`", "helm template"],
+    );
+    refused(
+        "validators",
+        &[("overlay/kustomization.yaml", "validators: [v.yaml]\n")],
+        &["k/overlay/kustomization.yaml:1:1", "`validators` runs plugins"],
+    );
+    refused(
+        "a number where kustomize wants a string",
+        &[
+            ("overlay/kustomization.yaml", "resources: [one.yaml]\ncommonLabels: { version: 1.10 }\n"),
+            ("overlay/one.yaml", ONE),
+        ],
+        &["k/overlay/kustomization.yaml:2:26", "quote the value"],
+    );
+    refused(
+        "a component listed as a resource",
+        &[
+            ("overlay/kustomization.yaml", "resources: [../comp]\n"),
+            ("comp/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n"),
+        ],
+        &["k/comp/kustomization.yaml:1", "only be listed in `components`"],
+    );
+}
+
+#[test]
+fn a_sops_resource_in_a_kustomization_is_decrypted_masked_and_followed_where_replacements_copy_it() {
+    const PASSWORD: &str = "pw-4f3e2d1c0b9a";
+    let f = Fixture::new();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
+    f.write(
+        "cairn.yaml",
+        "environments:\n  e:\n    layers: [k/overlay]\n    target:\n      local: { path: .cairn/live/e }\n",
+    );
+    f.write(".gitignore", ".cairn/\n");
+    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n    encrypted_regex: ^(data|stringData)$\n"));
+    f.write(
+        "k/overlay/kustomization.yaml",
+        r#"resources: [db-secret.yaml, app.yaml]
+namePrefix: p-
+replacements:
+  - source: { kind: Secret, name: db, fieldPath: stringData.password }
+    targets:
+      - select: { kind: Deployment }
+        fieldPaths: ["spec.template.spec.containers.[name=app].env.[name=DB_PASSWORD].value"]
+"#,
+    );
+    f.write(
+        "k/overlay/db-secret.yaml",
+        &format!("apiVersion: v1\nkind: Secret\nmetadata: {{ name: db }}\nstringData:\n  password: {PASSWORD}\n"),
+    );
+    f.write(
+        "k/overlay/app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: app }\nspec:\n  selector: { matchLabels: { app: app } }\n  template:\n    metadata: { labels: { app: app } }\n    spec:\n      containers:\n        - name: app\n          image: registry.example.org/app:1\n          env:\n            - { name: DB_PASSWORD, value: placeholder }\n            - name: FROM_REF\n              valueFrom: { secretKeyRef: { name: db, key: password } }\n",
+    );
+    common::sops_encrypt(f.path(), &f.join("k/overlay/db-secret.yaml"), &[]);
+    f.commit("an encrypted secret in a kustomization");
+    f.set_env("CAIRN_AGE_KEY_FILE", &key.display().to_string());
+    let rendered = f.json(&["render", "--env", "e", "--format", "json"], 0);
+    let objects = rendered[0]["objects"].as_array().expect("objects");
+    let app = &objects.iter().find(|o| o["id"]["kind"] == "Deployment").expect("app")["body"];
+    assert_eq!(app["metadata"]["name"], "p-app");
+    let env = app["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+    assert!(env[0]["value"].as_str().is_some_and(|v| v.starts_with("<secret")), "masked where it was copied: {env:?}");
+    assert_eq!(env[1]["valueFrom"]["secretKeyRef"]["name"], "p-db", "the reference follows the prefix");
+    let mut outputs = serde_json::to_string(&rendered).expect("json");
+    for args in [
+        &["render", "--env", "e"][..],
+        &["plan", "--env", "e"],
+        &["plan", "--env", "e", "--format", "json"],
+        &["apply", "--env", "e"],
+    ] {
+        let (code, out, err) = f.run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        outputs.push_str(&out);
+        outputs.push_str(&err);
+    }
+    assert!(
+        !outputs.contains(PASSWORD) && !outputs.contains(&common::b64(PASSWORD)),
+        "no output holds the password or its base64"
+    );
+    let secret = f.read(".cairn/live/e/objects/Secret.core/_cluster/p-db.json");
+    assert!(secret.contains(PASSWORD), "the applied Secret carries the password");
+    let live = f.read(".cairn/live/e/objects/Deployment.apps/_cluster/p-app.json");
+    assert!(live.contains(PASSWORD), "the applied Deployment carries the copied password");
 }

@@ -97,6 +97,7 @@ pub fn run(builder: &mut Builder<'_>, k: &Kustomization, p: &Patch, acc: &mut Ac
             Err(p.at.error("a JSON 6902 patch needs a `target` saying which objects it applies to"))
         }
         (Parsed::Json(ops), Some(target)) => {
+            warn_if_unmatched(acc, target, &p.at);
             for r in acc.resources.iter_mut().filter(|r| target.matches(r)) {
                 r.record_previous();
                 json_patch::patch(&mut r.body, &ops).map_err(|e| {
@@ -128,6 +129,7 @@ pub fn run(builder: &mut Builder<'_>, k: &Kustomization, p: &Patch, acc: &mut Ac
                 ));
             }
             let (doc, line) = docs.remove(0);
+            warn_if_unmatched(acc, target, &p.at);
             let mut deleted = Vec::new();
             for (i, r) in acc.resources.iter_mut().enumerate() {
                 if !target.matches(r) {
@@ -152,6 +154,19 @@ pub fn run(builder: &mut Builder<'_>, k: &Kustomization, p: &Patch, acc: &mut Ac
             }
             Ok(())
         }
+    }
+}
+
+/// kustomize applies a patch whose target selects nothing to nothing, silently; cairn does the
+/// same but says so, since it is usually a typo in the selector.
+fn warn_if_unmatched(acc: &Acc, target: &super::selector::Selector, at: &Loc) {
+    if !acc.resources.iter().any(|r| target.matches(r)) {
+        tracing::warn!(
+            "{}:{}: the patch target ({}) selects no object, so the patch changes nothing",
+            at.file,
+            at.line,
+            target.written
+        );
     }
 }
 
