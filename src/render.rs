@@ -227,6 +227,18 @@ pub struct Rendered {
 }
 
 impl crate::secrets::Maskable for Rendered {
+    fn mask_owned(mut self, masker: &crate::secrets::Masker) -> Rendered {
+        for object in &mut self.objects {
+            if object.secrets.is_empty() && object.body.get("kind").and_then(Value::as_str) != Some("Secret") {
+                continue;
+            }
+            let masked = masker.mask_object(&object.body, &object.secrets);
+            crate::secrets::zeroize_at(&mut object.body, &object.secrets);
+            object.body = masked;
+        }
+        self
+    }
+
     fn mask(&self, masker: &crate::secrets::Masker) -> Rendered {
         let objects = self
             .objects

@@ -25,6 +25,7 @@ mod replace;
 pub mod resource;
 pub mod selector;
 mod transform;
+mod vars;
 mod vault;
 
 pub(super) use build::build;

@@ -185,6 +185,12 @@ pub trait Maskable: Sized {
     /// A copy with every secret value replaced by a marker.
     fn mask(&self, masker: &Masker) -> Self;
 
+    /// The value itself with every secret value replaced by a marker (the plaintext zeroed), for
+    /// an output that no longer needs the original: nothing without a secret is copied.
+    fn mask_owned(self, masker: &Masker) -> Self {
+        self.mask(masker)
+    }
+
     /// Serializes `self`, a copy that [`Maskable::mask`] made. The [`Seal`] is handed out only
     /// by [`Masked`]'s `Serialize`, so nothing else can call this on an unmasked value.
     fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> Result<S::Ok, S::Error>;
@@ -219,6 +225,10 @@ impl<T: Maskable> Serialize for Part<'_, T> {
 impl<T: Maskable> Maskable for Vec<T> {
     fn mask(&self, masker: &Masker) -> Self {
         self.iter().map(|v| v.mask(masker)).collect()
+    }
+
+    fn mask_owned(self, masker: &Masker) -> Self {
+        self.into_iter().map(|v| v.mask_owned(masker)).collect()
     }
 
     fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> Result<S::Ok, S::Error> {
@@ -309,6 +319,11 @@ impl<T: Maskable> Masked<T> {
     /// value with the same fingerprint).
     pub fn with(value: &T, masker: &Masker) -> Masked<T> {
         Masked(value.mask(masker))
+    }
+
+    /// The value itself, masked (see [`Maskable::mask_owned`]).
+    pub fn owned(value: T) -> Masked<T> {
+        Masked(value.mask_owned(&Masker::new()))
     }
 }
 

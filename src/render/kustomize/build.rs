@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -14,6 +15,7 @@ use crate::yaml;
 use super::fieldspec::Config;
 use super::file::{self, Kind, Kustomization, Located};
 use super::resource::{Id, Resource};
+use super::vars::{self, Var};
 use super::vault::Vault;
 use super::{generate, nameref, replace, transform};
 
@@ -24,6 +26,7 @@ pub type ReadDocuments<'a> = dyn Fn(&str, Vec<u8>) -> Result<Vec<Parsed>> + Sync
 pub struct Acc {
     pub resources: Vec<Resource>,
     pub config: Config,
+    pub vars: Vec<Var>,
     /// Identities of `resources` (group, kind, effective namespace, name) → position, for the
     /// duplicate check; rebuilt when transformers may have renamed objects.
     index: HashMap<(String, String, String, String), usize>,
@@ -36,7 +39,13 @@ fn key(id: &Id) -> (String, String, String, String) {
 
 impl Acc {
     fn new() -> Acc {
-        Acc { resources: Vec::new(), config: Config::builtin().clone(), index: HashMap::new(), indexed: 0 }
+        Acc {
+            resources: Vec::new(),
+            config: Config::builtin().clone(),
+            vars: Vec::new(),
+            index: HashMap::new(),
+            indexed: 0,
+        }
     }
 
     /// Forgets the identity index (transformers renamed objects).
@@ -73,7 +82,7 @@ impl Acc {
             self.append(r)?;
         }
         self.config.merge(&other.config).map_err(|message| Error::Config { message })?;
-        Ok(())
+        vars::add(self, other.vars)
     }
 }
 
@@ -103,6 +112,7 @@ pub(in crate::render) fn build(
     let mut acc = builder.directory(dir, None, Kind::Kustomization, Acc::new())?;
     generate::add_hashes(&mut acc, &builder.vault)?;
     nameref::fix(&mut acc)?;
+    vars::resolve(&mut acc)?;
     acc.resources.retain(|r| {
         r.body.pointer("/metadata/annotations/config.kubernetes.io~1local-config").and_then(Value::as_str)
             != Some("true")
@@ -236,6 +246,10 @@ impl Builder<'_> {
 
     /// kustomize's `accumulateTarget`: one kustomization's steps over `acc`.
     fn target(&mut self, k: &Kustomization, mut acc: Acc) -> Result<Acc> {
+        // Files are read and parsed first, in parallel (parsing dominates); entries are then
+        // taken in their order, directories built where they stand.
+        let mut kinds = Vec::with_capacity(k.resources.len());
+        let mut texts = Vec::new();
         for entry in &k.resources {
             if remote(&entry.value) {
                 return Err(entry.at.error(format!(
@@ -244,11 +258,24 @@ impl Builder<'_> {
                 )));
             }
             let path = resolve(k, entry)?;
-            match self.snapshot.entry_kind(&path)? {
+            let kind = self.snapshot.entry_kind(&path)?;
+            if kind == Some(EntryKind::File) {
+                resolve_file(k, entry, "resource file")?;
+                texts.push((path.clone(), self.read_file(&path, entry, "resource")?));
+            }
+            kinds.push((path, kind));
+        }
+        let read = self.read;
+        let mut parsed = texts
+            .into_par_iter()
+            .map(|(path, bytes)| read(&path, bytes))
+            .collect::<Vec<Result<Vec<Parsed>>>>()
+            .into_iter();
+        for (entry, (path, kind)) in k.resources.iter().zip(kinds) {
+            match kind {
                 Some(EntryKind::File) => {
-                    resolve_file(k, entry, "resource file")?;
-                    let bytes = self.read_file(&path, entry, "resource")?;
-                    for Parsed { doc, secrets } in (self.read)(&path, bytes)? {
+                    let docs = parsed.next().unwrap_or_else(|| Ok(Vec::new()))?;
+                    for Parsed { doc, secrets } in docs {
                         let origin = SourceRef { file: path.clone(), line: doc.line };
                         let mut body = doc.value;
                         check_object(&body, &origin)?;
@@ -321,11 +348,7 @@ impl Builder<'_> {
                 "`openapi` is not supported yet; cairn merges custom kinds by the list keys of their CRDs in the environment",
             ));
         }
-        if let Some((_, at)) = k.vars.first() {
-            return Err(at.error(
-                "`vars` is not supported yet; use `replacements` (kustomize's replacement for vars) to copy the value",
-            ));
-        }
+        vars::add(&mut acc, k.vars.clone())?;
         Ok(acc)
     }
 }

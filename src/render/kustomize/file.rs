@@ -1,8 +1,6 @@
 //! `kustomization.yaml`: read once into a [`Kustomization`] that the build trusts. Every field
 //! kustomize knows is either read with its meaning or refused by name; nothing is skipped.
 
-use serde_json::Value;
-
 use crate::error::Error;
 use crate::yaml::{Key, Node, NodeValue};
 
@@ -134,7 +132,7 @@ pub struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     /// `replacements` entries as written (inline, or `path:` naming a file of them).
     pub replacements: Vec<Node>,
-    pub vars: Vec<(Value, Loc)>,
+    pub vars: Vec<super::vars::Var>,
     pub transformers: Vec<Located>,
     pub generators: Vec<Located>,
     pub openapi: Option<Located>,
@@ -329,11 +327,7 @@ pub fn parse(file: &str, text: &str) -> Result<Kustomization, Error> {
             "replacements" => {
                 k.replacements = r.list(value, "replacements")?.to_vec();
             }
-            "vars" => {
-                for item in r.list(value, "vars")? {
-                    k.vars.push((item.to_json(), r.at(item)));
-                }
-            }
+            "vars" => k.vars = super::vars::read_all(&r, value)?,
             "sortOptions" => {
                 // cairn orders objects its own way (docs/kustomize.md); the field is checked so a
                 // typo is still caught.

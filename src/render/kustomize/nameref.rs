@@ -22,11 +22,11 @@ pub fn fix(acc: &mut Acc) -> Result<()> {
     let config = acc.config.name_reference.clone();
     // Candidates are read from a copy: a fix-up writes only the referrer's own fields. Only
     // renamed objects can be referred to, so only they are copied, indexed by earlier names.
-    let renamed: Vec<Resource> = acc.resources.iter().filter(|r| !r.previous.is_empty()).cloned().collect();
+    let renamed: Vec<Candidate> = acc.resources.iter().filter(|r| !r.previous.is_empty()).map(Candidate::of).collect();
     if renamed.is_empty() {
         return Ok(());
     }
-    let mut by_old_name: HashMap<&str, Vec<&Resource>> = HashMap::new();
+    let mut by_old_name: HashMap<&str, Vec<&Candidate>> = HashMap::new();
     for r in &renamed {
         let mut names: Vec<&str> = r.previous.iter().map(|id| id.name.as_str()).collect();
         names.sort_unstable();
@@ -57,6 +57,39 @@ pub fn fix(acc: &mut Acc) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the rules need to know of an object that may be referred to (not its body).
+struct Candidate {
+    id: Id,
+    previous: Vec<Id>,
+    org_namespace: String,
+    cluster_scoped: bool,
+    namespace: String,
+    prefixes: Vec<String>,
+    suffixes: Vec<String>,
+}
+
+impl Candidate {
+    fn of(r: &Resource) -> Candidate {
+        Candidate {
+            id: r.id(),
+            previous: r.previous.clone(),
+            org_namespace: r.org_id().effective_namespace(),
+            cluster_scoped: r.is_cluster_scoped(),
+            namespace: r.effective_namespace(),
+            prefixes: r.prefixes.clone(),
+            suffixes: r.suffixes.clone(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.id.name
+    }
+
+    fn raw_namespace(&self) -> &str {
+        &self.id.namespace
+    }
 }
 
 /// What the rules need to know of a referrer, read before its fields change.
@@ -99,11 +132,11 @@ impl Referrer {
     }
 
     /// Whether a candidate is among the objects this referrer can refer to.
-    fn sees(&self, c: &Resource) -> bool {
+    fn sees(&self, c: &Candidate) -> bool {
         self.cluster_scoped
-            || c.is_cluster_scoped()
-            || c.effective_namespace() == self.namespace
-            || self.subject_namespaces.iter().any(|n| n == c.namespace())
+            || c.cluster_scoped
+            || c.namespace == self.namespace
+            || self.subject_namespaces.iter().any(|n| n == c.raw_namespace())
     }
 }
 
@@ -138,7 +171,7 @@ fn roleref_of(body: &Value, spec: &FieldSpec) -> Option<(String, String)> {
     Some((rr.get("apiGroup")?.as_str()?.to_string(), rr.get("kind")?.as_str()?.to_string()))
 }
 
-type Index<'a> = HashMap<&'a str, Vec<&'a Resource>>;
+type Index<'a> = HashMap<&'a str, Vec<&'a Candidate>>;
 
 fn update(
     value: &mut Value,
@@ -168,7 +201,7 @@ fn set_scalar(
     roleref: Option<&(String, String)>,
 ) -> std::result::Result<(), String> {
     let Some(old) = value.as_str().map(str::to_string) else { return Ok(()) };
-    let candidates: Vec<&Resource> =
+    let candidates: Vec<&Candidate> =
         pool.get(old.as_str()).into_iter().flatten().copied().filter(|c| referrer.sees(c)).collect();
     if let Some(found) = select(&old, referrer, candidates, target, roleref, false)? {
         *value = Value::String(found.name().to_string());
@@ -187,29 +220,24 @@ fn set_mapping(
     let Some(old) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
         return Err("a name reference map has no `name`".into());
     };
-    let pool: Vec<&Resource> =
+    let pool: Vec<&Candidate> =
         pool.get(old.as_str()).into_iter().flatten().copied().filter(|c| referrer.sees(c)).collect();
-    let candidates: Vec<&Resource> = match map.get("namespace").and_then(Value::as_str) {
+    let candidates: Vec<&Candidate> = match map.get("namespace").and_then(Value::as_str) {
         Some(ns) => {
-            let original: Vec<&Resource> =
-                pool.iter().copied().filter(|c| c.org_id().effective_namespace() == ns).collect();
-            if original.is_empty() {
-                pool.iter().copied().filter(|c| c.effective_namespace() == ns).collect()
-            } else {
-                original
-            }
+            let original: Vec<&Candidate> = pool.iter().copied().filter(|c| c.org_namespace == ns).collect();
+            if original.is_empty() { pool.iter().copied().filter(|c| c.namespace == ns).collect() } else { original }
         }
         None => pool,
     };
     let Some(found) = select(&old, referrer, candidates, target, roleref, true)? else {
         return Ok(());
     };
-    if found.name() == old && found.namespace().is_empty() {
+    if found.name() == old && found.raw_namespace().is_empty() {
         return Ok(());
     }
     map.insert("name".into(), Value::String(found.name().to_string()));
-    if !found.namespace().is_empty() {
-        map.insert("namespace".into(), Value::String(found.namespace().to_string()));
+    if !found.raw_namespace().is_empty() {
+        map.insert("namespace".into(), Value::String(found.raw_namespace().to_string()));
     }
     Ok(())
 }
@@ -218,12 +246,12 @@ fn set_mapping(
 fn select<'a>(
     old: &str,
     referrer: &Referrer,
-    candidates: Vec<&'a Resource>,
+    candidates: Vec<&'a Candidate>,
     target: &NameReference,
     roleref: Option<&(String, String)>,
     mapping: bool,
-) -> std::result::Result<Option<&'a Resource>, String> {
-    let mut c: Vec<&Resource> = candidates
+) -> std::result::Result<Option<&'a Candidate>, String> {
+    let mut c: Vec<&Candidate> = candidates
         .into_iter()
         .filter(|c| c.previous.iter().any(|id| id.name == old))
         .filter(|c| c.previous.iter().any(|id| target_selects(target, id)))
@@ -233,9 +261,9 @@ fn select<'a>(
         })
         .filter(|c| {
             referrer.cluster_scoped
-                || c.is_cluster_scoped()
-                || c.kind() == "ServiceAccount"
-                || c.effective_namespace() == referrer.namespace
+                || c.cluster_scoped
+                || c.id.kind == "ServiceAccount"
+                || c.namespace == referrer.namespace
         })
         .collect();
     if c.len() == 1 {
@@ -260,11 +288,11 @@ fn select<'a>(
         _ => {
             let first = c[0];
             let identical =
-                c.iter().all(|o| o.name() == first.name() && (!mapping || o.namespace() == first.namespace()));
+                c.iter().all(|o| o.name() == first.name() && (!mapping || o.raw_namespace() == first.raw_namespace()));
             if identical {
                 Ok(Some(first))
             } else {
-                let ids: Vec<String> = c.iter().map(|o| o.id().to_string()).collect();
+                let ids: Vec<String> = c.iter().map(|o| o.id.to_string()).collect();
                 Err(format!("`{old}` could refer to any of {}; give the objects distinct names", ids.join(", ")))
             }
         }

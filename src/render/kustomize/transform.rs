@@ -95,13 +95,19 @@ fn namespace(acc: &mut Acc, ns: &str, at: &Loc) -> Result<()> {
                     .map_err(|e| failed(r, at, "namespace", e))?;
             }
         }
-        let id = acc.resources[i].id();
-        if acc.resources.iter().enumerate().any(|(j, o)| j != i && o.id().same_object(&id)) {
+    }
+    // Objects that differed only by namespace are now one object.
+    let mut seen: std::collections::HashMap<(String, String, String, String), usize> = std::collections::HashMap::new();
+    for (i, r) in acc.resources.iter().enumerate() {
+        let id = r.id();
+        let key = (id.group().to_string(), id.kind.clone(), id.effective_namespace(), id.name.clone());
+        if let Some(&first) = seen.get(&key) {
             return Err(at.error(format!(
-                "namespace `{ns}` makes two objects one: {id} (from {}) exists twice; rename one",
-                acc.resources[i].origin
+                "namespace `{ns}` makes two objects one: {id} (from {} and from {}); rename one",
+                acc.resources[first].origin, r.origin
             )));
         }
+        seen.insert(key, i);
     }
     Ok(())
 }
