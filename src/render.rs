@@ -217,6 +217,9 @@ pub enum Secrets {
 struct Parsed {
     doc: yaml::Document,
     secrets: Vec<String>,
+    /// What else shaped the document before it reached the layer (a kustomize patch or a
+    /// generator merge), after the document itself in the object's sources.
+    also: Vec<SourceRef>,
 }
 
 /// Every object of one environment, in stable order.
@@ -440,7 +443,7 @@ fn open_secrets(
 ) -> Result<Vec<Parsed>> {
     {
         if !docs.first().is_some_and(|d| crate::secrets::is_encrypted(&d.value)) {
-            return Ok(docs.into_iter().map(|doc| Parsed { doc, secrets: Vec::new() }).collect());
+            return Ok(docs.into_iter().map(|doc| Parsed { doc, secrets: Vec::new(), also: Vec::new() }).collect());
         }
         if mode == Secrets::KeepEncrypted {
             return Ok(docs
@@ -450,7 +453,7 @@ fn open_secrets(
                         map.remove("sops");
                     }
                     let secrets = crate::secrets::encrypted_pointers(&doc.value);
-                    Parsed { doc, secrets }
+                    Parsed { doc, secrets, also: Vec::new() }
                 })
                 .collect());
         }
@@ -475,6 +478,7 @@ fn open_secrets(
             .map(|(doc, d)| Parsed {
                 doc: yaml::Document { value: d.value.into_exposed(), line: doc.line },
                 secrets: d.secret_pointers,
+                also: Vec::new(),
             })
             .collect())
     }
@@ -488,7 +492,7 @@ fn apply_layer(
 ) -> Result<()> {
     let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
     for (file, docs) in parsed {
-        for Parsed { doc, secrets } in docs {
+        for Parsed { doc, secrets, also } in docs {
             let here = SourceRef { file: file.clone(), line: doc.line };
             let id = ObjectId::of(&doc.value).map_err(|message| Error::Document {
                 file: file.clone(),
@@ -571,6 +575,7 @@ fn apply_layer(
                         None => merge_patch(&mut existing.body, doc.value),
                     }
                     existing.sources.push(here);
+                    existing.sources.extend(also);
                     // A value once secret stays masked, even where a later layer replaces it.
                     for pointer in secrets {
                         if !existing.secrets.contains(&pointer) {
@@ -588,7 +593,9 @@ fn apply_layer(
                             body
                         }
                     };
-                    objects.insert(id.clone(), Object { id, body, sources: vec![here], secrets });
+                    let mut sources = vec![here];
+                    sources.extend(also);
+                    objects.insert(id.clone(), Object { id, body, sources, secrets });
                 }
             }
         }

@@ -23,6 +23,41 @@ pub const FILES: &[(&str, &str)] = &[
     ("policies/production-approvals.yaml", include_str!("../examples/shop/policies/production-approvals.yaml")),
 ];
 
+/// The files of the kustomize layout, from `examples/kustomize-shop`.
+pub const KUSTOMIZE_FILES: &[(&str, &str)] = &[
+    ("cairn.yaml", include_str!("../examples/kustomize-shop/cairn.yaml")),
+    (".gitignore", include_str!("../examples/kustomize-shop/.gitignore")),
+    ("CODEOWNERS", include_str!("../examples/kustomize-shop/CODEOWNERS")),
+    ("deploy/base/kustomization.yaml", include_str!("../examples/kustomize-shop/deploy/base/kustomization.yaml")),
+    ("deploy/base/namespace.yaml", include_str!("../examples/kustomize-shop/deploy/base/namespace.yaml")),
+    ("deploy/base/app-settings.yaml", include_str!("../examples/kustomize-shop/deploy/base/app-settings.yaml")),
+    ("deploy/base/features.yaml", include_str!("../examples/kustomize-shop/deploy/base/features.yaml")),
+    ("deploy/base/web.yaml", include_str!("../examples/kustomize-shop/deploy/base/web.yaml")),
+    (
+        "deploy/overlays/staging/kustomization.yaml",
+        include_str!("../examples/kustomize-shop/deploy/overlays/staging/kustomization.yaml"),
+    ),
+    (
+        "deploy/overlays/production/kustomization.yaml",
+        include_str!("../examples/kustomize-shop/deploy/overlays/production/kustomization.yaml"),
+    ),
+    ("schemas/app-settings.json", include_str!("../examples/kustomize-shop/schemas/app-settings.json")),
+    ("policies/baseline-compliance.yaml", include_str!("../examples/kustomize-shop/policies/baseline-compliance.yaml")),
+    (
+        "policies/production-approvals.yaml",
+        include_str!("../examples/kustomize-shop/policies/production-approvals.yaml"),
+    ),
+];
+
+/// How the scaffold's environments are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// A base directory and a directory per environment, merged as layers.
+    Plain,
+    /// A kustomize base and an overlay per environment.
+    Kustomize,
+}
+
 /// What `init` did.
 #[derive(Debug, serde::Serialize)]
 pub struct Scaffolded {
@@ -33,7 +68,11 @@ pub struct Scaffolded {
 
 /// Writes the scaffold into `dir` (which must be absent or empty), initialises a git repository
 /// there and commits the files as `author` ("Name <email>").
-pub fn init(dir: &Path, author: (&str, &str)) -> Result<Scaffolded> {
+pub fn init(dir: &Path, layout: Layout, author: (&str, &str)) -> Result<Scaffolded> {
+    let files = match layout {
+        Layout::Plain => FILES,
+        Layout::Kustomize => KUSTOMIZE_FILES,
+    };
     if let Ok(mut entries) = std::fs::read_dir(dir)
         && entries.next().is_some()
     {
@@ -44,25 +83,25 @@ pub fn init(dir: &Path, author: (&str, &str)) -> Result<Scaffolded> {
     if dir.is_file() {
         return Err(Error::Usage { message: format!("{}: is a file; choose a new directory", dir.display()) });
     }
-    for (path, text) in FILES {
+    for (path, text) in files {
         let full = dir.join(path);
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "cannot create directory", e))?;
         }
         std::fs::write(&full, text).map_err(|e| Error::io(&full, "cannot write", e))?;
     }
-    let commit = commit_all(dir, author)?;
+    let commit = commit_all(dir, files, author)?;
     Ok(Scaffolded {
         path: dir.display().to_string(),
-        files: FILES.iter().map(|(p, _)| (*p).to_string()).collect(),
+        files: files.iter().map(|(p, _)| (*p).to_string()).collect(),
         commit,
     })
 }
 
-fn commit_all(dir: &Path, (name, email): (&str, &str)) -> Result<String> {
+fn commit_all(dir: &Path, files: &[(&str, &str)], (name, email): (&str, &str)) -> Result<String> {
     let repo = gix::init(dir).map_err(|e| git_at(dir, e))?;
     let mut editor = repo.edit_tree(repo.empty_tree().id).map_err(|e| git_at(dir, e))?;
-    for (path, text) in FILES {
+    for (path, text) in files {
         let blob = repo.write_blob(text.as_bytes()).map_err(|e| git_at(dir, e))?;
         editor.upsert(*path, gix::object::tree::EntryKind::Blob, blob.detach()).map_err(|e| git_at(dir, e))?;
     }

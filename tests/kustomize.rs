@@ -641,3 +641,193 @@ replacements:
     let live = f.read(".cairn/live/e/objects/Deployment.apps/_cluster/p-app.json");
     assert!(live.contains(PASSWORD), "the applied Deployment carries the copied password");
 }
+
+#[test]
+fn the_kustomize_scaffold_builds_as_kustomize_does_and_passes_its_policies() {
+    let f = Fixture::new();
+    let dir = f.join("shop");
+    let out = f.cairn().args(["init", "--layout", "kustomize"]).arg(&dir).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = |args: &[&str]| {
+        let o = f.cairn().arg("--repo").arg(&dir).args(args).output().expect("run");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    for env in ["staging", "production"] {
+        let (code, out, err) = run(&["render", "--env", env, "--format", "json"]);
+        assert_eq!(code, Some(0), "{err}");
+        let rendered: Value = serde_json::from_str(&out).expect("json");
+        let theirs = kustomize::build(&dir.join(format!("deploy/overlays/{env}")));
+        kustomize::assert_same_objects(env, &kustomize::cairn_objects(&rendered), &theirs);
+    }
+    let (code, out, err) = run(&["validate"]);
+    assert_eq!(code, Some(0), "the scaffold passes its schemas and compliance policy: {out}{err}");
+    let (code, out, err) = run(&["apply", "--env", "staging"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let live =
+        std::fs::read_dir(dir.join(".cairn/live/staging/objects/ConfigMap.core/shop")).expect("ConfigMaps applied");
+    let names: Vec<String> = live.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.starts_with("web-settings-") && n.len() > "web-settings-.json".len()), "{names:?}");
+}
+
+#[test]
+fn vars_are_substituted_after_every_rename() {
+    same_as_kustomize(
+        "vars",
+        "overlay",
+        &with(
+            base_files(),
+            &[
+                (
+                    "overlay/kustomization.yaml",
+                    r#"resources: [../base, job.yaml]
+namePrefix: v-
+vars:
+  - name: SERVICE
+    objref: { kind: Service, name: web, apiVersion: v1 }
+  - name: PORT
+    objref: { kind: Service, name: web, apiVersion: v1 }
+    fieldref: { fieldPath: "spec.ports[0].port" }
+"#,
+                ),
+                (
+                    "overlay/job.yaml",
+                    "apiVersion: batch/v1\nkind: Job\nmetadata: { name: smoke }\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: smoke\n          image: curlimages/curl:8\n          args: [\"http://$(SERVICE):$(PORT)/healthz\", \"$$(SERVICE)\", \"$(UNKNOWN)\"]\n          env: [{ name: PORT, value: \"$(PORT)\" }]\n",
+                ),
+            ],
+        ),
+    );
+}
+
+#[test]
+fn every_patch_and_generator_merge_is_among_the_objects_sources() {
+    let f = same_as_kustomize(
+        "sources",
+        "overlay",
+        &with(
+            base_files(),
+            &[
+                (
+                    "overlay/kustomization.yaml",
+                    "resources: [../base]\npatches:\n  - path: replicas.yaml\n  - target: { kind: Deployment }\n    patch: |-\n      - { op: add, path: /spec/paused, value: true }\nconfigMapGenerator:\n  - { name: settings, behavior: merge, literals: [X=1] }\n",
+                ),
+                (
+                    "overlay/replicas.yaml",
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec: { replicas: 3 }\n",
+                ),
+            ],
+        ),
+    );
+    let rendered = f.json(&["render", "--env", "e", "--format", "json"], 0);
+    let sources = |kind: &str| -> Vec<String> {
+        let objects = rendered[0]["objects"].as_array().expect("objects");
+        let o = objects.iter().find(|o| o["id"]["kind"] == kind).expect(kind);
+        o["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .map(|s| format!("{}:{}", s["file"].as_str().unwrap_or(""), s["line"]))
+            .collect()
+    };
+    assert_eq!(
+        sources("Deployment"),
+        ["k/base/deployment.yaml:1", "k/overlay/replicas.yaml:1", "k/overlay/kustomization.yaml:6"],
+        "the resource, the patch file, the kustomization line of the inline patch"
+    );
+    assert_eq!(sources("ConfigMap"), ["k/base/kustomization.yaml:3", "k/overlay/kustomization.yaml:8"]);
+}
+
+#[test]
+fn a_sops_file_in_a_secret_generator_is_decrypted_and_hashed_as_kustomize_hashes_the_plaintext() {
+    const PASSWORD: &str = "gen-pw-7a6b5c4d3e";
+    let f = Fixture::new();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
+    f.write(
+        "cairn.yaml",
+        "environments:\n  e:\n    layers: [k/overlay]\n    target:\n      local: { path: .cairn/live/e }\n",
+    );
+    f.write(".gitignore", ".cairn/\n");
+    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n"));
+    let kustomization = "namePrefix: p-\nsecretGenerator:\n  - name: db\n    files: [password.txt]\n";
+    for dir in ["k/overlay", "plain"] {
+        f.write(&format!("{dir}/kustomization.yaml"), kustomization);
+        f.write(&format!("{dir}/password.txt"), &format!("{PASSWORD}\n"));
+    }
+    common::sops_encrypt(
+        f.path(),
+        &f.join("k/overlay/password.txt"),
+        &["--input-type", "binary", "--output-type", "json"],
+    );
+    assert!(!f.read("k/overlay/password.txt").contains(PASSWORD), "encrypted in the repository");
+    f.commit("a generated secret from an encrypted file");
+    f.set_env("CAIRN_AGE_KEY_FILE", &key.display().to_string());
+    let rendered = f.json(&["render", "--env", "e", "--format", "json"], 0);
+    let theirs = kustomize::build(&f.join("plain"));
+    let ours = kustomize::cairn_objects(&rendered);
+    assert_eq!(ours.len(), 1);
+    assert_eq!(
+        ours[0]["metadata"]["name"], theirs[0]["metadata"]["name"],
+        "the hash is kustomize's over the plaintext"
+    );
+    let mut outputs = serde_json::to_string(&rendered).expect("json");
+    for args in [&["render", "--env", "e"][..], &["plan", "--env", "e", "--format", "json"], &["apply", "--env", "e"]] {
+        let (code, out, err) = f.run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        outputs.push_str(&out);
+        outputs.push_str(&err);
+    }
+    let encoded = common::b64(&format!("{PASSWORD}\n"));
+    assert!(!outputs.contains(PASSWORD) && !outputs.contains(&encoded), "no output holds the password or its base64");
+    let name = theirs[0]["metadata"]["name"].as_str().expect("name");
+    let live = f.read(&format!(".cairn/live/e/objects/Secret.core/_cluster/{name}.json"));
+    assert!(live.contains(&encoded), "the applied Secret carries the value");
+}
+
+#[test]
+fn builtin_transformer_and_generator_configurations_run_with_their_own_field_specs() {
+    same_as_kustomize(
+        "builtin plugins",
+        "overlay",
+        &with(
+            base_files(),
+            &[
+                (
+                    "overlay/kustomization.yaml",
+                    "resources: [../base]\ntransformers: [labels.yaml, namespace.yaml, prefix.yaml, images.yaml, replicas.yaml, patch.yaml]\ngenerators: [generator.yaml]\n",
+                ),
+                (
+                    "overlay/labels.yaml",
+                    "apiVersion: builtin\nkind: LabelTransformer\nmetadata: { name: labels }\nlabels: { team: shop }\nfieldSpecs:\n  - { path: metadata/labels, create: true }\n  - { kind: Deployment, path: spec/template/metadata/labels, create: true }\n---\napiVersion: builtin\nkind: AnnotationsTransformer\nmetadata: { name: notes }\nannotations: { owner: shop }\nfieldSpecs: [{ path: metadata/annotations, create: true }]\n",
+                ),
+                (
+                    "overlay/namespace.yaml",
+                    "apiVersion: builtin\nkind: NamespaceTransformer\nmetadata: { name: ns, namespace: shop }\nunsetOnly: true\nsetRoleBindingSubjects: allServiceAccounts\n",
+                ),
+                (
+                    "overlay/prefix.yaml",
+                    "apiVersion: builtin\nkind: PrefixSuffixTransformer\nmetadata: { name: affix }\nprefix: pre-\nsuffix: -suf\nfieldSpecs: [{ path: metadata/name }]\n",
+                ),
+                (
+                    "overlay/images.yaml",
+                    "apiVersion: builtin\nkind: ImageTagTransformer\nmetadata: { name: img }\nimageTag: { name: registry.example.org/web, newTag: 3.0.0 }\n",
+                ),
+                (
+                    "overlay/replicas.yaml",
+                    "apiVersion: builtin\nkind: ReplicaCountTransformer\nmetadata: { name: r }\nreplica: { name: web, count: 6 }\nfieldSpecs: [{ kind: Deployment, path: spec/replicas, create: true }]\n",
+                ),
+                (
+                    "overlay/patch.yaml",
+                    "apiVersion: builtin\nkind: PatchTransformer\nmetadata: { name: p }\ntarget: { kind: Service }\npatch: '[{\"op\": \"add\", \"path\": \"/spec/type\", \"value\": \"ClusterIP\"}]'\n",
+                ),
+                (
+                    "overlay/generator.yaml",
+                    "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: { name: extra }\nliterals: [A=1, B=two]\n",
+                ),
+            ],
+        ),
+    );
+}

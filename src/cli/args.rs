@@ -62,6 +62,10 @@ pub enum Command {
     Init {
         /// Where to create it; must not exist or be empty.
         dir: PathBuf,
+        /// `plain`: a base and per-environment directories of YAML; `kustomize`: a kustomize base
+        /// with an overlay per environment (examples/kustomize-shop).
+        #[arg(long, value_enum, default_value_t = crate::scaffold::Layout::Plain)]
+        layout: crate::scaffold::Layout,
         #[arg(long, default_value_t = Format::Human, value_parser = formats(INIT_FORMATS))]
         format: Format,
     },

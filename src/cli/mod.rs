@@ -52,7 +52,7 @@ impl Status {
 /// Runs the parsed command, writing results to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
     match &cli.command {
-        Command::Init { dir, format } => init::run(dir, *format, out),
+        Command::Init { dir, layout, format } => init::run(dir, *layout, *format, out),
         Command::Render { select, format } => render::run(cli, select, *format, out),
         Command::Validate { select, schema, change, format } => {
             validate::run(cli, select, *schema, change, *format, out)

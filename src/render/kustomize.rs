@@ -21,6 +21,7 @@ pub mod file;
 mod generate;
 mod nameref;
 mod patch;
+mod plugin;
 mod replace;
 pub mod resource;
 pub mod selector;

@@ -66,12 +66,26 @@ pub fn write_rendered(w: &mut dyn Write, rendered: &Masked<Vec<Rendered>>, forma
     match format {
         Format::Json => write_json(w, rendered),
         Format::Human => {
+            use rayon::prelude::*;
             for env in rendered.iter() {
-                for object in &env.objects {
-                    let sources: Vec<String> = object.sources.iter().map(ToString::to_string).collect();
-                    writeln!(w, "---")?;
-                    writeln!(w, "# environment: {}; from: {}", env.environment, sources.join(", "))?;
-                    w.write_all(yaml::to_yaml(&object.body).as_bytes())?;
+                // Formatting YAML is most of the cost of a large render: objects are formatted in
+                // parallel, a chunk at a time, and written in order.
+                for chunk in env.objects.chunks(512) {
+                    let texts: Vec<String> = chunk
+                        .par_iter()
+                        .map(|object| {
+                            let sources: Vec<String> = object.sources.iter().map(ToString::to_string).collect();
+                            format!(
+                                "---\n# environment: {}; from: {}\n{}",
+                                env.environment,
+                                sources.join(", "),
+                                yaml::to_yaml(&object.body)
+                            )
+                        })
+                        .collect();
+                    for text in texts {
+                        w.write_all(text.as_bytes())?;
+                    }
                 }
             }
             Ok(())

@@ -17,7 +17,7 @@ use super::file::{self, Kind, Kustomization, Located};
 use super::resource::{Id, Resource};
 use super::vars::{self, Var};
 use super::vault::Vault;
-use super::{generate, nameref, replace, transform};
+use super::{generate, nameref, plugin, replace, transform};
 
 /// Reads a file's documents the way every layer file is read (SOPS files decrypted).
 pub type ReadDocuments<'a> = dyn Fn(&str, Vec<u8>) -> Result<Vec<Parsed>> + Sync + 'a;
@@ -109,22 +109,38 @@ pub(in crate::render) fn build(
         schemas: Schemas::with_crds(std::iter::empty()),
         stack: Vec::new(),
     };
+    let started = std::time::Instant::now();
     let mut acc = builder.directory(dir, None, Kind::Kustomization, Acc::new())?;
+    let built = started.elapsed();
     generate::add_hashes(&mut acc, &builder.vault)?;
     nameref::fix(&mut acc)?;
     vars::resolve(&mut acc)?;
+    tracing::debug!(kustomization = dir, objects = acc.resources.len(), ?built, finished = ?started.elapsed(), "kustomize build");
     acc.resources.retain(|r| {
         r.body.pointer("/metadata/annotations/config.kubernetes.io~1local-config").and_then(Value::as_str)
             != Some("true")
     });
+    // Sealed values are put back object by object: in parallel.
+    let vault = &builder.vault;
+    let opened: Vec<(String, Parsed)> = acc
+        .resources
+        .into_par_iter()
+        .map(|mut r| {
+            transform::strip_empty_metadata(&mut r.body);
+            let secrets = vault.open(&mut r.body);
+            let doc = yaml::Document { value: r.body, line: r.origin.line };
+            (r.origin.file, Parsed { doc, secrets, also: r.shaped_by })
+        })
+        .collect();
     let mut out: Vec<(String, Vec<Parsed>)> = Vec::new();
-    for mut r in acc.resources {
-        transform::strip_empty_metadata(&mut r.body);
-        let secrets = builder.vault.open(&mut r.body);
-        let parsed = Parsed { doc: yaml::Document { value: r.body, line: r.origin.line }, secrets };
-        match out.iter_mut().find(|(file, _)| *file == r.origin.file) {
-            Some((_, docs)) => docs.push(parsed),
-            None => out.push((r.origin.file, vec![parsed])),
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (file, parsed) in opened {
+        match at.get(&file) {
+            Some(&i) => out[i].1.push(parsed),
+            None => {
+                at.insert(file.clone(), out.len());
+                out.push((file, vec![parsed]));
+            }
         }
     }
     Ok(out)
@@ -265,6 +281,7 @@ impl Builder<'_> {
             }
             kinds.push((path, kind));
         }
+        let started = std::time::Instant::now();
         let read = self.read;
         let mut parsed = texts
             .into_par_iter()
@@ -275,7 +292,7 @@ impl Builder<'_> {
             match kind {
                 Some(EntryKind::File) => {
                     let docs = parsed.next().unwrap_or_else(|| Ok(Vec::new()))?;
-                    for Parsed { doc, secrets } in docs {
+                    for Parsed { doc, secrets, .. } in docs {
                         let origin = SourceRef { file: path.clone(), line: doc.line };
                         let mut body = doc.value;
                         check_object(&body, &origin)?;
@@ -317,7 +334,9 @@ impl Builder<'_> {
                 nameref::config_from_crd(&mut acc.config, &doc.value).map_err(|e| entry.at.error(e))?;
             }
         }
+        tracing::debug!(kustomization = %k.file, resources = acc.resources.len(), elapsed = ?started.elapsed(), "resources read");
         generate::run(self, k, &mut acc)?;
+        plugin::generators(self, k, &mut acc)?;
         for entry in &k.components {
             if remote(&entry.value) {
                 return Err(entry.at.error(format!(
@@ -335,14 +354,12 @@ impl Builder<'_> {
             acc = self.directory(&path, Some(entry), Kind::Component, acc)?;
         }
         acc.renamed();
+        let transforms = std::time::Instant::now();
         transform::run(self, k, &mut acc)?;
+        tracing::debug!(kustomization = %k.file, elapsed = ?transforms.elapsed(), "transformed");
         replace::run(self, k, &mut acc)?;
+        plugin::transformers(self, k, &mut acc)?;
         acc.renamed();
-        if let Some(entry) = k.transformers.first().or(k.generators.first()) {
-            return Err(entry.at.error(
-                "`transformers`/`generators` entries are not supported yet; write the same change with the kustomization's own fields (patches, labels, images, …)",
-            ));
-        }
         if let Some(entry) = &k.openapi {
             return Err(entry.at.error(
                 "`openapi` is not supported yet; cairn merges custom kinds by the list keys of their CRDs in the environment",

@@ -75,6 +75,61 @@ impl FieldSpec {
     }
 }
 
+impl FieldSpec {
+    /// The JSON pointers of the fields this spec reaches in `body` (nothing is created; a step
+    /// marked as a list turns a null into an empty list, as [`FieldSpec::visit`] does).
+    pub fn pointers(&self, body: &mut Value) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        let mut path: Vec<String> = Vec::new();
+        pointers_in(body, &self.path, &mut path, &mut out)
+            .map_err(|e| format!("field `{}`: {e}", self.path.join("/")))?;
+        Ok(out)
+    }
+}
+
+fn pointers_in(node: &mut Value, path: &[String], at: &mut Vec<String>, out: &mut Vec<String>) -> Result<(), String> {
+    let Some((step, rest)) = path.split_first() else {
+        let mut pointer = String::new();
+        for s in at.iter() {
+            crate::pointer::push(&mut pointer, s);
+        }
+        out.push(pointer);
+        return Ok(());
+    };
+    match node {
+        Value::Null => Ok(()),
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                at.push(i.to_string());
+                pointers_in(item, path, at, out)?;
+                at.pop();
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            let (name, is_list) = match step.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (step.as_str(), false),
+            };
+            if name.is_empty() || name == "*" {
+                return Err(format!("`{step}` is not a field name"));
+            }
+            let Some(child) = map.get_mut(name) else { return Ok(()) };
+            if child.is_null() && is_list {
+                *child = Value::Array(Vec::new());
+            }
+            if child.is_null() && !rest.is_empty() {
+                return Ok(());
+            }
+            at.push(name.to_string());
+            let result = pointers_in(child, rest, at, out);
+            at.pop();
+            result
+        }
+        _ => Err(format!("expected a mapping or a list at `{step}`, found a scalar")),
+    }
+}
+
 fn walk(
     node: &mut Value,
     path: &[String],

@@ -532,7 +532,7 @@ impl Reader<'_> {
         })
     }
 
-    fn generator_options(&self, node: &Node, what: &str) -> Result<GeneratorOptions, Error> {
+    pub fn generator_options(&self, node: &Node, what: &str) -> Result<GeneratorOptions, Error> {
         let map = self.map(node, what, &["labels", "annotations", "disableNameSuffixHash", "immutable"])?;
         let mut o = GeneratorOptions::default();
         for (key, value) in map {

@@ -18,11 +18,16 @@ use super::vault::Vault;
 /// Runs a kustomization's generators, ConfigMaps first, in the order written.
 pub fn run(builder: &mut Builder<'_>, k: &Kustomization, acc: &mut Acc) -> Result<()> {
     for (g, secret) in k.config_maps.iter().map(|g| (g, false)).chain(k.secrets.iter().map(|g| (g, true))) {
-        let options = merged_options(&g.options, k.generator_options.as_ref());
-        let r = generate(builder, k, g, secret, &options)?;
-        absorb(acc, r, g)?;
+        run_one(builder, k, g, secret, acc)?;
     }
     Ok(())
+}
+
+/// One generator entry (of the kustomization, or a built-in generator's configuration).
+pub fn run_one(builder: &mut Builder<'_>, k: &Kustomization, g: &Generator, secret: bool, acc: &mut Acc) -> Result<()> {
+    let options = merged_options(&g.options, k.generator_options.as_ref());
+    let r = generate(builder, k, g, secret, &options)?;
+    absorb(acc, r, g)
 }
 
 /// An entry's own options, with the kustomization's `generatorOptions` filling what it leaves
@@ -59,6 +64,8 @@ fn generate(
 ) -> Result<Resource> {
     let what = if secret { "Secret" } else { "ConfigMap" };
     let mut pairs: Vec<(String, Vec<u8>, Located)> = Vec::new();
+    // Values decrypted from SOPS files: kept apart, sealed as soon as they are in the object.
+    let mut sealed: Vec<(String, zeroize::Zeroizing<Vec<u8>>, Located)> = Vec::new();
     for literal in &g.literals {
         let Some((key, value)) = literal.value.split_once('=').filter(|(k, _)| !k.is_empty()) else {
             return Err(literal.at.error(format!("literal `{}` is not key=value", literal.value)));
@@ -80,7 +87,10 @@ fn generate(
         let located = Located { value: path, at: entry.at.clone() };
         let file = resolve_file(k, &located, "generator file")?;
         let bytes = builder.read_file(&file, &located, "generator file")?;
-        pairs.push((key, bytes, entry.clone()));
+        match sops_content(builder, &file, &bytes, secret, entry)? {
+            Some(plaintext) => sealed.push((key, plaintext, entry.clone())),
+            None => pairs.push((key, bytes, entry.clone())),
+        }
     }
     for entry in &g.envs {
         let file = resolve_file(k, entry, "env file")?;
@@ -108,6 +118,18 @@ fn generate(
     }
     let mut data = Map::new();
     let mut binary = Map::new();
+    let mut secret_keys = Vec::new();
+    for (key, value, at) in &sealed {
+        if !valid_key(key) {
+            return Err(at.at.error(format!("`{key}` is not a valid {what} key (letters, digits, `-`, `_` and `.`)")));
+        }
+        let placeholder = builder.vault.keep(Value::String(wrapped_base64(value)));
+        if data.insert(key.clone(), Value::String(placeholder)).is_some() {
+            return Err(at.at.error(format!("{what} `{}` repeats the key `{key}`", g.name)));
+        }
+        secret_keys.push(key.clone());
+    }
+    drop(sealed);
     for (key, value, at) in pairs {
         if !valid_key(&key) {
             return Err(at.at.error(format!("`{key}` is not a valid {what} key (letters, digits, `-`, `_` and `.`)")));
@@ -157,17 +179,60 @@ fn generate(
     }
     let mut body = Value::Object(body);
     if secret {
-        // Generated Secret values are secrets like any decrypted value: sealed for the build.
+        // Generated Secret values are secrets like any decrypted value: sealed for the build
+        // (those from SOPS files already are).
         let pointers: Vec<String> = body
             .pointer("/data")
             .and_then(Value::as_object)
-            .map(|d| d.keys().map(|k| format!("/data/{}", crate::pointer::escape(k))).collect())
+            .map(|d| {
+                d.keys()
+                    .filter(|k| !secret_keys.contains(k))
+                    .map(|k| format!("/data/{}", crate::pointer::escape(k)))
+                    .collect()
+            })
             .unwrap_or_default();
         builder.vault.seal(&mut body, &pointers);
     }
     let mut r = Resource::new(body, SourceRef { file: g.at.file.clone(), line: g.at.line });
     r.generated = Some(Generated { behavior: g.behavior, hash: options.disable_name_suffix_hash != Some(true) });
     Ok(r)
+}
+
+/// The plaintext of a generator file that is a SOPS file, decrypted as every layer file is; `None`
+/// for any other file. Only a Secret may take one, and only a file encrypted whole (sops' binary
+/// format, whose plaintext is the file byte for byte, so the name hash is kustomize's over it).
+fn sops_content(
+    builder: &Builder<'_>,
+    file: &str,
+    bytes: &[u8],
+    secret: bool,
+    entry: &Located,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let looks_encrypted =
+        std::str::from_utf8(bytes).ok().and_then(|t| crate::yaml::parse_documents_yaml12(file, t).ok());
+    let Some(docs) = looks_encrypted else { return Ok(None) };
+    if !docs.first().is_some_and(|d| crate::secrets::is_encrypted(&d.value)) {
+        return Ok(None);
+    }
+    if !secret {
+        return Err(entry.at.error(format!(
+            "{file} is a SOPS file: a ConfigMap would show its plaintext; generate a Secret (secretGenerator) from it"
+        )));
+    }
+    let mut parsed = (builder.read)(file, bytes.to_vec())?;
+    let Some(mut first) = parsed.pop().filter(|_| parsed.is_empty()) else {
+        return Err(entry.at.error(format!("{file} holds several SOPS documents; a generator file is one")));
+    };
+    let plaintext = match first.doc.value.as_object_mut().map(|m| (m.len(), m.get_mut("data"))) {
+        Some((1, Some(Value::String(text)))) => zeroize::Zeroizing::new(std::mem::take(text).into_bytes()),
+        _ => {
+            crate::secrets::zeroize_at(&mut first.doc.value, &first.secrets);
+            return Err(entry.at.error(format!(
+                "{file} is a structured SOPS file; for a generator, encrypt the file whole (`sops encrypt --input-type binary`), or list it under `resources` if it is a Secret"
+            )));
+        }
+    };
+    Ok(Some(plaintext))
 }
 
 /// Base64 as kustomize writes generated values: lines of 70 characters, each ended by a newline,
@@ -268,6 +333,8 @@ fn absorb(acc: &mut Acc, mut r: Resource, g: &Generator) -> Result<()> {
             r.original = old.original.clone();
             r.previous = old.previous.clone();
             r.origin = old.origin.clone();
+            r.shaped_by = old.shaped_by.clone();
+            r.shaped_by.push(SourceRef { file: g.at.file.clone(), line: g.at.line });
             // The hash is added only when both the base and this generator ask for it (a plain
             // ConfigMap of a base stays unhashed).
             let hash = old.generated.is_some_and(|o| o.hash) && r.generated.is_some_and(|n| n.hash);

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -35,7 +36,8 @@ pub fn fix(acc: &mut Acc) -> Result<()> {
             by_old_name.entry(name).or_default().push(r);
         }
     }
-    for referrer in acc.resources.iter_mut() {
+    // Each referrer changes only its own fields: they are fixed in parallel.
+    acc.resources.par_iter_mut().try_for_each(|referrer| -> Result<()> {
         let org = referrer.org_id();
         let view = Referrer::of(referrer);
         for target in &config {
@@ -55,8 +57,8 @@ pub fn fix(acc: &mut Acc) -> Result<()> {
                 })?;
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// What the rules need to know of an object that may be referred to (not its body).

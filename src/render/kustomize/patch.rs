@@ -4,8 +4,10 @@
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::render::strategic::{self, Shape};
+use crate::render::SourceRef;
+use crate::render::strategic::{self, Schemas, Shape};
 use crate::yaml;
+use rayon::prelude::*;
 
 use super::build::{Acc, Builder, resolve_file};
 use super::file::{Kustomization, Loc, Patch};
@@ -98,8 +100,10 @@ pub fn run(builder: &mut Builder<'_>, k: &Kustomization, p: &Patch, acc: &mut Ac
         }
         (Parsed::Json(ops), Some(target)) => {
             warn_if_unmatched(acc, target, &p.at);
-            for r in acc.resources.iter_mut().filter(|r| target.matches(r)) {
+            // Each selected object is patched on its own: in parallel.
+            acc.resources.par_iter_mut().filter(|r| target.matches(r)).try_for_each(|r| -> Result<()> {
                 r.record_previous();
+                r.shaped_by.push(SourceRef { file: file.clone(), line });
                 json_patch::patch(&mut r.body, &ops).map_err(|e| {
                     p.at.error(format!(
                         "the JSON 6902 patch from {file} does not apply to {} (from {}): {e}",
@@ -113,8 +117,8 @@ pub fn run(builder: &mut Builder<'_>, k: &Kustomization, p: &Patch, acc: &mut Ac
                         r.origin
                     )));
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         }
         (Parsed::Strategic(docs), None) => {
             for (doc, line) in docs {
@@ -130,26 +134,31 @@ pub fn run(builder: &mut Builder<'_>, k: &Kustomization, p: &Patch, acc: &mut Ac
             }
             let (doc, line) = docs.remove(0);
             warn_if_unmatched(acc, target, &p.at);
-            let mut deleted = Vec::new();
-            for (i, r) in acc.resources.iter_mut().enumerate() {
-                if !target.matches(r) {
-                    continue;
-                }
-                let mut patch = doc.clone();
-                if let Some(map) = patch.as_object_mut() {
-                    map.insert("apiVersion".into(), Value::String(r.api_version().to_string()));
-                }
-                if p.allow_name_change || p.allow_kind_change {
-                    r.record_previous();
-                }
-                let (name, kind, namespace) = (r.name().to_string(), r.kind().to_string(), r.namespace().to_string());
-                if apply(builder, r, patch, &file, line)? {
-                    deleted.push(i);
-                    continue;
-                }
-                restore(r, &name, &kind, &namespace, p.allow_name_change, p.allow_kind_change);
-            }
-            for i in deleted.into_iter().rev() {
+            let schemas = &builder.schemas;
+            // Each selected object is merged on its own: in parallel.
+            let deleted = acc
+                .resources
+                .par_iter_mut()
+                .enumerate()
+                .filter(|(_, r)| target.matches(r))
+                .map(|(i, r)| -> Result<Option<usize>> {
+                    let mut patch = doc.clone();
+                    if let Some(map) = patch.as_object_mut() {
+                        map.insert("apiVersion".into(), Value::String(r.api_version().to_string()));
+                    }
+                    if p.allow_name_change || p.allow_kind_change {
+                        r.record_previous();
+                    }
+                    let (name, kind, namespace) =
+                        (r.name().to_string(), r.kind().to_string(), r.namespace().to_string());
+                    if apply(schemas, r, patch, &file, line)? {
+                        return Ok(Some(i));
+                    }
+                    restore(r, &name, &kind, &namespace, p.allow_name_change, p.allow_kind_change);
+                    Ok(None)
+                })
+                .collect::<Result<Vec<Option<usize>>>>()?;
+            for i in deleted.into_iter().flatten().rev() {
                 acc.resources.remove(i);
             }
             Ok(())
@@ -188,7 +197,7 @@ fn restore(r: &mut Resource, name: &str, kind: &str, namespace: &str, name_chang
 /// A strategic merge patch applied to the one object with its identity (by any name the object
 /// has had). Returns an error naming the patch when no object or several have it.
 fn by_identity(builder: &Builder<'_>, acc: &mut Acc, doc: Value, file: &str, line: u64) -> Result<()> {
-    let patch_res = Resource::new(doc.clone(), crate::render::SourceRef { file: file.to_string(), line });
+    let patch_res = Resource::new(doc.clone(), SourceRef { file: file.to_string(), line });
     let want = patch_res.id();
     let matches: Vec<usize> = acc
         .resources
@@ -219,7 +228,7 @@ fn by_identity(builder: &Builder<'_>, acc: &mut Acc, doc: Value, file: &str, lin
     };
     let r = &mut acc.resources[i];
     let (name, kind, namespace) = (r.name().to_string(), r.kind().to_string(), r.namespace().to_string());
-    if apply(builder, r, doc, file, line)? {
+    if apply(&builder.schemas, r, doc, file, line)? {
         acc.resources.remove(i);
         return Ok(());
     }
@@ -228,7 +237,7 @@ fn by_identity(builder: &Builder<'_>, acc: &mut Acc, doc: Value, file: &str, lin
 }
 
 /// Merges `patch` over the resource; `true` when the patch deletes it (`$patch: delete`).
-fn apply(builder: &Builder<'_>, r: &mut Resource, mut patch: Value, file: &str, line: u64) -> Result<bool> {
+fn apply(schemas: &Schemas, r: &mut Resource, mut patch: Value, file: &str, line: u64) -> Result<bool> {
     if patch.get("$patch").and_then(Value::as_str) == Some("delete") {
         return Ok(true);
     }
@@ -238,7 +247,8 @@ fn apply(builder: &Builder<'_>, r: &mut Resource, mut patch: Value, file: &str, 
             meta.remove("namespace");
         }
     }
-    let shape = builder.schemas.shape_of(r.api_version(), r.kind()).unwrap_or(Shape::Plain);
+    r.shaped_by.push(SourceRef { file: file.to_string(), line });
+    let shape = schemas.shape_of(r.api_version(), r.kind()).unwrap_or(Shape::Plain);
     strategic::merge(&mut r.body, patch, shape).map_err(|message| Error::Document {
         file: file.to_string(),
         line,

@@ -111,10 +111,14 @@ pub struct Resource {
     /// prefer an object renamed the way the referrer was).
     pub prefixes: Vec<String>,
     pub suffixes: Vec<String>,
+    /// Patches and generator merges that changed it, in order.
+    pub shaped_by: Vec<SourceRef>,
 }
 
-fn str_at<'a>(body: &'a Value, pointer: &str) -> &'a str {
-    body.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+/// `body[a][b]` as a string, "" when absent (a direct lookup: these run for every object in
+/// every step).
+fn str_at<'a>(body: &'a Value, path: &[&str]) -> &'a str {
+    path.iter().try_fold(body, |v, key| v.get(key)).and_then(Value::as_str).unwrap_or("")
 }
 
 impl Resource {
@@ -132,6 +136,7 @@ impl Resource {
             generated: None,
             prefixes: Vec::new(),
             suffixes: Vec::new(),
+            shaped_by: Vec::new(),
         };
         r.original = r.id();
         r
@@ -147,19 +152,19 @@ impl Resource {
     }
 
     pub fn api_version(&self) -> &str {
-        str_at(&self.body, "/apiVersion")
+        str_at(&self.body, &["apiVersion"])
     }
 
     pub fn kind(&self) -> &str {
-        str_at(&self.body, "/kind")
+        str_at(&self.body, &["kind"])
     }
 
     pub fn name(&self) -> &str {
-        str_at(&self.body, "/metadata/name")
+        str_at(&self.body, &["metadata", "name"])
     }
 
     pub fn namespace(&self) -> &str {
-        str_at(&self.body, "/metadata/namespace")
+        str_at(&self.body, &["metadata", "namespace"])
     }
 
     pub fn group_version(&self) -> (&str, &str) {

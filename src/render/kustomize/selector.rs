@@ -70,14 +70,24 @@ impl Selector {
     pub fn matches(&self, r: &Resource) -> bool {
         let full = |re: &Option<Regex>, value: &str| re.as_ref().is_none_or(|re| re.is_match(value));
         let (group, version) = r.group_version();
+        let org = r.previous.first();
+        let org_name = org.map_or(r.name(), |id| id.name.as_str());
+        // Namespaces are compared only when the selector names one (they cost an allocation).
+        let namespace_matches = || {
+            self.namespace.is_none()
+                || full(&self.namespace, &namespace_for_selector(r.effective_namespace()))
+                || full(
+                    &self.namespace,
+                    &namespace_for_selector(org.map_or_else(|| r.effective_namespace(), |id| id.effective_namespace())),
+                )
+        };
         full(&self.group, group)
             && full(&self.version, version)
             && full(&self.kind, r.kind())
-            && (full(&self.name, r.name()) || full(&self.name, &r.org_id().name))
-            && (full(&self.namespace, &namespace_for_selector(r.effective_namespace()))
-                || full(&self.namespace, &namespace_for_selector(r.org_id().effective_namespace())))
-            && self.labels.iter().all(|q| q.matches(r.body.pointer("/metadata/labels")))
-            && self.annotations.iter().all(|q| q.matches(r.body.pointer("/metadata/annotations")))
+            && (full(&self.name, r.name()) || full(&self.name, org_name))
+            && namespace_matches()
+            && self.labels.iter().all(|q| q.matches(r.body.get("metadata").and_then(|m| m.get("labels"))))
+            && self.annotations.iter().all(|q| q.matches(r.body.get("metadata").and_then(|m| m.get("annotations"))))
     }
 }
 

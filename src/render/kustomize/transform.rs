@@ -2,6 +2,7 @@
 //! (strategic merge first), namespace, namePrefix, nameSuffix, labels and commonLabels,
 //! commonAnnotations, JSON 6902 patches, replicas and images. Replacements follow (`replace`).
 
+use rayon::prelude::*;
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -14,42 +15,78 @@ use super::patch;
 use super::resource::Resource;
 
 pub fn run(builder: &mut Builder<'_>, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+    let mut clock = std::time::Instant::now();
+    let mut lap = |what: &str| {
+        tracing::trace!(step = what, elapsed = ?clock.elapsed(), "transformer");
+        clock = std::time::Instant::now();
+    };
     patch::run_strategic_files(builder, k, acc)?;
     for p in &k.patches {
         patch::run(builder, k, p, acc)?;
     }
+    lap("patches");
     if let Some(ns) = &k.namespace {
-        namespace(acc, &ns.value, &ns.at)?;
+        let specs = acc.config.namespace.clone();
+        namespace(acc, &ns.value, &specs, Namespacing::default(), &ns.at)?;
     }
+    lap("namespace");
     if let Some(prefix) = &k.name_prefix {
-        affix(acc, &prefix.value, true, &prefix.at)?;
+        let specs = acc.config.name_prefix.clone();
+        affix(acc, &prefix.value, true, &specs, &prefix.at)?;
     }
+    lap("namePrefix");
     if let Some(suffix) = &k.name_suffix {
-        affix(acc, &suffix.value, false, &suffix.at)?;
+        let specs = acc.config.name_suffix.clone();
+        affix(acc, &suffix.value, false, &specs, &suffix.at)?;
     }
+    lap("nameSuffix");
     let at = Loc { file: k.file.clone(), line: 1, column: 1 };
     for label in &k.labels {
         let specs = label_specs(acc, label).map_err(|e| at.error(e))?;
         set_map_entries(acc, &specs, &label.pairs, "labels", &at)?;
     }
+    lap("labels");
     if !k.common_labels.is_empty() {
         let specs = acc.config.common_labels.clone();
         set_map_entries(acc, &specs, &k.common_labels, "commonLabels", &at)?;
     }
+    lap("commonLabels");
     if !k.common_annotations.is_empty() {
         let specs = acc.config.common_annotations.clone();
         set_map_entries(acc, &specs, &k.common_annotations, "commonAnnotations", &at)?;
     }
+    lap("commonAnnotations");
     for p in &k.patches_json6902 {
         patch::run(builder, k, p, acc)?;
     }
+    lap("patchesJson6902");
+    let specs = acc.config.replicas.clone();
     for replica in &k.replicas {
-        replicas(acc, &replica.name, replica.count, &replica.at)?;
+        replicas(acc, &replica.name, replica.count, &specs, &replica.at)?;
     }
-    for image in &k.images {
-        images(acc, image)?;
-    }
+    lap("replicas");
+    let specs = acc.config.images.clone();
+    images(acc, &k.images, &specs)?;
+    lap("images");
     Ok(())
+}
+
+/// How the namespace transformer treats what is already set (its plugin options).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Namespacing {
+    /// Set the namespace only where none is set.
+    pub unset_only: bool,
+    pub subjects: Subjects,
+}
+
+/// Which RoleBinding/ClusterRoleBinding subjects get the namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Subjects {
+    /// Subjects named `default` (kustomize's default).
+    #[default]
+    DefaultOnly,
+    AllServiceAccounts,
+    None,
 }
 
 fn failed(r: &Resource, at: &Loc, what: &str, message: String) -> Error {
@@ -59,11 +96,11 @@ fn failed(r: &Resource, at: &Loc, what: &str, message: String) -> Error {
 /// `namespace:` — every namespaced object moves into the namespace (a `v1` Namespace object is
 /// renamed to it), RoleBinding subjects named `default` follow, and the namespace field specs
 /// (APIService services, CRD conversion webhooks) are set.
-fn namespace(acc: &mut Acc, ns: &str, at: &Loc) -> Result<()> {
-    let specs: Vec<FieldSpec> =
-        acc.config.namespace.iter().filter(|s| s.path != ["metadata", "namespace"]).cloned().collect();
-    for i in 0..acc.resources.len() {
-        let r = &mut acc.resources[i];
+pub fn namespace(acc: &mut Acc, ns: &str, specs: &[FieldSpec], how: Namespacing, at: &Loc) -> Result<()> {
+    let specs: Vec<FieldSpec> = specs.iter().filter(|s| s.path != ["metadata", "namespace"]).cloned().collect();
+    let unset = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+    // Objects are independent: in parallel.
+    acc.resources.par_iter_mut().try_for_each(|r| -> Result<()> {
         r.record_previous();
         let set = |v: &mut Value| -> std::result::Result<(), String> {
             if v.is_object() || v.is_array() {
@@ -72,14 +109,21 @@ fn namespace(acc: &mut Acc, ns: &str, at: &Loc) -> Result<()> {
             *v = Value::String(ns.to_string());
             Ok(())
         };
-        if !r.is_cluster_scoped() {
+        if !r.is_cluster_scoped() && (!how.unset_only || unset(r.body.pointer("/metadata/namespace"))) {
             r.metadata_mut().insert("namespace".into(), Value::String(ns.to_string()));
         }
         if matches!(r.kind(), "RoleBinding" | "ClusterRoleBinding")
             && let Some(Value::Array(subjects)) = r.body.get_mut("subjects")
         {
             for subject in subjects.iter_mut().filter_map(Value::as_object_mut) {
-                if subject.get("name").and_then(Value::as_str) == Some("default") {
+                let chosen = match how.subjects {
+                    Subjects::DefaultOnly => subject.get("name").and_then(Value::as_str) == Some("default"),
+                    Subjects::AllServiceAccounts => {
+                        subject.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
+                    }
+                    Subjects::None => false,
+                };
+                if chosen && (!how.unset_only || unset(subject.get("namespace"))) {
                     subject.insert("namespace".into(), Value::String(ns.to_string()));
                 }
             }
@@ -95,7 +139,8 @@ fn namespace(acc: &mut Acc, ns: &str, at: &Loc) -> Result<()> {
                     .map_err(|e| failed(r, at, "namespace", e))?;
             }
         }
-    }
+        Ok(())
+    })?;
     // Objects that differed only by namespace are now one object.
     let mut seen: std::collections::HashMap<(String, String, String, String), usize> = std::collections::HashMap::new();
     for (i, r) in acc.resources.iter().enumerate() {
@@ -113,22 +158,21 @@ fn namespace(acc: &mut Acc, ns: &str, at: &Loc) -> Result<()> {
 }
 
 /// `namePrefix` / `nameSuffix`: every object but CRDs, APIServices and Namespaces.
-fn affix(acc: &mut Acc, affix: &str, prefix: bool, at: &Loc) -> Result<()> {
+pub fn affix(acc: &mut Acc, affix: &str, prefix: bool, specs: &[FieldSpec], at: &Loc) -> Result<()> {
     let what = if prefix { "namePrefix" } else { "nameSuffix" };
-    let specs = if prefix { acc.config.name_prefix.clone() } else { acc.config.name_suffix.clone() };
-    for r in &mut acc.resources {
+    acc.resources.par_iter_mut().try_for_each(|r| -> Result<()> {
         let org = r.org_id();
         let skip = org.kind == "CustomResourceDefinition"
             || org.kind == "Namespace"
             || (org.kind == "APIService" && org.group() == "apiregistration.k8s.io");
         if skip {
-            continue;
+            return Ok(());
         }
         let (group, version) = match org.api_version.rsplit_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), org.api_version.clone()),
         };
-        for spec in &specs {
+        for spec in specs {
             let selects = (spec.kind.is_empty() || spec.kind == org.kind)
                 && (spec.group.is_empty() || spec.group == group)
                 && (spec.version.is_empty() || spec.version == version);
@@ -154,8 +198,8 @@ fn affix(acc: &mut Acc, affix: &str, prefix: bool, at: &Loc) -> Result<()> {
             };
             spec.visit(&mut r.body, Some(Create::Scalar), &mut set).map_err(|e| failed(r, at, what, e))?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The field specs of one `labels` entry (kustomize's LabelTransformer configuration).
@@ -183,10 +227,16 @@ fn label_specs(acc: &Acc, label: &Label) -> std::result::Result<Vec<FieldSpec>, 
 }
 
 /// Sets string entries (labels, annotations) in the maps the specs name, keys in sorted order.
-fn set_map_entries(acc: &mut Acc, specs: &[FieldSpec], pairs: &[(String, String)], what: &str, at: &Loc) -> Result<()> {
+pub fn set_map_entries(
+    acc: &mut Acc,
+    specs: &[FieldSpec],
+    pairs: &[(String, String)],
+    what: &str,
+    at: &Loc,
+) -> Result<()> {
     let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    for r in &mut acc.resources {
+    acc.resources.par_iter_mut().try_for_each(|r| -> Result<()> {
         for spec in specs {
             if !spec.applies_to(r) {
                 continue;
@@ -205,16 +255,15 @@ fn set_map_entries(acc: &mut Acc, specs: &[FieldSpec], pairs: &[(String, String)
             };
             spec.visit(&mut r.body, Some(Create::Map), &mut set).map_err(|e| failed(r, at, what, e))?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// `replicas:` — by name (current or any earlier one), in every namespace.
-fn replicas(acc: &mut Acc, name: &str, count: i64, at: &Loc) -> Result<()> {
-    let specs = acc.config.replicas.clone();
+pub fn replicas(acc: &mut Acc, name: &str, count: i64, specs: &[FieldSpec], at: &Loc) -> Result<()> {
     let mut matched = false;
     for r in &mut acc.resources {
-        for spec in &specs {
+        for spec in specs {
             let selected = r.previous.iter().chain(std::iter::once(&r.id())).any(|id| {
                 let (group, version) = match id.api_version.rsplit_once('/') {
                     Some((g, v)) => (g, v),
@@ -250,63 +299,135 @@ fn replicas(acc: &mut Acc, name: &str, count: i64, at: &Loc) -> Result<()> {
 }
 
 /// `images:` — every `image` of a container list at any depth (kustomize's legacy pass, which
-/// reaches custom resources) and at the configured image field specs.
-fn images(acc: &mut Acc, image: &Image) -> Result<()> {
-    let pattern = format!("^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$", image.name);
-    let matcher = Regex::new(&pattern)
-        .map_err(|e| image.at.error(format!("image name `{}` is not usable as a pattern: {e}", image.name)))?;
-    let specs = acc.config.images.clone();
-    for r in &mut acc.resources {
-        if r.kind() == "CustomResourceDefinition" {
-            continue;
-        }
-        let mut update = |v: &mut Value| -> std::result::Result<(), String> {
-            match v {
-                Value::String(s) => {
-                    if matcher.is_match(s) {
-                        *s = rewrite_image(s, image);
-                    }
-                    Ok(())
-                }
-                Value::Null => Ok(()),
-                _ => Err("`image` is not a string".into()),
-            }
-        };
-        legacy_images(&mut r.body, &mut update).map_err(|e| failed(r, &image.at, "images", e))?;
-        for spec in &specs {
-            if spec.applies_to(r) {
-                spec.visit(&mut r.body, None, &mut update).map_err(|e| failed(r, &image.at, "images", e))?;
-            }
-        }
+/// reaches custom resources) and at the configured image field specs, entry by entry.
+pub fn images(acc: &mut Acc, entries: &[Image], specs: &[FieldSpec]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
     }
-    Ok(())
-}
-
-/// Every `containers` / `initContainers` list at any depth: each item's `image`.
-fn legacy_images(
-    value: &mut Value,
-    update: &mut dyn FnMut(&mut Value) -> std::result::Result<(), String>,
-) -> std::result::Result<(), String> {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map.iter_mut() {
-                legacy_images(child, update)?;
-                if (key == "containers" || key == "initContainers")
-                    && let Value::Array(items) = child
-                {
-                    for item in items {
-                        let Value::Object(container) = item else {
-                            return Err(format!("an item of `{key}` is not a mapping"));
-                        };
-                        if let Some(image) = container.get_mut("image") {
-                            update(image)?;
+    let mut matchers = Vec::with_capacity(entries.len());
+    for image in entries {
+        let pattern = format!("^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$", image.name);
+        matchers.push(
+            Regex::new(&pattern)
+                .map_err(|e| image.at.error(format!("image name `{}` is not usable as a pattern: {e}", image.name)))?,
+        );
+    }
+    // Objects are independent: in parallel.
+    acc.resources.par_iter_mut().try_for_each(|r| -> Result<()> {
+        if r.kind() == "CustomResourceDefinition" {
+            return Ok(());
+        }
+        // Each entry runs a legacy pass (every container list at any depth) and then a pass over
+        // the image field specs, and each image is updated independently of the others; so each
+        // image is found once and given every entry in order, once per pass that reaches it.
+        let mut passes: Vec<(String, usize, usize)> = Vec::new();
+        let mut legacy = Vec::new();
+        legacy_image_slots(&r.body, &mut Vec::new(), &mut legacy)
+            .map_err(|e| failed(r, &entries[0].at, "images", e))?;
+        for pointer in legacy {
+            passes.push((pointer, 1, 0));
+        }
+        for spec in specs {
+            if !spec.applies_to(r) {
+                continue;
+            }
+            for pointer in spec.pointers(&mut r.body).map_err(|e| failed(r, &entries[0].at, "images", e))? {
+                match passes.iter_mut().find(|(p, _, _)| *p == pointer) {
+                    Some(slot) => slot.2 += 1,
+                    None => passes.push((pointer, 0, 1)),
+                }
+            }
+        }
+        for (pointer, by_legacy, by_specs) in &passes {
+            let Some(v) = r.body.pointer_mut(pointer) else { continue };
+            for (image, matcher) in entries.iter().zip(&matchers) {
+                for _ in 0..(by_legacy + by_specs) {
+                    match v {
+                        Value::String(s) => {
+                            if matcher.is_match(s) {
+                                *s = rewrite_image(s, image);
+                            }
+                        }
+                        Value::Null => {}
+                        _ => {
+                            let e = format!("`{pointer}` is not a string");
+                            return Err(image.at.error(format!(
+                                "images cannot be applied to {} (from {}): {e}",
+                                r.id(),
+                                r.origin
+                            )));
                         }
                     }
                 }
             }
+        }
+        Ok(())
+    })
+}
+
+/// The JSON pointers of every `image` of a `containers` / `initContainers` list at any depth, in
+/// the order kustomize's legacy pass visits them (children first). The path is kept as steps and
+/// spelled as a pointer only for an image found.
+fn legacy_image_slots<'v>(
+    value: &'v Value,
+    path: &mut Vec<&'v str>,
+    out: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    let spell = |path: &[&str], i: usize| {
+        let mut pointer = String::new();
+        for step in path {
+            crate::pointer::push(&mut pointer, step);
+        }
+        format!("{pointer}/{i}/image")
+    };
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                path.push(key);
+                legacy_image_slots_in(child, path, out)?;
+                if (key == "containers" || key == "initContainers")
+                    && let Value::Array(items) = child
+                {
+                    for (i, item) in items.iter().enumerate() {
+                        let Value::Object(container) = item else {
+                            return Err(format!("an item of `{key}` is not a mapping"));
+                        };
+                        if container.contains_key("image") {
+                            out.push(spell(path, i));
+                        }
+                    }
+                }
+                path.pop();
+            }
             Ok(())
         }
-        Value::Array(items) => items.iter_mut().try_for_each(|item| legacy_images(item, update)),
+        _ => legacy_image_slots_in(value, path, out),
+    }
+}
+
+/// The lists and scalars under a value (maps go through [`legacy_image_slots`]).
+fn legacy_image_slots_in<'v>(
+    value: &'v Value,
+    path: &mut Vec<&'v str>,
+    out: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    match value {
+        Value::Object(_) => legacy_image_slots(value, path, out),
+        Value::Array(items) => {
+            // List indexes are spelled into the path only when an image is found below them.
+            for (i, item) in items.iter().enumerate() {
+                let mut inner = Vec::new();
+                legacy_image_slots(item, &mut Vec::new(), &mut inner)?;
+                for found in inner {
+                    let mut pointer = String::new();
+                    for step in path.iter() {
+                        crate::pointer::push(&mut pointer, step);
+                    }
+                    out.push(format!("{pointer}/{i}{found}"));
+                }
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
 }

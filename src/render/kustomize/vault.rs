@@ -39,28 +39,29 @@ impl Vault {
     /// holds one (a string that embeds a placeholder becomes a secret as a whole).
     pub fn open(&self, body: &mut Value) -> Vec<String> {
         let mut found = Vec::new();
-        let mut pointer = String::new();
-        self.restore(body, &mut pointer, &mut found);
+        if self.values.is_empty() {
+            return found;
+        }
+        // The path is kept as steps and spelled as a pointer only where a value is found.
+        let mut path: Vec<String> = Vec::new();
+        self.restore(body, &mut path, &mut found);
         found
     }
 
-    fn restore(&self, value: &mut Value, pointer: &mut String, found: &mut Vec<String>) {
+    fn restore(&self, value: &mut Value, path: &mut Vec<String>, found: &mut Vec<String>) {
         match value {
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    let len = pointer.len();
-                    crate::pointer::push(pointer, k);
-                    self.restore(v, pointer, found);
-                    pointer.truncate(len);
+                    path.push(k.clone());
+                    self.restore(v, path, found);
+                    path.pop();
                 }
             }
             Value::Array(items) => {
                 for (i, v) in items.iter_mut().enumerate() {
-                    let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&i.to_string());
-                    self.restore(v, pointer, found);
-                    pointer.truncate(len);
+                    path.push(i.to_string());
+                    self.restore(v, path, found);
+                    path.pop();
                 }
             }
             Value::String(s) if s.contains(OPEN) => {
@@ -69,7 +70,11 @@ impl Vault {
                 } else {
                     *s = self.substitute(s);
                 }
-                found.push(pointer.clone());
+                let mut pointer = String::new();
+                for step in path.iter() {
+                    crate::pointer::push(&mut pointer, step);
+                }
+                found.push(pointer);
             }
             _ => {}
         }
