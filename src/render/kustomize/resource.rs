@@ -69,8 +69,8 @@ pub fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
     };
     match kind {
         "Namespace" | "Node" | "PersistentVolume" | "ComponentStatus" | "NodeProxyOptions" => api_version == "v1",
-        "PodSecurityPolicy" => api_version == "policy/v1beta1",
-        "FlowSchema" | "PriorityLevelConfiguration" => api_version == "flowcontrol.apiserver.k8s.io/v1beta1",
+        "PodSecurityPolicy" => group == "policy" && version == "v1beta1",
+        "FlowSchema" | "PriorityLevelConfiguration" => group == "flowcontrol.apiserver.k8s.io" && version == "v1beta1",
         _ => {
             let expected = match kind {
                 "APIService" => "apiregistration.k8s.io",
