@@ -621,17 +621,12 @@ replacements:
     assert!(env[0]["value"].as_str().is_some_and(|v| v.starts_with("<secret")), "masked where it was copied: {env:?}");
     assert_eq!(env[1]["valueFrom"]["secretKeyRef"]["name"], "p-db", "the reference follows the prefix");
     let mut outputs = serde_json::to_string(&rendered).expect("json");
-    for args in [
+    outputs.push_str(&f.outputs_of(&[
         &["render", "--env", "e"][..],
         &["plan", "--env", "e"],
         &["plan", "--env", "e", "--format", "json"],
         &["apply", "--env", "e"],
-    ] {
-        let (code, out, err) = f.run(args);
-        assert_eq!(code, 0, "{args:?}: {err}");
-        outputs.push_str(&out);
-        outputs.push_str(&err);
-    }
+    ]));
     assert!(
         !outputs.contains(PASSWORD) && !outputs.contains(&common::b64(PASSWORD)),
         "no output holds the password or its base64"
@@ -774,12 +769,11 @@ fn a_sops_file_in_a_secret_generator_is_decrypted_and_hashed_as_kustomize_hashes
         "the hash is kustomize's over the plaintext"
     );
     let mut outputs = serde_json::to_string(&rendered).expect("json");
-    for args in [&["render", "--env", "e"][..], &["plan", "--env", "e", "--format", "json"], &["apply", "--env", "e"]] {
-        let (code, out, err) = f.run(args);
-        assert_eq!(code, 0, "{args:?}: {err}");
-        outputs.push_str(&out);
-        outputs.push_str(&err);
-    }
+    outputs.push_str(&f.outputs_of(&[
+        &["render", "--env", "e"][..],
+        &["plan", "--env", "e", "--format", "json"],
+        &["apply", "--env", "e"],
+    ]));
     let encoded = common::b64(&format!("{PASSWORD}\n"));
     assert!(!outputs.contains(PASSWORD) && !outputs.contains(&encoded), "no output holds the password or its base64");
     let name = theirs[0]["metadata"]["name"].as_str().expect("name");
@@ -829,5 +823,58 @@ fn builtin_transformer_and_generator_configurations_run_with_their_own_field_spe
                 ),
             ],
         ),
+    );
+}
+
+#[test]
+fn an_openapi_schema_gives_custom_kinds_merge_keys() {
+    const SCHEMA: &str = r##"{
+  "definitions": {
+    "v1.Widget": {
+      "properties": {
+        "apiVersion": { "type": "string" },
+        "kind": { "type": "string" },
+        "metadata": { "type": "object" },
+        "spec": {
+          "properties": {
+            "items": {
+              "type": "array",
+              "items": { "$ref": "#/definitions/v1.Item" },
+              "x-kubernetes-patch-merge-key": "name",
+              "x-kubernetes-patch-strategy": "merge"
+            },
+            "containers": {
+              "type": "array",
+              "items": { "$ref": "#/definitions/io.k8s.api.core.v1.Container" },
+              "x-kubernetes-patch-merge-key": "name",
+              "x-kubernetes-patch-strategy": "merge"
+            }
+          }
+        }
+      },
+      "x-kubernetes-group-version-kind": [{ "group": "example.org", "kind": "Widget", "version": "v1" }]
+    },
+    "v1.Item": { "properties": { "name": { "type": "string" }, "value": { "type": "string" } } }
+  }
+}
+"##;
+    same_as_kustomize(
+        "openapi",
+        "overlay",
+        &[
+            (
+                "overlay/kustomization.yaml",
+                "resources: [widget.yaml]\nopenapi:\n  path: schema.json\npatches:\n  - path: patch.yaml\n",
+            ),
+            ("overlay/schema.json", SCHEMA),
+            (
+                "overlay/widget.yaml",
+                "apiVersion: example.org/v1\nkind: Widget\nmetadata: { name: w }\nspec:\n  items: [{ name: a, value: \"1\" }, { name: b, value: \"2\" }]\n  containers:\n    - name: c\n      image: x\n      env: [{ name: A, value: \"1\" }]\n",
+            ),
+            (
+                "overlay/patch.yaml",
+                "apiVersion: example.org/v1\nkind: Widget\nmetadata: { name: w }\nspec:\n  items: [{ name: b, value: \"3\" }]\n  containers:\n    - name: c\n      env: [{ name: B, value: \"2\" }]\n",
+            ),
+        ],
     );
 }

@@ -281,17 +281,12 @@ fn a_secret_in_a_merged_list_is_masked_where_the_merge_moves_it() {
     assert!(token["value"].as_str().is_some_and(|v| v.starts_with("<secret")), "masked where it moved: {token}");
     assert_eq!(env[1]["name"], "LOG_LEVEL", "the earlier variables follow: {env:?}");
     let mut outputs = serde_json::to_string(&rendered).expect("json");
-    for args in [
+    outputs.push_str(&f.outputs_of(&[
         &["render", "--env", "e"][..],
         &["plan", "--env", "e"],
         &["plan", "--env", "e", "--format", "json"],
         &["apply", "--env", "e"],
-    ] {
-        let (code, out, err) = f.run(args);
-        assert_eq!(code, 0, "{args:?}: {err}");
-        outputs.push_str(&out);
-        outputs.push_str(&err);
-    }
+    ]));
     assert!(
         !outputs.contains(TOKEN) && !outputs.contains(&common::b64(TOKEN)),
         "no output holds the token or its base64"

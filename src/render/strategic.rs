@@ -81,6 +81,53 @@ pub struct Schemas {
 }
 
 impl Schemas {
+    /// Adds the kinds of an OpenAPI document (kustomize's `openapi:` schema: `definitions` with
+    /// `x-kubernetes-group-version-kind`), their `$ref`s resolved within the document; as in
+    /// kustomize, a reference to a definition the document lacks carries no merge keys.
+    pub fn add_openapi(&mut self, document: &Value) -> Result<usize, String> {
+        let Some(definitions) = document.get("definitions").and_then(Value::as_object) else {
+            return Err("an openapi schema needs `definitions`".into());
+        };
+        fn inline(node: &Value, definitions: &Map<String, Value>, depth: usize) -> Value {
+            if depth > 32 {
+                return Value::Object(Map::new());
+            }
+            match node {
+                Value::Object(map) => {
+                    if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+                        let name = reference.trim_start_matches("#/definitions/");
+                        return match definitions.get(name) {
+                            Some(target) => inline(target, definitions, depth + 1),
+                            None => Value::Object(Map::new()),
+                        };
+                    }
+                    Value::Object(map.iter().map(|(k, v)| (k.clone(), inline(v, definitions, depth + 1))).collect())
+                }
+                Value::Array(items) => Value::Array(items.iter().map(|v| inline(v, definitions, depth + 1)).collect()),
+                other => other.clone(),
+            }
+        }
+        let mut added = 0;
+        for definition in definitions.values() {
+            let Some(gvks) = definition.get("x-kubernetes-group-version-kind").and_then(Value::as_array) else {
+                continue;
+            };
+            let schema = inline(definition, definitions, 0);
+            for gvk in gvks {
+                let text = |k: &str| gvk.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let (group, kind, version) = (text("group"), text("kind"), text("version"));
+                if kind.is_empty() {
+                    continue;
+                }
+                let versions = self.crds.entry((group, kind)).or_default();
+                versions.retain(|(name, _, _)| *name != version);
+                versions.push((version, schema.clone(), true));
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
     /// Reads the CRDs among `documents` (any layer of the environment).
     pub fn with_crds<'a>(documents: impl Iterator<Item = &'a Value>) -> Schemas {
         let mut crds = HashMap::new();

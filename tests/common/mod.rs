@@ -161,6 +161,21 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Runs each command (each must succeed) and returns everything they printed, stdout and
+    /// stderr, for a test that no output holds a secret.
+    pub fn outputs_of(&self, commands: &[&[&str]]) -> String {
+        let mut outputs = String::new();
+        for args in commands {
+            let (code, out, err) = self.run(args);
+            assert_eq!(code, 0, "{args:?}: {err}");
+            outputs.push_str(&out);
+            outputs.push_str(&err);
+        }
+        outputs
+    }
+}
+
 /// A value as base64: the form a secret takes in a Secret's `data`, which no output may hold either.
 pub fn b64(s: &str) -> String {
     use base64::Engine;

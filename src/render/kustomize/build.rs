@@ -48,6 +48,16 @@ impl Acc {
         }
     }
 
+    /// The positions of the resources that have (or once had) this identity, version included.
+    pub fn having_been(&self, id: &Id) -> Vec<usize> {
+        self.resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.ids().any(|o| o.api_version == id.api_version && o.same_object(id)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Forgets the identity index (transformers renamed objects).
     pub fn renamed(&mut self) {
         self.index.clear();
@@ -190,12 +200,21 @@ pub fn resolve_file(k: &Kustomization, entry: &Located, what: &str) -> Result<St
     Ok(path)
 }
 
-fn remote(value: &str) -> bool {
-    value.contains("://")
+/// A remote base (a URL, `git::`, `?ref=`) is refused: the build reads only the repository, at
+/// the commit under review.
+fn refuse_remote(entry: &Located, what: &str) -> Result<()> {
+    let value = &entry.value;
+    let remote = value.contains("://")
         || value.starts_with("git::")
         || value.starts_with("git@")
         || value.contains("?ref=")
-        || value.starts_with("github.com/")
+        || value.starts_with("github.com/");
+    if remote {
+        return Err(entry.at.error(format!(
+            "remote {what} `{value}`: cairn builds only what is in the repository; vendor the remote base into the repository and list its directory"
+        )));
+    }
+    Ok(())
 }
 
 impl Builder<'_> {
@@ -254,6 +273,15 @@ impl Builder<'_> {
             }
             _ => {}
         }
+        if let Some(entry) = &k.openapi {
+            // As kustomize does: the schema's merge keys hold for the rest of the build.
+            let path = resolve_file(&k, entry, "openapi schema")?;
+            let bytes = self.read_file(&path, entry, "openapi schema")?;
+            let text = String::from_utf8_lossy(&bytes);
+            let document =
+                yaml::parse_documents_yaml12(&path, &text)?.into_iter().next().map(|d| d.value).unwrap_or(Value::Null);
+            self.schemas.add_openapi(&document).map_err(|e| entry.at.error(format!("{path}: {e}")))?;
+        }
         self.stack.push(dir.to_string());
         let out = self.target(&k, acc);
         self.stack.pop();
@@ -267,12 +295,7 @@ impl Builder<'_> {
         let mut kinds = Vec::with_capacity(k.resources.len());
         let mut texts = Vec::new();
         for entry in &k.resources {
-            if remote(&entry.value) {
-                return Err(entry.at.error(format!(
-                    "remote resource `{}`: cairn builds only what is in the repository; vendor the remote base into the repository and list its directory",
-                    entry.value
-                )));
-            }
+            refuse_remote(entry, "resource")?;
             let path = resolve(k, entry)?;
             let kind = self.snapshot.entry_kind(&path)?;
             if kind == Some(EntryKind::File) {
@@ -338,12 +361,7 @@ impl Builder<'_> {
         generate::run(self, k, &mut acc)?;
         plugin::generators(self, k, &mut acc)?;
         for entry in &k.components {
-            if remote(&entry.value) {
-                return Err(entry.at.error(format!(
-                    "remote component `{}`: vendor it into the repository and list its directory",
-                    entry.value
-                )));
-            }
+            refuse_remote(entry, "component")?;
             let path = resolve(k, entry)?;
             if self.snapshot.entry_kind(&path)? != Some(EntryKind::Dir) {
                 return Err(entry.at.error(format!(
@@ -360,11 +378,6 @@ impl Builder<'_> {
         replace::run(self, k, &mut acc)?;
         plugin::transformers(self, k, &mut acc)?;
         acc.renamed();
-        if let Some(entry) = &k.openapi {
-            return Err(entry.at.error(
-                "`openapi` is not supported yet; cairn merges custom kinds by the list keys of their CRDs in the environment",
-            ));
-        }
         vars::add(&mut acc, k.vars.clone())?;
         Ok(acc)
     }

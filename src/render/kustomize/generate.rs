@@ -276,13 +276,7 @@ fn valid_key(key: &str) -> bool {
 /// Adds a generated resource as its `behavior` says.
 fn absorb(acc: &mut Acc, mut r: Resource, g: &Generator) -> Result<()> {
     let id = r.id();
-    let matches: Vec<usize> = acc
-        .resources
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.ids().any(|oid| oid.api_version == id.api_version && oid.same_object(&id)))
-        .map(|(i, _)| i)
-        .collect();
+    let matches = acc.having_been(&id);
     let behavior = g.behavior;
     match (matches.as_slice(), behavior) {
         ([], Behavior::Create) => acc.append(r),

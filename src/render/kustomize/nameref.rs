@@ -133,6 +133,11 @@ impl Referrer {
         }
     }
 
+    /// The objects once named `old` that this referrer can refer to.
+    fn candidates<'a>(&self, index: &Index<'a>, old: &str) -> Vec<&'a Candidate> {
+        index.get(old).into_iter().flatten().copied().filter(|c| self.sees(c)).collect()
+    }
+
     /// Whether a candidate is among the objects this referrer can refer to.
     fn sees(&self, c: &Candidate) -> bool {
         self.cluster_scoped
@@ -203,8 +208,7 @@ fn set_scalar(
     roleref: Option<&(String, String)>,
 ) -> std::result::Result<(), String> {
     let Some(old) = value.as_str().map(str::to_string) else { return Ok(()) };
-    let candidates: Vec<&Candidate> =
-        pool.get(old.as_str()).into_iter().flatten().copied().filter(|c| referrer.sees(c)).collect();
+    let candidates = referrer.candidates(pool, &old);
     if let Some(found) = select(&old, referrer, candidates, target, roleref, false)? {
         *value = Value::String(found.name().to_string());
     }
@@ -222,8 +226,7 @@ fn set_mapping(
     let Some(old) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
         return Err("a name reference map has no `name`".into());
     };
-    let pool: Vec<&Candidate> =
-        pool.get(old.as_str()).into_iter().flatten().copied().filter(|c| referrer.sees(c)).collect();
+    let pool = referrer.candidates(pool, &old);
     let candidates: Vec<&Candidate> = match map.get("namespace").and_then(Value::as_str) {
         Some(ns) => {
             let original: Vec<&Candidate> = pool.iter().copied().filter(|c| c.org_namespace == ns).collect();

@@ -199,13 +199,7 @@ fn restore(r: &mut Resource, name: &str, kind: &str, namespace: &str, name_chang
 fn by_identity(builder: &Builder<'_>, acc: &mut Acc, doc: Value, file: &str, line: u64) -> Result<()> {
     let patch_res = Resource::new(doc.clone(), SourceRef { file: file.to_string(), line });
     let want = patch_res.id();
-    let matches: Vec<usize> = acc
-        .resources
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.ids().any(|id| id.api_version == want.api_version && id.same_object(&want)))
-        .map(|(i, _)| i)
-        .collect();
+    let matches = acc.having_been(&want);
     let i = match matches.as_slice() {
         [i] => *i,
         [] => {
