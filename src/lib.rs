@@ -24,5 +24,6 @@ pub mod release;
 pub mod report;
 pub mod scaffold;
 pub mod secrets;
+pub mod shard;
 pub mod target;
 pub mod validate;

@@ -137,12 +137,14 @@ pub fn plan(run: &Run, options: validate::Options, change: &ChangeSpec, prune: b
     Ok(Planned { plans, findings })
 }
 
-/// The pull-request step (`cairn check`): the environments `base..head` touches, rendered at the
-/// head, validated, planned, and judged by the policies with the change set and approvals.
+/// The pull-request step (`cairn check`): the environments `base..head` touches (of `only`, when
+/// it names some: one shard of a CI matrix), rendered at the head, validated, planned, and judged
+/// by the policies with the change set and approvals.
 pub fn check(
     repo_dir: &Path,
     base: &str,
     head: &str,
+    only: &[String],
     options: validate::Options,
     prune: bool,
     approvals: Option<&Path>,
@@ -156,8 +158,13 @@ pub fn check(
     let changes = repo.changed_paths(base, head)?;
     let snapshot = repo.snapshot(Some(head))?;
     let config = Config::load(&snapshot)?;
-    let touched: Vec<String> =
-        check::touched_environments(&config, &changes.paths).into_iter().map(str::to_string).collect();
+    // A shard names environments that exist, even where this change does not touch them.
+    config.select(only)?;
+    let touched: Vec<String> = check::touched_environments(&config, &changes.paths)
+        .into_iter()
+        .filter(|env| only.is_empty() || only.iter().any(|o| o == env))
+        .map(str::to_string)
+        .collect();
     let rendered = if touched.is_empty() {
         Vec::new()
     } else {
@@ -294,19 +301,34 @@ pub fn apply(
     Ok(Gated::Written { result: reports, findings: gated.findings().to_vec() })
 }
 
-/// `cairn apply --plan FILE`: the environments of a saved plan, at `rev` (default HEAD), each
+/// `cairn apply --plan FILE [--env ENV…]`: the environments of a saved plan (those of `only`,
+/// when it names some; the others stay applicable later), at `rev` (default HEAD), each
 /// applied only while the revision still renders what the plan showed and live state still
 /// hashes the same — and only through the gate, with the change, plan and approvals the pull
 /// request's check recorded.
 pub fn apply_saved(
     repo_dir: &Path,
     path: &Path,
+    only: &[String],
     rev: Option<&str>,
     replan: bool,
     write: &WriteSpec,
     progress: &dyn Fn(&str) -> ProgressBar,
 ) -> Result<Gated<Vec<Applied>>> {
-    let saved = SavedPlan::read(path)?;
+    let mut saved = SavedPlan::read(path)?;
+    if let Some(missing) = only.iter().find(|env| !saved.plans.iter().any(|p| &p.environment == *env)) {
+        let held: Vec<&str> = saved.plans.iter().map(|p| p.environment.as_str()).collect();
+        return Err(Error::Usage {
+            message: format!(
+                "{}: the plan holds no environment `{missing}` (it holds {}); check the shard's environments, or check the change again",
+                path.display(),
+                if held.is_empty() { "none".to_string() } else { held.join(", ") }
+            ),
+        });
+    }
+    if !only.is_empty() {
+        saved.plans.retain(|p| only.contains(&p.environment));
+    }
     let repo = Repo::open(repo_dir)?;
     let rev = rev.unwrap_or("HEAD");
     let ours = repo.root_commit(rev)?;

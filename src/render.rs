@@ -490,15 +490,43 @@ fn apply_layer(
     parsed: Vec<(String, Vec<Parsed>)>,
     schemas: &strategic::Schemas,
 ) -> Result<()> {
+    use rayon::prelude::*;
+    // Most documents of a layer create an object (every document of the first layer does):
+    // their identities and bodies are worked out in parallel beforehand, and the loop below, which
+    // must run in document order for duplicates and merges, only inserts them. Errors wait for
+    // their document's turn, so the first one reported is still the first in the layer.
+    let prepared: Vec<PreparedFile> = {
+        let existing = &*objects;
+        parsed
+            .into_par_iter()
+            .map(|(file, docs)| {
+                let docs = docs
+                    .into_iter()
+                    .map(|parsed| {
+                        let id = ObjectId::of(&parsed.doc.value);
+                        let creates = matches!(&id, Ok(id) if !existing.contains_key(id))
+                            && parsed.doc.value.get("$patch").is_none();
+                        let prepared = match &id {
+                            Ok(id) if creates => Prepared::Created(create_body(parsed, id, schemas)),
+                            _ => Prepared::Pending(parsed),
+                        };
+                        (id, prepared)
+                    })
+                    .collect();
+                (file, docs)
+            })
+            .collect()
+    };
     let mut seen: HashMap<ObjectId, SourceRef> = HashMap::new();
-    for (file, docs) in parsed {
-        for Parsed { doc, secrets, also } in docs {
-            let here = SourceRef { file: file.clone(), line: doc.line };
-            let id = ObjectId::of(&doc.value).map_err(|message| Error::Document {
-                file: file.clone(),
-                line: doc.line,
-                message,
-            })?;
+    for (file, docs) in prepared {
+        for (id, prepared) in docs {
+            let line = match &prepared {
+                Prepared::Created(Ok(created)) => created.line,
+                Prepared::Created(Err((line, _))) => *line,
+                Prepared::Pending(parsed) => parsed.doc.line,
+            };
+            let here = SourceRef { file: file.clone(), line };
+            let id = id.map_err(|message| Error::Document { file: file.clone(), line, message })?;
             if let Some(first) = seen.get(&id) {
                 return Err(Error::DuplicateObject {
                     object: id.to_string(),
@@ -510,6 +538,18 @@ fn apply_layer(
                 });
             }
             seen.insert(id.clone(), here.clone());
+            let Parsed { doc, secrets, also } = match prepared {
+                Prepared::Created(Ok(Created { body, secrets, also, .. })) => {
+                    let mut sources = vec![here];
+                    sources.extend(also);
+                    objects.insert(id.clone(), Object { id, body, sources, secrets });
+                    continue;
+                }
+                Prepared::Created(Err((line, message))) => {
+                    return Err(Error::Document { file: file.clone(), line, message });
+                }
+                Prepared::Pending(parsed) => parsed,
+            };
             let mut doc = doc;
             let mut replace = false;
             if let Some(directive) = doc.value.get("$patch") {
@@ -584,15 +624,8 @@ fn apply_layer(
                     }
                 }
                 None => {
-                    let body = match shape {
-                        Some(shape) => strategic::create(doc.value, shape, "").map_err(failed)?,
-                        // Applying a merge patch to nothing is the document without its nulls.
-                        None => {
-                            let mut body = doc.value;
-                            remove_nulls(&mut body);
-                            body
-                        }
-                    };
+                    let Created { body, secrets, also, .. } = create_body(Parsed { doc, secrets, also }, &id, schemas)
+                        .map_err(|(line, message)| Error::Document { file: file.clone(), line, message })?;
                     let mut sources = vec![here];
                     sources.extend(also);
                     objects.insert(id.clone(), Object { id, body, sources, secrets });
@@ -601,6 +634,45 @@ fn apply_layer(
         }
     }
     Ok(())
+}
+
+/// A file's documents, each with its identity (or why it has none), before the ordered pass.
+type PreparedFile = (String, Vec<(std::result::Result<ObjectId, String>, Prepared)>);
+
+/// A document of a layer, before the ordered pass over the layer.
+enum Prepared {
+    /// It creates an object: its body, or (line, message) why it cannot be made.
+    Created(std::result::Result<Created, (u64, String)>),
+    /// It changes or removes an object of an earlier layer, or carries a `$patch` directive.
+    Pending(Parsed),
+}
+
+struct Created {
+    body: Value,
+    line: u64,
+    secrets: Vec<String>,
+    also: Vec<SourceRef>,
+}
+
+/// The body of an object a document creates, as the ordered pass would make it.
+fn create_body(
+    parsed: Parsed,
+    id: &ObjectId,
+    schemas: &strategic::Schemas,
+) -> std::result::Result<Created, (u64, String)> {
+    let Parsed { doc, secrets, also } = parsed;
+    let api_version = doc.value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let body = match schemas.shape_of(api_version, &id.kind) {
+        Some(shape) => strategic::create(doc.value, shape, "")
+            .map_err(|message| (doc.line, format!("cannot merge this document over {id}: {message}")))?,
+        // Applying a merge patch to nothing is the document without its nulls.
+        None => {
+            let mut body = doc.value;
+            remove_nulls(&mut body);
+            body
+        }
+    };
+    Ok(Created { body, line: doc.line, secrets, also })
 }
 
 /// Removes `null` members of maps, recursively (lists are kept as they are, as RFC 7386 does).

@@ -6,7 +6,19 @@ mod common;
 use common::Fixture;
 
 /// Every format name cairn knows, and a name it does not.
-const NAMES: &[&str] = &["human", "json", "markdown", "html", "sarif", "junit", "github", "yaml", "text"];
+const NAMES: &[&str] = &[
+    "human",
+    "json",
+    "markdown",
+    "html",
+    "sarif",
+    "junit",
+    "github",
+    "yaml",
+    "github-matrix",
+    "gitlab-pipeline",
+    "text",
+];
 
 /// A command with `--format`: its words, the arguments it needs besides, and the formats it
 /// takes in the order `--help` lists them.
@@ -41,7 +53,7 @@ fn commands(f: &Fixture) -> Vec<Command> {
         (&["rollback"], &["--env", "staging"], &["human", "json"]),
         (&["metrics"], &[], &["human", "json", "markdown", "html"]),
         (&["policy", "test"], &[&repo], &["human", "json", "markdown"]),
-        (&["changes"], &["--base", "HEAD"], &["human", "json"]),
+        (&["changes"], &["--base", "HEAD"], &["human", "json", "github-matrix", "gitlab-pipeline"]),
         (&["secrets", "decrypt"], &["secret.yaml"], &["yaml", "json"]),
     ];
     table

@@ -27,16 +27,18 @@ pub fn run(
     }
 }
 
-pub fn run_saved(
-    cli: &Cli,
-    path: &Path,
-    rev: Option<&str>,
-    replan: bool,
-    spec: &WriteSpec,
-    format: Format,
-    out: &mut dyn Write,
-) -> Result<Status> {
-    match pipeline::apply_saved(&cli.repo, path, rev, replan, spec, &progress_bar)? {
+/// A saved plan to apply: which of its environments, at which revision, replanned or not.
+pub struct Saved<'a> {
+    pub path: &'a Path,
+    /// Empty: every environment of the plan.
+    pub envs: &'a [String],
+    pub rev: Option<&'a str>,
+    pub replan: bool,
+}
+
+pub fn run_saved(cli: &Cli, saved: &Saved, spec: &WriteSpec, format: Format, out: &mut dyn Write) -> Result<Status> {
+    let Saved { path, envs, rev, replan } = *saved;
+    match pipeline::apply_saved(&cli.repo, path, envs, rev, replan, spec, &progress_bar)? {
         Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
         Gated::Written { result, .. } => {
             report_io(report::write_applied(out, &Masked::new(&result), path, format, cli.style()))?;

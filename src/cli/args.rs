@@ -26,7 +26,7 @@ const STATUS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdow
 const ROLLBACK_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const METRICS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
 const POLICY_TEST_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
-const CHANGES_FORMATS: &[Format] = &[Format::Human, Format::Json];
+const CHANGES_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::GithubMatrix, Format::GitlabPipeline];
 const DECRYPT_FORMATS: &[Format] = &[Format::Yaml, Format::Json];
 
 /// A GitOps engine: render, validate, plan and apply per-environment configuration from git.
@@ -110,7 +110,8 @@ pub enum Command {
     },
     /// Apply environments to their targets and record a release for each.
     Apply {
-        /// Environment to apply (repeatable; required unless --plan gives them).
+        /// Environment to apply (repeatable; required unless --plan gives them). With --plan:
+        /// only these environments of the plan (one job of a CI matrix).
         #[arg(long = "env", value_name = "ENV", required_unless_present = "plan")]
         envs: Vec<String>,
         /// Apply exactly this commit instead of the working tree (with --plan: default HEAD).
@@ -118,7 +119,7 @@ pub enum Command {
         rev: Option<String>,
         /// Apply a plan saved by `cairn check --out`: refused (exit 1) when the revision renders
         /// differently or live state changed since the plan was made.
-        #[arg(long, value_name = "FILE", conflicts_with = "envs")]
+        #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
         /// With --plan: plan afresh and apply even if the state moved.
         #[arg(long, requires = "plan")]
@@ -152,6 +153,14 @@ pub enum Command {
         /// Keep objects cairn applied earlier and no longer renders.
         #[arg(long)]
         no_prune: bool,
+        /// Check only these of the touched environments (repeatable): one shard of a CI matrix
+        /// (`cairn changes --format github-matrix`).
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+        /// Write a report (repeatable): `FORMAT=FILE` to a file, `FORMAT` alone to stdout. One
+        /// check renders and plans once and writes every report; replaces --format.
+        #[arg(long = "report", value_name = "FORMAT[=FILE]", value_parser = parse_report, conflicts_with = "format")]
+        reports: Vec<ReportTarget>,
         #[arg(long, default_value_t = Format::Markdown, value_parser = formats(CHECK_FORMATS))]
         format: Format,
     },
@@ -230,6 +239,13 @@ pub enum Command {
         base: String,
         #[arg(long, value_name = "REV", default_value = "HEAD")]
         head: String,
+        /// github-matrix, gitlab-pipeline: at most this many shards (1 to 256).
+        #[arg(long, value_name = "N", default_value_t = crate::shard::MAX_JOBS)]
+        max_jobs: usize,
+        /// gitlab-pipeline: the repository file defining the hidden job `.cairn-shard` that each
+        /// shard's job extends (included by the child pipeline).
+        #[arg(long, value_name = "FILE", default_value = ".gitlab/cairn-shard.yml")]
+        job_template: String,
         #[arg(long, default_value_t = Format::Human, value_parser = formats(CHANGES_FORMATS))]
         format: Format,
     },
@@ -322,6 +338,29 @@ pub struct WriteArgs {
 }
 
 /// `90s`, `5m`, `1h`, `1h30m`, or plain seconds: the grammar of [`crate::duration`].
+/// One `--report FORMAT[=FILE]` of `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportTarget {
+    pub format: Format,
+    /// `None`: stdout.
+    pub file: Option<PathBuf>,
+}
+
+fn parse_report(text: &str) -> std::result::Result<ReportTarget, String> {
+    let (name, file) = match text.split_once('=') {
+        Some((name, "")) => {
+            return Err(format!("`{name}=` names no file: write `{name}=FILE`, or `{name}` for stdout"));
+        }
+        Some((name, file)) => (name, Some(PathBuf::from(file))),
+        None => (text, None),
+    };
+    let known: Vec<&str> = CHECK_FORMATS.iter().map(|f| f.as_str()).collect();
+    match name.parse::<Format>() {
+        Ok(format) if CHECK_FORMATS.contains(&format) => Ok(ReportTarget { format, file }),
+        _ => Err(format!("`{name}` is not a report format of check; use one of {}", known.join(", "))),
+    }
+}
+
 fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
     crate::duration::parse(text).map_err(|e| format!("`{}` is not a duration: use 90s, 5m or 1h ({e})", text.trim()))
 }
@@ -442,7 +481,14 @@ mod tests {
         writes_exactly("metrics", METRICS_FORMATS, |w, f| report::write_metrics(w, &[], f));
         writes_exactly("policy test", POLICY_TEST_FORMATS, |w, f| report::write_policy_tests(w, &[], f, PLAIN));
         let changes = crate::repo::ChangeSet::default();
-        writes_exactly("changes", CHANGES_FORMATS, |w, f| report::write_changes(w, &changes, &[], f));
+        // `changes` has two writers: the list, and the matrix of shards.
+        let matrix_formats = [Format::GithubMatrix, Format::GitlabPipeline];
+        let (matrix, list): (Vec<Format>, Vec<Format>) =
+            CHANGES_FORMATS.iter().partition(|f| matrix_formats.contains(f));
+        assert_eq!(matrix, matrix_formats);
+        writes_exactly("changes", &list, |w, f| report::write_changes(w, &changes, &[], f));
+        let shards = report::Matrix { base: "a", head: "b", shards: &[], job_template: "t.yml" };
+        writes_exactly("changes (matrix)", &matrix, |w, f| report::write_matrix(w, &shards, f));
         writes_exactly("secrets decrypt", DECRYPT_FORMATS, |w, f| report::write_decrypted(w, Vec::new(), f));
     }
 }

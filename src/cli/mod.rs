@@ -64,13 +64,18 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
         Command::Apply { envs, rev, plan, replan, no_prune, actor, write, format } => {
             let spec = write.spec(!no_prune, actor.clone());
             match plan {
-                Some(path) => apply::run_saved(cli, path, rev.as_deref(), *replan, &spec, *format, out),
+                Some(path) => {
+                    let saved = apply::Saved { path, envs, rev: rev.as_deref(), replan: *replan };
+                    apply::run_saved(cli, &saved, &spec, *format, out)
+                }
                 None => apply::run(cli, envs, rev.as_deref(), &spec, *format, out),
             }
         }
-        Command::Check { base, head, out: plan_out, approvals, schema, no_prune, format } => {
-            let what = check::What { base, head, plan_out: plan_out.as_deref(), approvals: approvals.as_deref() };
-            check::run(cli, &what, *schema, !no_prune, *format, out)
+        Command::Check { base, head, out: plan_out, approvals, schema, no_prune, envs, reports, format } => {
+            let what = check::What { base, head, plan_out: plan_out.as_deref(), approvals: approvals.as_deref(), envs };
+            let reports =
+                if reports.is_empty() { vec![ReportTarget { format: *format, file: None }] } else { reports.clone() };
+            check::run(cli, &what, *schema, !no_prune, &reports, out)
         }
         Command::History { env, limit, format } => history::run(cli, env, *limit, *format, out),
         Command::Notes { env, release, from, to, repo_url, format } => {
@@ -86,7 +91,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
         }
         Command::Policy(PolicyCommand::Test { dir, format }) => policy::test(cli, dir, *format, out),
         Command::Secrets(command) => secrets::run(command, out),
-        Command::Changes { base, head, format } => changes::run(cli, base, head, *format, out),
+        Command::Changes { base, head, max_jobs, job_template, format } => {
+            changes::run(cli, base, head, *max_jobs, job_template, *format, out)
+        }
     }
 }
 

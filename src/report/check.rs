@@ -1,141 +1,15 @@
-//! The pull-request report of `check`, kept under GitHub's comment limit, and the outcome of
+//! What `check` writes (its pull-request comment is `comment.rs`), and the outcome of
 //! `apply --plan`.
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::plan::{unified_diff, write_masked_applies, write_masked_plans};
-use super::{Format, Style, colors, markdown_cell, write_json};
+use super::comment::check_markdown;
+use super::plan::{write_masked_applies, write_masked_plans};
+use super::{Format, Style, colors, write_json};
 use crate::apply::Applied;
 use crate::check::SavedPlan;
-use crate::plan::Action;
 use crate::secrets::Masked;
-use crate::validate::Level;
-
-/// GitHub caps comments at 65,535 characters; stay well under it.
-pub const COMMENT_LIMIT: usize = 60_000;
-
-/// The Markdown report. `limit_note`: `None` for the full report; `Some(full_report_path)` to
-/// keep it under `COMMENT_LIMIT` by leaving out the largest diffs first, saying so and where the
-/// full report is.
-pub fn check_markdown(saved: &Masked<SavedPlan>, limit_note: Option<Option<&str>>) -> String {
-    let saved: &SavedPlan = saved;
-    let diffs: Vec<Vec<String>> = saved
-        .plans
-        .iter()
-        .map(|p| p.changes.iter().filter(|c| c.action != Action::Unchanged).map(unified_diff).collect())
-        .collect();
-    let mut omitted: Vec<Vec<bool>> = diffs.iter().map(|d| vec![false; d.len()]).collect();
-    let mut text = render(saved, &diffs, &omitted, None);
-    if let Some(full) = limit_note {
-        // Largest diffs go first: they buy the most room for the fewest omissions.
-        let mut order: Vec<(usize, usize, usize)> = diffs
-            .iter()
-            .enumerate()
-            .flat_map(|(e, d)| d.iter().enumerate().map(move |(i, t)| (t.len(), e, i)))
-            .collect();
-        order.sort_unstable_by(|a, b| b.cmp(a));
-        let mut count = 0;
-        let mut next = order.into_iter();
-        while text.len() > COMMENT_LIMIT {
-            let Some((_, e, i)) = next.next() else { break };
-            omitted[e][i] = true;
-            count += 1;
-            text = render(saved, &diffs, &omitted, Some((count, full)));
-        }
-    }
-    text
-}
-
-fn render(
-    saved: &SavedPlan,
-    diffs: &[Vec<String>],
-    omitted: &[Vec<bool>],
-    note: Option<(usize, Option<&str>)>,
-) -> String {
-    let mut s = String::new();
-    let status = if saved.blocked() { "blocked by findings" } else { "ready to merge" };
-    let _ = writeln!(s, "## cairn check: {status}\n");
-    let _ = writeln!(
-        s,
-        "`{}` → `{}` ({}), {} changed path(s).\n",
-        saved.base.short_sha(),
-        saved.head.short_sha(),
-        markdown_cell(&saved.head.subject),
-        saved.changed_paths.len()
-    );
-    if !saved.approvals.is_empty() {
-        let who: Vec<&str> = saved.approvals.iter().map(|a| a.by.as_str()).collect();
-        let _ = writeln!(s, "Approved by {}.\n", who.join(", "));
-    }
-    if let Some((count, full)) = note {
-        let place = full.map(|f| format!(" The full report is in `{f}`.")).unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "> {count} diff(s) were left out, largest first, to keep this comment under {COMMENT_LIMIT} characters.{place}\n"
-        );
-    }
-    if saved.plans.is_empty() {
-        let _ = writeln!(s, "No environment is touched by this change.");
-        return s;
-    }
-    let _ = writeln!(
-        s,
-        "| environment | create | update | delete | unchanged | errors | warnings |\n|---|---:|---:|---:|---:|---:|---:|"
-    );
-    for p in &saved.plans {
-        let count = |level: Level| {
-            saved.findings.iter().filter(|f| f.environment == p.environment && f.severity == level).count()
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            p.environment,
-            p.summary.create,
-            p.summary.update,
-            p.summary.delete,
-            p.summary.unchanged,
-            count(Level::Error),
-            count(Level::Warning)
-        );
-    }
-    for (e, p) in saved.plans.iter().enumerate() {
-        let _ = writeln!(s, "\n### {}\n", p.environment);
-        let findings: Vec<_> = saved.findings.iter().filter(|f| f.environment == p.environment).collect();
-        if !findings.is_empty() {
-            let _ = writeln!(s, "| severity | code | object | location | message |\n|---|---|---|---|---|");
-            for f in findings {
-                let level = if f.severity == Level::Error { "error" } else { "warning" };
-                let _ = writeln!(
-                    s,
-                    "| {level} | `{}` | `{}` | `{}:{}:{}` | {} |",
-                    f.code,
-                    f.subject(),
-                    f.file,
-                    f.line,
-                    f.column,
-                    markdown_cell(&f.message)
-                );
-            }
-            s.push('\n');
-        }
-        if !p.has_changes() {
-            let _ = writeln!(s, "No changes.");
-        }
-        for (i, c) in p.changes.iter().filter(|c| c.action != Action::Unchanged).enumerate() {
-            let _ = writeln!(s, "<details><summary><b>{}</b> <code>{}</code></summary>\n", c.action.as_str(), c.object);
-            if omitted[e][i] {
-                let lines = diffs[e][i].lines().count();
-                let _ = writeln!(s, "_Diff of {lines} lines left out here; see the full report._\n");
-            } else {
-                let _ = writeln!(s, "```diff\n{}```\n", diffs[e][i]);
-            }
-            let _ = writeln!(s, "</details>");
-        }
-    }
-    s
-}
 
 /// The outcome of `apply --plan`: releases made, or why the plan was refused.
 pub fn write_applied(

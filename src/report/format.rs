@@ -21,6 +21,10 @@ pub enum Format {
     /// GitHub Actions workflow commands (annotations).
     Github,
     Yaml,
+    /// A GitHub Actions matrix (`{"include": [...]}`) of shards.
+    GithubMatrix,
+    /// A GitLab child-pipeline YAML with a job per shard.
+    GitlabPipeline,
 }
 
 impl Format {
@@ -33,6 +37,8 @@ impl Format {
         Format::Junit,
         Format::Github,
         Format::Yaml,
+        Format::GithubMatrix,
+        Format::GitlabPipeline,
     ];
 
     /// The name the command line takes.
@@ -46,6 +52,8 @@ impl Format {
             Format::Junit => "junit",
             Format::Github => "github",
             Format::Yaml => "yaml",
+            Format::GithubMatrix => "github-matrix",
+            Format::GitlabPipeline => "gitlab-pipeline",
         }
     }
 

@@ -4,6 +4,7 @@
 //! [`Masked`]: only `secrets` builds one, and always masks, so a reporter cannot forget to.
 
 mod check;
+mod comment;
 mod findings;
 mod format;
 mod html;
@@ -18,13 +19,14 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-pub use check::{COMMENT_LIMIT, check_markdown, save_check, write_applied, write_blocked, write_check};
+pub use check::{save_check, write_applied, write_blocked, write_check};
+pub use comment::{COMMENT_LIMIT, check_markdown};
 pub use findings::write_findings;
 pub use format::{Format, UnknownFormat};
 pub use notes::{write_no_releases, write_notes};
 pub use plan::{write_apply, write_plans, write_plans_with_findings};
 pub use policy::write_policy_tests;
-pub use repo::{write_changes, write_scaffolded};
+pub use repo::{Matrix, write_changes, write_matrix, write_scaffolded};
 pub use secrets::{write_decrypted, write_secret_done};
 pub use status::{write_metrics, write_status};
 

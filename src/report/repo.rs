@@ -51,3 +51,54 @@ pub fn write_changes(w: &mut dyn Write, changes: &ChangeSet, touched: &[&str], f
         other => Err(other.unsupported("changed paths")),
     }
 }
+
+/// The shards of a change, for `changes --format github-matrix|gitlab-pipeline`.
+pub struct Matrix<'a> {
+    pub base: &'a str,
+    pub head: &'a str,
+    pub shards: &'a [crate::shard::Shard],
+    /// gitlab-pipeline: the file defining the hidden job `.cairn-shard` every shard extends.
+    pub job_template: &'a str,
+}
+
+/// `github-matrix`: `{"include": [shard, …]}` on one line (a step output must be one line).
+/// `gitlab-pipeline`: a child pipeline with a job per shard that extends `.cairn-shard` with the
+/// shard's variables (`CAIRN_SHARD`, `CAIRN_ENVIRONMENTS`, `CAIRN_ENV_ARGS`, `CAIRN_OBJECTS`), or
+/// one job saying there is nothing to do (GitLab refuses a pipeline without jobs).
+pub fn write_matrix(w: &mut dyn Write, matrix: &Matrix, format: Format) -> io::Result<()> {
+    match format {
+        Format::GithubMatrix => {
+            #[derive(serde::Serialize)]
+            struct Out<'a> {
+                include: &'a [crate::shard::Shard],
+            }
+            serde_json::to_writer(&mut *w, &Out { include: matrix.shards })?;
+            writeln!(w)
+        }
+        Format::GitlabPipeline => {
+            // JSON strings are YAML strings: names and paths need no escaping rules of their own.
+            let quote = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+            writeln!(
+                w,
+                "# cairn changes --format gitlab-pipeline: one job per shard of {}..{}",
+                matrix.base, matrix.head
+            )?;
+            if matrix.shards.is_empty() {
+                writeln!(w, "cairn-nothing-to-check:")?;
+                return writeln!(w, "  script:\n    - {}", quote("echo 'cairn: this change touches no environment'"));
+            }
+            writeln!(w, "include:\n  - local: {}", quote(matrix.job_template))?;
+            for shard in matrix.shards {
+                writeln!(w, "cairn-shard-{}:", shard.shard)?;
+                writeln!(w, "  extends: .cairn-shard")?;
+                writeln!(w, "  variables:")?;
+                writeln!(w, "    CAIRN_SHARD: {}", quote(&shard.shard.to_string()))?;
+                writeln!(w, "    CAIRN_ENVIRONMENTS: {}", quote(&shard.environments.join(" ")))?;
+                writeln!(w, "    CAIRN_ENV_ARGS: {}", quote(&shard.env_args))?;
+                writeln!(w, "    CAIRN_OBJECTS: {}", quote(&shard.objects.to_string()))?;
+            }
+            Ok(())
+        }
+        other => Err(other.unsupported("a CI matrix")),
+    }
+}
