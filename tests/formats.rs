@@ -40,7 +40,8 @@ impl Command {
 fn commands(f: &Fixture) -> Vec<Command> {
     let repo = f.path().display().to_string();
     let new_repo = f.join("new-repo").display().to_string();
-    let table: [(&'static [&'static str], &[&str], &'static [&'static str]); 14] = [
+    let site = f.join("site").display().to_string();
+    let table: [(&'static [&'static str], &[&str], &'static [&'static str]); 15] = [
         (&["init"], &[&new_repo], &["human", "json"]),
         (&["render"], &[], &["human", "json"]),
         (&["validate"], &[], &["human", "json", "markdown", "sarif", "junit", "github"]),
@@ -55,6 +56,7 @@ fn commands(f: &Fixture) -> Vec<Command> {
         (&["policy", "test"], &[&repo], &["human", "json", "markdown"]),
         (&["changes"], &["--base", "HEAD"], &["human", "json", "github-matrix", "gitlab-pipeline"]),
         (&["secrets", "decrypt"], &["secret.yaml"], &["yaml", "json"]),
+        (&["site"], &["--out", &site], &["human", "json"]),
     ];
     table
         .into_iter()
@@ -138,6 +140,8 @@ fn each_format_a_command_takes_prints_something_of_its_own() {
     assert_distinct(&f, &["history", "--env", "staging"], takes(&["history"]), 0);
     assert_distinct(&f, &["notes", "--env", "staging"], takes(&["notes"]), 0);
     assert_distinct(&f, &["changes", "--base", "HEAD"], takes(&["changes"]), 0);
+    let site = f.join("site").display().to_string();
+    assert_distinct(&f, &["site", "--out", &site], takes(&["site"]), 0);
     assert_distinct(&f, &["check", "--base", "HEAD"], takes(&["check"]), 0);
     // Each apply makes a release of its own, so compare what each format is, not the text.
     let human = f.ok(&["apply", "--env", "staging", "--format", "human"], 0);

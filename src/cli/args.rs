@@ -26,6 +26,7 @@ const STATUS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdow
 const ROLLBACK_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const METRICS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
 const POLICY_TEST_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
+const SITE_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const CHANGES_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::GithubMatrix, Format::GitlabPipeline];
 const DECRYPT_FORMATS: &[Format] = &[Format::Yaml, Format::Json];
 
@@ -233,6 +234,23 @@ pub enum Command {
     /// Work with policy plugins.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Write the status site: every environment side by side (versions, owners, drift, who is
+    /// ahead), each one's release history and notes, and the delivery metrics; static HTML.
+    Site {
+        /// The directory to write; it must be new, empty, or a site cairn wrote before.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+        /// The delivery metrics' window: a duration (`90d`, `12w`, `48h`) or a date.
+        #[arg(long, value_name = "WHEN", default_value = "90d")]
+        since: String,
+        /// Link commits to `<URL>/commit/<sha>`.
+        #[arg(long, value_name = "URL")]
+        repo_url: Option<String>,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(SITE_FORMATS))]
+        format: Format,
+    },
     /// List the paths changed between two revisions and the environments they touch.
     Changes {
         #[arg(long, value_name = "REV")]
@@ -489,6 +507,9 @@ mod tests {
         writes_exactly("changes", &list, |w, f| report::write_changes(w, &changes, &[], f));
         let shards = report::Matrix { base: "a", head: "b", shards: &[], job_template: "t.yml" };
         writes_exactly("changes (matrix)", &matrix, |w, f| report::write_matrix(w, &shards, f));
+        writes_exactly("site", SITE_FORMATS, |w, f| {
+            report::write_site_written(w, std::path::Path::new("site"), &[], f)
+        });
         writes_exactly("secrets decrypt", DECRYPT_FORMATS, |w, f| report::write_decrypted(w, Vec::new(), f));
     }
 }

@@ -15,6 +15,7 @@ mod policy;
 mod render;
 mod rollback;
 mod secrets;
+mod site;
 mod status;
 mod validate;
 
@@ -91,6 +92,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
         }
         Command::Policy(PolicyCommand::Test { dir, format }) => policy::test(cli, dir, *format, out),
         Command::Secrets(command) => secrets::run(command, out),
+        Command::Site { out: dir, envs, since, repo_url, format } => {
+            let scope = site::Scope { envs, since, repo_url: repo_url.as_deref() };
+            site::run(cli, dir, &scope, *format, out)
+        }
         Command::Changes { base, head, max_jobs, job_template, format } => {
             changes::run(cli, base, head, *max_jobs, job_template, *format, out)
         }

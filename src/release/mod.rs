@@ -5,6 +5,7 @@
 pub mod commits;
 pub mod metrics;
 pub mod notes;
+pub mod site;
 pub mod status;
 
 use serde::{Deserialize, Serialize};

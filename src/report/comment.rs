@@ -342,14 +342,18 @@ fn env_section(saved: &SavedPlan, p: &Plan, diffs: &[(&Change, String)], room: u
     let findings: Vec<&Finding> = saved.findings.iter().filter(|f| f.environment == p.environment).collect();
     if !findings.is_empty() {
         // Findings are what blocks a merge: they get the room first (errors are sorted first).
-        list.text.push_str(FINDINGS_HEAD);
-        for (k, f) in findings.iter().enumerate() {
-            if !list.push(&finding_row(f)) {
-                list.force(&format!("\n_…and {} more finding(s)._\n", findings.len() - k));
-                break;
+        let first = format!("{FINDINGS_HEAD}{}", finding_row(findings[0]));
+        if list.push(&first) {
+            for (k, f) in findings.iter().enumerate().skip(1) {
+                if !list.push(&finding_row(f)) {
+                    list.force(&format!("\n_…and {} more finding(s)._\n", findings.len() - k));
+                    break;
+                }
             }
+            list.text.push('\n');
+        } else {
+            list.force(&format!("_{} finding(s) left out here._\n\n", findings.len()));
         }
-        list.text.push('\n');
     }
     let mut order: Vec<&(&Change, String)> = diffs.iter().collect();
     order.sort_by(|a, b| {

@@ -13,6 +13,7 @@ mod plan;
 mod policy;
 mod repo;
 mod secrets;
+mod site;
 mod status;
 
 use std::io::{self, Write};
@@ -28,6 +29,7 @@ pub use plan::{write_apply, write_plans, write_plans_with_findings};
 pub use policy::write_policy_tests;
 pub use repo::{Matrix, write_changes, write_matrix, write_scaffolded};
 pub use secrets::{write_decrypted, write_secret_done};
+pub use site::{SitePage, site_pages, write_site_written};
 pub use status::{write_metrics, write_status};
 
 use crate::release::Release;
@@ -172,6 +174,15 @@ pub fn write_history(
             Ok(())
         }
         other => Err(other.unsupported("release history")),
+    }
+}
+
+/// A date and time for people: to the minute, in UTC (`2026-12-02 14:09 UTC`); text that is not
+/// a timestamp is shown as it is.
+pub(crate) fn when(rfc3339: &str) -> String {
+    match rfc3339.parse::<jiff::Timestamp>() {
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        Err(_) => rfc3339.to_string(),
     }
 }
 

@@ -31,7 +31,7 @@ pub fn write_no_releases(w: &mut dyn Write, environment: &str, format: Format) -
     }
 }
 
-fn title(notes: &Notes) -> String {
+pub(crate) fn title(notes: &Notes) -> String {
     match &notes.release {
         Some(r) => format!("{} — release {}", notes.environment, r.id),
         None => format!(
@@ -200,6 +200,11 @@ fn markdown(n: &Notes) -> String {
 }
 
 fn html(n: &Notes) -> String {
+    page(&title(n), &html_body(n))
+}
+
+/// The notes as the body of a page (the status site frames it with its own navigation).
+pub(crate) fn html_body(n: &Notes) -> String {
     let mut b = String::new();
     let _ = writeln!(b, "<h1>{}</h1>", esc(&title(n)));
     if let Some(r) = &n.release {
@@ -330,5 +335,5 @@ fn html(n: &Notes) -> String {
             esc(cmd)
         );
     }
-    page(&title(n), &b)
+    b
 }

@@ -245,11 +245,21 @@ fn write_metrics_text(w: &mut dyn Write, m: &Metrics, md: bool) -> io::Result<()
                 writeln!(
                     w,
                     "## Delivery metrics: {}\n\n{} to {} ({} releases)\n",
-                    m.environment, m.since, m.until, m.releases
+                    m.environment,
+                    super::when(&m.since),
+                    super::when(&m.until),
+                    m.releases
                 )?;
                 writeln!(w, "| measure | value | band |\n|---|---|---|")?;
             } else {
-                writeln!(w, "{}: {} to {} ({} releases)", m.environment, m.since, m.until, m.releases)?;
+                writeln!(
+                    w,
+                    "{}: {} to {} ({} releases)",
+                    m.environment,
+                    super::when(&m.since),
+                    super::when(&m.until),
+                    m.releases
+                )?;
             }
             for (name, value, b) in rows {
                 if md {
@@ -263,15 +273,15 @@ fn write_metrics_text(w: &mut dyn Write, m: &Metrics, md: bool) -> io::Result<()
     }
 }
 
-fn metrics_html(m: &Metrics) -> String {
+pub(crate) fn metrics_html(m: &Metrics) -> String {
     let rows = metrics_rows(m);
     {
         {
             let mut b = format!(
                 "<h1>Delivery metrics: {}</h1>\n<p class=\"muted\">{} to {}, {} releases.</p>\n<table><tr><th>Measure</th><th>Value</th><th>Band</th></tr>\n",
                 esc(&m.environment),
-                esc(&m.since),
-                esc(&m.until),
+                esc(&super::when(&m.since)),
+                esc(&super::when(&m.until)),
                 m.releases
             );
             for (name, value, bd) in rows {
