@@ -10,11 +10,12 @@ changes (one Deployment scaled). Measured with the release binary, median of RUN
 - `check --base main --head feature --out plan.json`: the change touching one environment;
 - `changes --base main --head feature --format github-matrix`: the matrix of that change, and of
   a change to `cairn.yaml` (it touches every environment);
-- `plan --no-diff`: the full plan of every environment (N × 20 objects, nothing applied).
+- `plan --no-diff`: the full plan of every environment (N × 20 objects, nothing applied);
+- `site --out DIR`: the status site, after one environment in a hundred was applied.
 
 Goals (from the issue), at 10,000 environments on this 2-core machine: check of a change touching
 one environment < 0.3 s with peak RSS within 1.5× of the 100-environment repository's; the matrix
-< 0.5 s; the full plan of 200,000 objects < 15 s and < 1.5 GB.
+< 0.5 s; the full plan of 200,000 objects < 15 s and < 1.5 GB; the site < 10 s.
 
 Usage: scripts/bench_scale.py [--sizes 100,1000,10000] [--runs 5] [--plan-runs 3]
                               [--binary target/release/cairn] [--json]
@@ -157,6 +158,16 @@ def main():
                 r = run(name, cmd, env, runs)
                 r["environments"] = n
                 results.append(r)
+            # The site reads every environment's records: one in a hundred has releases (applying
+            # all of them would measure the local target's fsyncs, not the site).
+            released = [f"env-{e:05d}" for e in range(0, n, 100)]
+            for i in range(0, len(released), 50):
+                apply = [binary, "apply", "--rev", "main"] + sum((["--env", e] for e in released[i:i + 50]), [])
+                subprocess.run(apply, env=env, check=True, stdout=subprocess.DEVNULL)
+            site = os.path.join(root, "site-out")
+            r = run(f"site ({len(released)} with releases)", [binary, "site", "--out", site], env, args.runs)
+            r["environments"] = n
+            results.append(r)
         finally:
             shutil.rmtree(root, ignore_errors=True)
     if args.json:

@@ -186,6 +186,12 @@ fn the_github_workflow_checks_a_pull_request_in_shards_and_applies_its_plans_on_
     assert!(summaries.iter().any(|s| s.contains("# production — release 1")), "{summaries:?}");
     let history = f.json(&["history", "--env", "production", "--format", "json"], 0);
     assert_eq!(history.as_array().map(Vec::len), Some(1));
+    // After the applies, the status site is written and published.
+    assert_eq!(push["jobs"]["site"]["result"], "success", "{}", push["jobs"]["site"]);
+    assert_eq!(push["jobs"]["pages"]["result"], "success", "{}", push["jobs"]["pages"]);
+    let published = push["summary"].as_array().expect("summary").iter().find_map(|s| s["pages"].as_array()).expect("pages");
+    assert!(published.iter().any(|p| p == "index.html") && published.iter().any(|p| p == "env"), "{published:?}");
+    assert_eq!(pr["jobs"]["site"]["result"], "skipped", "no site from a pull request");
 
     // A direct push (no pull request): the pushed change is applied from HEAD, through the gate.
     f.write("base/more.yaml", &f.read("base/more.yaml").replace("A: \"1\"", "A: \"2\""));
@@ -267,4 +273,7 @@ fn the_gitlab_pipeline_checks_a_merge_request_in_child_jobs_and_applies_its_plan
     }
     let history = f.json(&["history", "--env", "staging", "--format", "json"], 0);
     assert_eq!(history.as_array().map(Vec::len), Some(1));
+    assert_eq!(job(&push, "pages")[0]["status"], "success");
+    let index = state.join("artifacts/pipeline-2/pages/public/index.html");
+    assert!(std::fs::read_to_string(index).expect("the site's index").contains("<table id=\"matrix\">"));
 }

@@ -468,6 +468,19 @@ class Runner:
             dest = os.path.join(workspace, to_string(inputs.get("path")) or ".")
             shutil.copytree(src, dest, dirs_exist_ok=True)
             return 0, f"downloaded {inputs['name']}", {}
+        if name == "actions/upload-pages-artifact":
+            src = os.path.join(workspace, to_string(inputs.get("path")) or "_site")
+            if not os.path.isfile(os.path.join(src, "index.html")):
+                return 1, f"{src} holds no index.html to publish", {}
+            dest = os.path.join(self.artifacts, str(ctx["github"]["run_id"]), "github-pages")
+            shutil.copytree(src, dest)
+            return 0, "uploaded the pages artifact", {}
+        if name == "actions/deploy-pages":
+            src = os.path.join(self.artifacts, str(ctx["github"]["run_id"]), "github-pages")
+            if not os.path.isdir(src):
+                return 1, "no github-pages artifact in this run", {}
+            self.summary.append({"pages": sorted(os.listdir(src))})
+            return 0, "deployed", {"page_url": "https://example.github.io/config/"}
         if name == "github/codeql-action/upload-sarif":
             path = os.path.join(workspace, inputs["sarif_file"])
             try:

@@ -150,7 +150,10 @@ class Pipeline:
             os.makedirs(kept, exist_ok=True)
             for pattern in arts.get("paths") or []:
                 for path in glob.glob(os.path.join(ws, pattern)):
-                    shutil.copy2(path, kept)
+                    if os.path.isdir(path):
+                        shutil.copytree(path, os.path.join(kept, os.path.basename(path)), dirs_exist_ok=True)
+                    else:
+                        shutil.copy2(path, kept)
             junit = (arts.get("reports") or {}).get("junit")
             if junit and os.path.exists(os.path.join(ws, junit)):
                 try:
