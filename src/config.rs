@@ -18,6 +18,10 @@ pub struct Config {
     pub environments: Vec<Environment>,
     pub schemas: Vec<SchemaMapping>,
     pub policies: Vec<PolicyEntry>,
+    /// Environment name → its index in `environments`: a repository may have thousands, and
+    /// commands look them up by name once per environment.
+    #[serde(skip)]
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,11 +144,12 @@ impl Config {
             None => Vec::new(),
         };
         check_against_schema(&root)?;
-        Ok(Config { environments, schemas, policies })
+        let by_name = environments.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
+        Ok(Config { environments, schemas, policies, by_name })
     }
 
     pub fn environment(&self, name: &str) -> Result<&Environment> {
-        self.environments.iter().find(|e| e.name == name).ok_or_else(|| Error::UnknownEnvironment {
+        self.by_name.get(name).map(|&i| &self.environments[i]).ok_or_else(|| Error::UnknownEnvironment {
             name: name.to_string(),
             known: self.environment_names().join(", "),
         })

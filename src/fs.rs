@@ -47,6 +47,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// How many threads `replace_dir` writes files with.
+const WRITERS: usize = 8;
+
 /// Replaces the directory `dir` with exactly `files` (relative paths and contents) and a
 /// `marker` file, all at once: they are written to a new directory beside it, which then takes
 /// its place, so a reader sees the old tree or the new one, never a mix. An existing `dir` is
@@ -70,17 +73,35 @@ pub fn replace_dir(dir: &Path, files: &[(String, Vec<u8>)], marker: &str) -> Res
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, "cannot create directory", e))?;
     let fresh = parent.join(format!(".{name}.new-{}", std::process::id()));
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let written = (|| -> Result<()> {
-        for (path, bytes) in files.iter().chain(std::iter::once(&(marker.to_string(), Vec::new()))) {
-            let target = fresh.join(path);
-            if let Some(d) = target.parent() {
-                fs::create_dir_all(d).map_err(|e| Error::io(d, "cannot create directory", e))?;
-            }
-            let mut file = File::create(&target).map_err(|e| Error::io(&target, "cannot write", e))?;
-            file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| Error::io(&target, "cannot write", e))?;
-        }
-        Ok(())
-    })();
+    let marked: Vec<(String, Vec<u8>)> = vec![(marker.to_string(), Vec::new())];
+    let all: Vec<&(String, Vec<u8>)> = files.iter().chain(&marked).collect();
+    // Writing and syncing thousands of files waits on the disk, not the processor: several
+    // writers keep it busy.
+    let chunk = all.len().div_ceil(WRITERS).max(1);
+    let written = std::thread::scope(|scope| {
+        let writers: Vec<_> = all
+            .chunks(chunk)
+            .map(|part| {
+                let fresh = &fresh;
+                scope.spawn(move || -> Result<()> {
+                    for (path, bytes) in part {
+                        let target = fresh.join(path);
+                        if let Some(d) = target.parent() {
+                            fs::create_dir_all(d).map_err(|e| Error::io(d, "cannot create directory", e))?;
+                        }
+                        let mut file = File::create(&target).map_err(|e| Error::io(&target, "cannot write", e))?;
+                        file.write_all(bytes)
+                            .and_then(|()| file.sync_all())
+                            .map_err(|e| Error::io(&target, "cannot write", e))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        writers.into_iter().try_for_each(|w| {
+            w.join().unwrap_or_else(|_| Err(Error::Usage { message: "a writer thread failed".to_string() }))
+        })
+    });
     if let Err(e) = written {
         let _ = fs::remove_dir_all(&fresh);
         return Err(e);

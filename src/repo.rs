@@ -106,6 +106,9 @@ impl SourceInfo {
     }
 }
 
+/// The most memory decoded git objects are cached in (most recently used kept).
+const OBJECT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The files of the configuration root at one point: read-only access by relative path.
 pub struct Snapshot {
     files: Files,
@@ -136,7 +139,11 @@ impl Repo {
     /// Opens the repository containing `dir` (searching upwards, as git does).
     pub fn open(dir: &Path) -> Result<Repo> {
         let root = dir.canonicalize().map_err(|e| Error::io(dir, "cannot open the repository directory", e))?;
-        let repo = gix::discover(&root).map_err(|_| Error::NotARepository { path: dir.to_path_buf() })?;
+        let mut repo = gix::discover(&root).map_err(|_| Error::NotARepository { path: dir.to_path_buf() })?;
+        // Decoded objects are kept for reuse: every path looked up at a revision decodes the
+        // trees above it again otherwise, and a directory of thousands of environments is one
+        // large tree decoded once per environment (the square of their number in all).
+        repo.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
         let workdir = repo
             .workdir()
             .ok_or_else(|| Error::NotARepository { path: dir.to_path_buf() })?

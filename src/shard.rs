@@ -7,7 +7,7 @@
 //! environment's layers (a line starting with `kind:`, in its `.yaml`/`.yml` files), each layer
 //! read once however many environments share it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -41,8 +41,14 @@ pub fn check_max_jobs(max_jobs: usize) -> Result<usize> {
     }
 }
 
+/// Above this many environments, every YAML file of the snapshot is read in one walk instead of
+/// each layer looked up by path: a lookup scans the directories above the layer, and a directory
+/// of thousands of environments would be scanned once per environment.
+const ONE_WALK: usize = 64;
+
 /// The estimated documents of each environment named, in the order given.
 pub fn estimate(snapshot: &Snapshot, config: &Config, envs: &[&str]) -> Result<Vec<(String, usize)>> {
+    let everything = if envs.len() > ONE_WALK { read_layer_roots(snapshot, config, envs) } else { None };
     let mut per_layer: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for name in envs {
@@ -53,20 +59,62 @@ pub fn estimate(snapshot: &Snapshot, config: &Config, envs: &[&str]) -> Result<V
                 total += n;
                 continue;
             }
-            let files = snapshot.read_under(&layer.path, is_yaml)?;
-            let files = if files.is_empty() {
-                // A layer that is a single file.
-                snapshot.read(&layer.path)?.map(|bytes| vec![(layer.path.clone(), bytes)]).unwrap_or_default()
-            } else {
-                files
+            let n = match &everything {
+                Some(files) => under(files, &layer.path),
+                None => {
+                    let files = snapshot.read_under(&layer.path, is_yaml)?;
+                    let files = if files.is_empty() {
+                        // A layer that is a single file.
+                        snapshot.read(&layer.path)?.map(|bytes| vec![(layer.path.clone(), bytes)]).unwrap_or_default()
+                    } else {
+                        files
+                    };
+                    files.iter().map(|(_, bytes)| documents(bytes)).sum()
+                }
             };
-            let n: usize = files.iter().map(|(_, bytes)| documents(bytes)).sum();
             per_layer.insert(layer.path.clone(), n);
             total += n;
         }
         out.push((name.to_string(), total));
     }
     Ok(out)
+}
+
+/// The documents of every YAML file under the top directories of the environments' layers
+/// (`environments/`, `base/`), each read once; `None` where that cannot be done (a committed
+/// symbolic link under one of them, say), for the caller to look each layer up instead.
+fn read_layer_roots(snapshot: &Snapshot, config: &Config, envs: &[&str]) -> Option<BTreeMap<String, usize>> {
+    let mut roots: Vec<&str> = Vec::new();
+    for name in envs {
+        for layer in &config.environment(name).ok()?.layers {
+            let root = layer.path.trim_start_matches("./").split('/').next().unwrap_or_default();
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    for root in roots {
+        match snapshot.read_under(root, is_yaml) {
+            Ok(read) => files.extend(read.into_iter().map(|(path, bytes)| (path, documents(&bytes)))),
+            Err(_) => return None,
+        }
+        // A layer that is a single file at the top.
+        if let Ok(Some(bytes)) = snapshot.read(root) {
+            files.insert(root.to_string(), documents(&bytes));
+        }
+    }
+    Some(files)
+}
+
+/// The documents of the file `layer`, or of the files under the directory `layer`.
+fn under(files: &BTreeMap<String, usize>, layer: &str) -> usize {
+    let layer = layer.trim_end_matches('/');
+    if let Some(&n) = files.get(layer) {
+        return n;
+    }
+    let prefix = format!("{layer}/");
+    files.range(prefix.clone()..).take_while(|(path, _)| path.starts_with(&prefix)).map(|(_, n)| n).sum()
 }
 
 fn is_yaml(path: &str) -> bool {
@@ -145,6 +193,19 @@ mod tests {
     fn documents_are_counted_by_top_level_kinds() {
         assert_eq!(documents(b"kind: A\n---\nkind: B\nspec:\n  kind: nested\n"), 2);
         assert_eq!(documents(b"# none\n"), 0);
+    }
+
+    #[test]
+    fn a_layer_counts_its_own_files_only() {
+        let files: BTreeMap<String, usize> =
+            [("base/a.yaml", 2), ("base/sub/b.yaml", 3), ("base-other/c.yaml", 5), ("one.yaml", 1)]
+                .into_iter()
+                .map(|(p, n)| (p.to_string(), n))
+                .collect();
+        assert_eq!(under(&files, "base"), 5);
+        assert_eq!(under(&files, "base/"), 5);
+        assert_eq!(under(&files, "one.yaml"), 1);
+        assert_eq!(under(&files, "missing"), 0);
     }
 
     #[test]

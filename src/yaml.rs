@@ -191,9 +191,26 @@ struct Loader<'f> {
 }
 
 enum Frame {
-    Seq { at: (u64, u64), anchor: usize, items: Vec<Node> },
-    Map { at: (u64, u64), anchor: usize, entries: Vec<(Key, Node)>, merged: Vec<(Key, Node)>, key: Option<Key> },
+    Seq {
+        at: (u64, u64),
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        at: (u64, u64),
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        merged: Vec<(Key, Node)>,
+        key: Option<Key>,
+        /// Key name → its index in `entries`, once the map is large enough that scanning for a
+        /// duplicate would cost the square of its size (`cairn.yaml` with thousands of
+        /// environments).
+        index: Option<HashMap<String, usize>>,
+    },
 }
+
+/// Maps with more keys than this find duplicates by hash instead of by scanning.
+const INDEXED_MAP: usize = 32;
 
 fn position(span: &Span) -> (u64, u64) {
     (span.start.line() as u64, span.start.col() as u64 + 1)
@@ -265,9 +282,14 @@ impl<'f> Loader<'f> {
                     self.complete(Node { value, line: at.0, column: at.1 }, anchor, &mut root)?;
                 }
                 Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { at, anchor, items: Vec::new() }),
-                Event::MappingStart(anchor, _) => {
-                    self.stack.push(Frame::Map { at, anchor, entries: Vec::new(), merged: Vec::new(), key: None })
-                }
+                Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                    at,
+                    anchor,
+                    entries: Vec::new(),
+                    merged: Vec::new(),
+                    key: None,
+                    index: None,
+                }),
                 Event::SequenceEnd | Event::MappingEnd => {
                     let (node, anchor) = match self.stack.pop() {
                         Some(Frame::Seq { at, anchor, items }) => {
@@ -312,7 +334,7 @@ impl<'f> Loader<'f> {
         match self.stack.last_mut() {
             None => *root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, merged, key, .. }) => match key.take() {
+            Some(Frame::Map { entries, merged, key, index, .. }) => match key.take() {
                 None => {
                     let name = match node.value {
                         NodeValue::String(s) => s,
@@ -328,8 +350,12 @@ impl<'f> Loader<'f> {
                             });
                         }
                     };
+                    let earlier = match index {
+                        Some(index) => index.get(&name).map(|&i| &entries[i].0),
+                        None => entries.iter().find(|(k, _)| k.name == name).map(|(k, _)| k),
+                    };
                     if name != "<<"
-                        && let Some((first, _)) = entries.iter().find(|(k, _)| k.name == name)
+                        && let Some(first) = earlier
                     {
                         return Err(Error::Yaml {
                             file: file.to_string(),
@@ -368,7 +394,17 @@ impl<'f> Loader<'f> {
                         }
                     }
                 }
-                Some(k) => entries.push((k, node)),
+                Some(k) => {
+                    if let Some(index) = index {
+                        index.insert(k.name.clone(), entries.len());
+                    } else if entries.len() >= INDEXED_MAP {
+                        let mut built: HashMap<String, usize> =
+                            entries.iter().enumerate().map(|(i, (k, _))| (k.name.clone(), i)).collect();
+                        built.insert(k.name.clone(), entries.len());
+                        *index = Some(built);
+                    }
+                    entries.push((k, node));
+                }
             },
         }
         Ok(())
@@ -580,6 +616,13 @@ mod tests {
     fn duplicate_keys_are_rejected() {
         let err = parse_documents("d.yaml", "a: 1\nb: 2\na: 2\n").expect_err("fails");
         assert_eq!(err.to_string(), "d.yaml:3:1: duplicate key `a` (first at line 1); remove one");
+        // A large map finds them by hash, with the same message.
+        let mut big: String = (0..100).map(|i| format!("k{i}: {i}\n")).collect();
+        big.push_str("k7: again\n");
+        let err = parse_documents("big.yaml", &big).expect_err("fails");
+        assert_eq!(err.to_string(), "big.yaml:101:1: duplicate key `k7` (first at line 8); remove one");
+        let ok: String = (0..100).map(|i| format!("k{i}: {i}\n")).collect();
+        assert_eq!(one(&ok).as_object().map(|m| m.len()), Some(100));
     }
 
     #[test]

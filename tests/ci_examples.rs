@@ -189,7 +189,8 @@ fn the_github_workflow_checks_a_pull_request_in_shards_and_applies_its_plans_on_
     // After the applies, the status site is written and published.
     assert_eq!(push["jobs"]["site"]["result"], "success", "{}", push["jobs"]["site"]);
     assert_eq!(push["jobs"]["pages"]["result"], "success", "{}", push["jobs"]["pages"]);
-    let published = push["summary"].as_array().expect("summary").iter().find_map(|s| s["pages"].as_array()).expect("pages");
+    let published =
+        push["summary"].as_array().expect("summary").iter().find_map(|s| s["pages"].as_array()).expect("pages");
     assert!(published.iter().any(|p| p == "index.html") && published.iter().any(|p| p == "env"), "{published:?}");
     assert_eq!(pr["jobs"]["site"]["result"], "skipped", "no site from a pull request");
 

@@ -4,7 +4,7 @@
 //! approved and owns it, and how to roll back. Secret values never appear; a secret key is only
 //! ever "changed".
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -235,12 +235,34 @@ pub fn build(
 /// exist there).
 pub fn desired_at(repo: &Repo, environment: &str, rev: &str) -> Result<Vec<Object>> {
     let snapshot = repo.snapshot(Some(rev))?;
-    let config = Config::load(&snapshot)?;
+    let config = config_at(repo, rev, &snapshot)?;
     match config.environment(environment) {
         // Notes and status never show a value, so they need no keys: secrets stay encrypted.
         Ok(env) => Ok(render::Renderer::new(&snapshot, &[env]).keep_encrypted().render(env)?.objects),
         Err(_) => Ok(Vec::new()),
     }
+}
+
+/// The configuration at a commit, parsed once per commit: the status site reads the
+/// configuration of every environment's releases, and with thousands of environments each parse
+/// of `cairn.yaml` is itself large. Only full commit ids are kept (a branch name moves).
+fn config_at(repo: &Repo, rev: &str, snapshot: &crate::repo::Snapshot) -> Result<std::sync::Arc<Config>> {
+    type Cache = std::sync::Mutex<HashMap<(std::path::PathBuf, String), std::sync::Arc<Config>>>;
+    static CONFIGS: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let is_sha = rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_sha {
+        return Ok(std::sync::Arc::new(Config::load(snapshot)?));
+    }
+    let key = (repo.root().to_path_buf(), rev.to_string());
+    let cache = CONFIGS.get_or_init(Default::default);
+    if let Some(config) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(config);
+    }
+    let config = std::sync::Arc::new(Config::load(snapshot)?);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, config.clone());
+    }
+    Ok(config)
 }
 
 /// The people-facing differences between two sets of objects.
