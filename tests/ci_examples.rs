@@ -53,9 +53,17 @@ fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cairn"))
 }
 
-fn run_harness(script: &str, args: &[&str]) -> Value {
+/// Runs a runner of tests/ci over the fixture's repository for one event at one commit, with the
+/// runner's own arguments after the common ones; returns its summary.
+fn run_harness(script: &str, f: &Fixture, state: &Path, event: &str, sha: &str, own: &[&str]) -> Value {
+    let origin = f.path().to_str().expect("path").to_string();
+    let state = state.to_str().expect("path").to_string();
+    let cairn = binary().to_str().expect("path").to_string();
+    let mut args: Vec<&str> = Vec::new();
+    args.extend(["--origin", &origin, "--state", &state, "--cairn", &cairn, "--event", event, "--sha", sha]);
+    args.extend(own);
     let output =
-        Command::new("python3").arg(root().join("tests/ci").join(script)).args(args).output().expect("python3");
+        Command::new("python3").arg(root().join("tests/ci").join(script)).args(&args).output().expect("python3");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!("{script} {args:?}: no summary ({e}):\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr))
@@ -101,29 +109,17 @@ fn steps<'a>(summary: &'a Value, job: &str) -> Vec<&'a Value> {
 fn github(f: &Fixture, state: &Path, event: &str, sha: &str, run_id: &str) -> Value {
     let workflow = root().join("examples/ci/github-actions.yml");
     let action = root().join("action.yml");
-    run_harness(
-        "actions_runner.py",
-        &[
-            "--workflow",
-            workflow.to_str().expect("path"),
-            "--action",
-            action.to_str().expect("path"),
-            "--origin",
-            f.path().to_str().expect("path"),
-            "--state",
-            state.to_str().expect("path"),
-            "--cairn",
-            binary().to_str().expect("path"),
-            "--event",
-            event,
-            "--sha",
-            sha,
-            "--pr",
-            "7",
-            "--run-id",
-            run_id,
-        ],
-    )
+    let own = [
+        "--workflow",
+        workflow.to_str().expect("path"),
+        "--action",
+        action.to_str().expect("path"),
+        "--pr",
+        "7",
+        "--run-id",
+        run_id,
+    ];
+    run_harness("actions_runner.py", f, state, event, sha, &own)
 }
 
 #[test]
@@ -208,25 +204,8 @@ fn the_github_workflow_checks_a_pull_request_in_shards_and_applies_its_plans_on_
 
 fn gitlab(f: &Fixture, state: &Path, event: &str, sha: &str, pipeline: &str) -> Value {
     let file = root().join("examples/ci/gitlab-ci.yml");
-    run_harness(
-        "gitlab_runner.py",
-        &[
-            "--pipeline",
-            file.to_str().expect("path"),
-            "--origin",
-            f.path().to_str().expect("path"),
-            "--state",
-            state.to_str().expect("path"),
-            "--cairn",
-            binary().to_str().expect("path"),
-            "--event",
-            event,
-            "--sha",
-            sha,
-            "--pipeline-id",
-            pipeline,
-        ],
-    )
+    let own = ["--pipeline", file.to_str().expect("path"), "--pipeline-id", pipeline];
+    run_harness("gitlab_runner.py", f, state, event, sha, &own)
 }
 
 fn job<'a>(summary: &'a Value, name: &str) -> Vec<&'a Value> {

@@ -238,39 +238,21 @@ fn metrics_rows(m: &Metrics) -> [(&'static str, String, &'static str); 4] {
 
 /// Metrics as a terminal table, or (`md`) a Markdown one.
 fn write_metrics_text(w: &mut dyn Write, m: &Metrics, md: bool) -> io::Result<()> {
-    let rows = metrics_rows(m);
-    {
-        {
-            if md {
-                writeln!(
-                    w,
-                    "## Delivery metrics: {}\n\n{} to {} ({} releases)\n",
-                    m.environment,
-                    super::when(&m.since),
-                    super::when(&m.until),
-                    m.releases
-                )?;
-                writeln!(w, "| measure | value | band |\n|---|---|---|")?;
-            } else {
-                writeln!(
-                    w,
-                    "{}: {} to {} ({} releases)",
-                    m.environment,
-                    super::when(&m.since),
-                    super::when(&m.until),
-                    m.releases
-                )?;
-            }
-            for (name, value, b) in rows {
-                if md {
-                    writeln!(w, "| {name} | {value} | {b} |")?;
-                } else {
-                    writeln!(w, "  {name:<22} {value:<58} {b}")?;
-                }
-            }
-            Ok(())
+    let window = format!("{} to {} ({} releases)", super::when(&m.since), super::when(&m.until), m.releases);
+    if md {
+        writeln!(w, "## Delivery metrics: {}\n\n{window}\n", m.environment)?;
+        writeln!(w, "| measure | value | band |\n|---|---|---|")?;
+    } else {
+        writeln!(w, "{}: {window}", m.environment)?;
+    }
+    for (name, value, b) in metrics_rows(m) {
+        if md {
+            writeln!(w, "| {name} | {value} | {b} |")?;
+        } else {
+            writeln!(w, "  {name:<22} {value:<58} {b}")?;
         }
     }
+    Ok(())
 }
 
 pub(crate) fn metrics_html(m: &Metrics) -> String {
