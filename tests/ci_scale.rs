@@ -149,6 +149,10 @@ fn bad_report_arguments_are_refused_before_any_work_and_write_nothing() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`yaml` is not a report format of check") && err.contains("markdown"), "{err}");
 
+    let (code, _, err) = f.run(&[&base[..], &["--report", "sarif="]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`sarif=` names no file"), "{err}");
+
     f.write("a-file", "x");
     let md = f.join("ok.md").display().to_string();
     let bad = format!("sarif={}", f.join("a-file/inside.sarif").display());

@@ -257,12 +257,12 @@ fn risk(change: &Change) -> u8 {
 }
 
 fn secret_changed(change: &Change) -> bool {
+    // `a` lies under `b` (or is it): `/data/x` under `/data`.
+    let under = |a: &str, b: &str| a.strip_prefix(b).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     match change.action {
-        Action::Update => change.fields.iter().any(|f| {
-            change.secrets.iter().any(|s| {
-                f.pointer == *s || f.pointer.starts_with(&format!("{s}/")) || s.starts_with(&format!("{}/", f.pointer))
-            })
-        }),
+        Action::Update => {
+            change.fields.iter().any(|f| change.secrets.iter().any(|s| under(&f.pointer, s) || under(s, &f.pointer)))
+        }
         Action::Create => !change.secrets.is_empty(),
         _ => false,
     }
