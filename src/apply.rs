@@ -34,6 +34,8 @@ pub struct ApplyOptions {
     pub approvals: Vec<String>,
     /// The environment's `drift:` setting.
     pub drift: crate::config::DriftPolicy,
+    /// For a rollback cairn makes on its own: the failed verification behind it.
+    pub cause: Option<crate::release::verification::RollbackCause>,
 }
 
 /// An earlier apply that was interrupted, and what of it this apply finished.
@@ -238,6 +240,8 @@ pub fn execute(
         drift,
         overridden: cleared.overridden().cloned(),
         outcome: Outcome::InProgress,
+        verification: None,
+        cause: options.cause.clone(),
     };
     release::write(target, &lock, &record)?;
 

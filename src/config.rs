@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 use crate::repo::Snapshot;
 use crate::yaml::{Key, Node, NodeValue};
 
+mod verify;
+pub use verify::{
+    AnalysisRef, Check, CommandProbe, Expect, HttpProbe, OnFailure, PLACEHOLDERS, Probe, PrometheusProbe, Text, Verify,
+};
+pub(crate) use verify::{Located, check_placeholders, check_url};
+
 pub const CONFIG_FILE: &str = "cairn.yaml";
 
 /// The validated configuration.
@@ -32,6 +38,10 @@ pub struct Environment {
     pub target: TargetConfig,
     /// What an apply does with live changes made outside git.
     pub drift: DriftPolicy,
+    /// The checks that tell whether a release of the environment works (`verify:`).
+    pub verify: Verify,
+    /// What a failed verification does (`on_failure:`).
+    pub on_failure: OnFailure,
     /// Line of the environment's key in `cairn.yaml`.
     pub line: u64,
 }
@@ -193,7 +203,7 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
         }
         let what = format!("environment `{name}`");
         let map = expect_map(value, &what)?;
-        check_keys(map, &["layers", "target", "drift"], &what)?;
+        check_keys(map, &["layers", "target", "drift", "verify", "on_failure"], &what)?;
         let Some((_, layers_node)) = find(map, "layers") else {
             return Err(at_key(key, &format!("{what}: missing `layers` (a list of directories, later ones win)")));
         };
@@ -241,7 +251,16 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
                 }
             },
         };
-        out.push(Environment { name, layers, target, drift, line: key.line });
+        let loc = Located { file: CONFIG_FILE };
+        let verify = match find(map, "verify") {
+            Some((_, node)) => verify::parse_verify(&loc, node, &what)?,
+            None => Verify::default(),
+        };
+        let on_failure = match find(map, "on_failure") {
+            Some((_, node)) => verify::parse_on_failure(&loc, node, &what)?,
+            None => OnFailure::default(),
+        };
+        out.push(Environment { name, layers, target, drift, verify, on_failure, line: key.line });
     }
     Ok(out)
 }

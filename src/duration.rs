@@ -44,6 +44,23 @@ pub enum ParseError {
 
 /// Parses a duration in the grammar of this module: `90s`, `5m`, `1h30m`, `2d`, `12w`,
 /// `500ms`, `1.5h`, or a bare number of seconds (`90`, `0.5`).
+/// A duration as the grammar writes it, largest units first: `1h30m`, `10s`, `250ms`; `0s` for
+/// nothing. Parsing the text gives the duration back (to the millisecond).
+pub fn format(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
 pub fn parse(text: &str) -> Result<Duration, ParseError> {
     let mut rest = text.trim();
     if rest.is_empty() {

@@ -40,6 +40,11 @@ pub enum Error {
     #[error("{message}")]
     Config { message: String },
 
+    /// A verification check that cannot run at all (a query the server rejects, a variable that
+    /// is unset): not a failed measurement, a broken check.
+    #[error("check `{check}`: {message}")]
+    Verify { check: String, message: String },
+
     #[error("unknown environment `{name}` (environments in cairn.yaml: {known})")]
     UnknownEnvironment { name: String, known: String },
 

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod expr;
 pub mod fs;
 pub mod pointer;
 pub mod render;
@@ -14,6 +15,7 @@ pub use error::{Error, Result};
 pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod delivery;
 pub mod gate;
 pub mod ordering;
 pub mod owners;

@@ -30,6 +30,9 @@ use crate::repo::{Repo, Snapshot};
 use crate::target::{self, Target};
 use crate::validate::{self, Finding};
 
+mod deliver;
+pub use deliver::{Aftermath, after_apply, plan_environments, verifies, verify};
+
 /// What every command reads: the repository, one snapshot of it, its configuration, and the
 /// rendered environments it selected.
 pub struct Run {
@@ -399,6 +402,7 @@ pub fn rollback(
     to: Option<u64>,
     write: &WriteSpec,
     progress: &dyn Fn(&str) -> ProgressBar,
+    cause: Option<crate::release::verification::RollbackCause>,
 ) -> Result<Gated<ApplyReport>> {
     let (repo, config) = open_config(repo_dir)?;
     let (_, releases) = releases(&repo, &config, env)?;
@@ -461,6 +465,7 @@ pub fn rollback(
     let options = ApplyOptions {
         approvals: names,
         drift: config.environment(env)?.drift,
+        cause,
         ..options(write, actor, ReleaseKind::Rollback, Some(goal.id))
     };
     // As in `apply`: with a policy bound, locked and planned first so it judges what is written.
@@ -532,6 +537,7 @@ fn options(write: &WriteSpec, actor: String, kind: ReleaseKind, rollback_to: Opt
         wait: write.wait,
         approvals: Vec::new(),
         drift: crate::config::DriftPolicy::default(),
+        cause: None,
     }
 }
 

@@ -23,6 +23,7 @@ const CHECK_FORMATS: &[Format] =
 const HISTORY_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
 const NOTES_FORMATS: &[Format] = &[Format::Markdown, Format::Html, Format::Json];
 const STATUS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
+const VERIFY_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
 const ROLLBACK_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const METRICS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
 const POLICY_TEST_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
@@ -125,6 +126,11 @@ pub enum Command {
         /// With --plan: plan afresh and apply even if the state moved.
         #[arg(long, requires = "plan")]
         replan: bool,
+        /// After applying (and waiting for health: --verify implies --wait), run the
+        /// environment's `verify:` checks and record the result; a failed verification exits 4,
+        /// and with `on_failure: rollback` puts the previous verified release back first.
+        #[arg(long)]
+        verify: bool,
         /// Keep objects cairn applied earlier and no longer renders.
         #[arg(long)]
         no_prune: bool,
@@ -213,6 +219,21 @@ pub enum Command {
         #[command(flatten)]
         write: WriteArgs,
         #[arg(long, default_value_t = Format::Human, value_parser = formats(ROLLBACK_FORMATS))]
+        format: Format,
+    },
+    /// Run an environment's `verify:` checks against its current release (or --release), show
+    /// each measurement as it is taken, and record the verification on the release. Exits 4
+    /// when it does not pass.
+    Verify {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        /// The release to verify (default: the environment's current release).
+        #[arg(long, value_name = "ID")]
+        release: Option<u64>,
+        /// Who is verifying; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(VERIFY_FORMATS))]
         format: Format,
     },
     /// DORA delivery metrics from release records and git.

@@ -18,6 +18,7 @@ mod secrets;
 mod site;
 mod status;
 mod validate;
+mod verify;
 
 use std::io::{IsTerminal, Write};
 
@@ -37,6 +38,8 @@ pub enum Status {
     Failed,
     /// `plan --detailed-exitcode` with changes: exit 3.
     Changes,
+    /// A verification that did not pass (failed, rolled back, or inconclusive): exit 4.
+    Unverified,
 }
 
 impl Status {
@@ -46,6 +49,7 @@ impl Status {
             Status::Findings => 1,
             Status::Failed => 2,
             Status::Changes => 3,
+            Status::Unverified => 4,
         }
     }
 }
@@ -62,15 +66,19 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             let flags = plan::Flags { detailed_exitcode: *detailed_exitcode, prune: !no_prune, diff: !no_diff };
             plan::run(cli, select, *schema, change, *format, flags, out)
         }
-        Command::Apply { envs, rev, plan, replan, no_prune, actor, write, format } => {
+        Command::Apply { envs, rev, plan, replan, verify, no_prune, actor, write, format } => {
             let spec = write.spec(!no_prune, actor.clone());
+            let verify = apply::Verify { flag: *verify, wait: write.timeout };
             match plan {
                 Some(path) => {
                     let saved = apply::Saved { path, envs, rev: rev.as_deref(), replan: *replan };
-                    apply::run_saved(cli, &saved, &spec, *format, out)
+                    apply::run_saved(cli, &saved, &spec, verify, *format, out)
                 }
-                None => apply::run(cli, envs, rev.as_deref(), &spec, *format, out),
+                None => apply::run(cli, envs, rev.as_deref(), &spec, verify, *format, out),
             }
+        }
+        Command::Verify { env, release, actor, format } => {
+            verify::run(cli, env, *release, actor.as_deref(), *format, out)
         }
         Command::Check { base, head, out: plan_out, approvals, schema, no_prune, envs, reports, format } => {
             let what = check::What { base, head, plan_out: plan_out.as_deref(), approvals: approvals.as_deref(), envs };

@@ -16,7 +16,7 @@ pub fn run(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
-    match pipeline::rollback(&cli.repo, env, to, spec, &progress_bar)? {
+    match pipeline::rollback(&cli.repo, env, to, spec, &progress_bar, None)? {
         Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
         Gated::Written { result: report, .. } => {
             let ok = report.succeeded();

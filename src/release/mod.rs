@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod notes;
 pub mod site;
 pub mod status;
+pub mod verification;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,7 @@ use crate::plan::{Action, Summary};
 use crate::render::ObjectId;
 use crate::repo::CommitInfo;
 use crate::target::{Lock, Target};
+use verification::{RollbackCause, Verification};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -101,6 +103,12 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overridden: Option<Override>,
     pub outcome: Outcome,
+    /// The last verification of this release (`cairn verify`, `apply --verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// For a rollback cairn made on its own: the failed verification that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<RollbackCause>,
 }
 
 impl Release {

@@ -15,6 +15,7 @@ mod repo;
 mod secrets;
 mod site;
 mod status;
+mod verify;
 
 use std::io::{self, Write};
 
@@ -31,6 +32,7 @@ pub use repo::{Matrix, write_changes, write_matrix, write_scaffolded};
 pub use secrets::{write_decrypted, write_secret_done};
 pub use site::{SitePage, site_pages, write_site_written};
 pub use status::{write_metrics, write_status};
+pub use verify::{measurement_line, write_verification};
 
 use crate::release::Release;
 use crate::render::Rendered;

@@ -294,6 +294,7 @@ pub(super) fn write_masked_applies(w: &mut dyn Write, reports: &[ApplyReport], s
         );
         let paint = if report.succeeded() { colors::GREEN } else { colors::RED };
         writeln!(w, "{}", style.paint(paint, &headline))?;
+        super::verify::write_release_lines(w, r, style)?;
         for object in r.objects.iter().filter(|o| o.error.is_some()) {
             writeln!(
                 w,
