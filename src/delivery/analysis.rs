@@ -116,11 +116,12 @@ fn arguments(
             .and_then(Node::as_str)
             .ok_or_else(|| loc.at(item, "an argument needs a `name`"))?
             .to_string();
-        let value = match (reference.args.get(&name), find(map, "value"), find(map, "valueFrom")) {
+        let value_from = map.iter().find(|(k, _)| k.name == "valueFrom").map(|(k, _)| k);
+        let value = match (reference.args.get(&name), find(map, "value"), value_from) {
             (Some(given), _, _) => given.clone(),
             (None, Some(v), _) => Text::Literal(loc.string(v, &format!("argument `{name}`: `value`"))?),
             (None, None, Some(from)) => {
-                return Err(loc.at(
+                return Err(loc.at_key(
                     from,
                     &format!(
                         "argument `{name}` takes its value from the cluster (`valueFrom`); give it in cairn.yaml, check `{}`: `analysis: {{ args: {{ {name}: {{ env: VARIABLE }} }} }}`",
