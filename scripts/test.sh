@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting, lints, then every test tier that exists
 # (unit tests, and integration tests that drive the real binary over git repositories built by
 # the tests, and tests against a real Kubernetes API server started by scripts/kube-test.sh).
-# Needs: the Rust toolchain; installs git, age, sops, kubectl, check-jsonschema, PyYAML, jq, chromium,
+# Needs: the Rust toolchain; installs git, age, sops, kubectl, check-jsonschema, PyYAML, jq, chromium, prometheus,
 # etcd and kube-apiserver when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +57,14 @@ if ! command -v chromium >/dev/null 2>&1; then
     as_root apt-get install -y -qq chromium >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq chromium; }
 fi
 export CAIRN_TEST_CHROMIUM="$(command -v chromium)"
+
+# A real Prometheus server for the verification checks' test: Debian's prometheus package (the
+# test starts it on loopback with a temporary data directory). Installed once per machine.
+if ! command -v prometheus >/dev/null 2>&1; then
+    echo "installing prometheus" >&2
+    as_root apt-get install -y -qq prometheus >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq prometheus; }
+fi
+export CAIRN_TEST_PROMETHEUS="$(command -v prometheus)"
 
 # A real Kubernetes API server for the cluster tests (etcd and kube-apiserver from Debian's
 # packages; the build is cached in /opt/kube-test/bin, so only a fresh machine pays for it).
