@@ -555,16 +555,7 @@ fn check_keys(map: &[(Key, Node)], allowed: &[&str], what: &str) -> Result<()> {
     Ok(())
 }
 
-/// "; did you mean `x`?" when a candidate is close enough to be a likely typo.
-pub(crate) fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    let best = candidates
-        .map(|c| (strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
-        .min_by_key(|(d, _)| *d);
-    match best {
-        Some((d, c)) if d <= 2.max(word.len() / 3) => format!("; did you mean `{c}`?"),
-        _ => String::new(),
-    }
-}
+pub(crate) use crate::suggest::suggest;
 
 fn at(node: &Node, message: &str) -> Error {
     Error::Config { message: format!("{CONFIG_FILE}:{}:{}: {message}", node.line, node.column) }

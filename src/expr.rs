@@ -432,7 +432,7 @@ impl Parser {
                         return err(format!(
                             "unknown function `{word}` at column {}{} (known: {})",
                             at + 1,
-                            crate::config::suggest(&word, FUNCTIONS.iter().copied()),
+                            crate::suggest::suggest(&word, FUNCTIONS.iter().copied()),
                             FUNCTIONS.join(", ")
                         ));
                     }
@@ -451,6 +451,14 @@ impl Parser {
                             }
                             self.expect(",")?;
                         }
+                    }
+                    // expr also takes a bare predicate: `all(result, # < 1000)`.
+                    if ["all", "any", "none", "filter", "map"].contains(&word.as_str())
+                        && let Some(last) = args.get_mut(1)
+                        && !matches!(last, Node::Predicate(_))
+                    {
+                        let body = std::mem::replace(last, Node::Lit(Value::Nil));
+                        *last = Node::Predicate(Box::new(body));
                     }
                     Ok(Node::Call(word, args))
                 }
@@ -509,7 +517,7 @@ fn eval(node: &Node, names: &BTreeMap<String, Value>, element: Option<&Value>) -
             None => {
                 return err(format!(
                     "unknown name `{name}`{}",
-                    crate::config::suggest(name, names.keys().map(String::as_str))
+                    crate::suggest::suggest(name, names.keys().map(String::as_str))
                 ));
             }
         },
@@ -722,6 +730,8 @@ mod tests {
         assert_eq!(holds("result == 1", Value::Num(1.0)), Ok(true));
         assert_eq!(holds("len(result) == 0 || result[0] < 0.1", vector(&[])), Ok(true));
         assert_eq!(holds("all(result, {# > 0.9})", vector(&[0.95, 0.99])), Ok(true));
+        assert_eq!(holds("all(result, # < 1000)", vector(&[10.0, 999.0])), Ok(true));
+        assert_eq!(holds("len(filter(result, # > 1)) == 1", vector(&[0.5, 2.0])), Ok(true));
         assert_eq!(holds("any(result, {# > 0.9}) and not isNaN(result[0])", vector(&[0.1, 0.95])), Ok(true));
         assert_eq!(holds("isNaN(result)", Value::Num(f64::NAN)), Ok(true));
         assert_eq!(holds("default(result, 0) < 5", Value::Nil), Ok(true));
@@ -743,7 +753,7 @@ mod tests {
         let e = Condition::parse("result[0] >= ").expect_err("incomplete");
         assert!(e.message.contains("ends too early"), "{e}");
         let e = Condition::parse("result[0] => 1").expect_err("bad operator");
-        assert!(e.message.contains("column 12"), "{e}");
+        assert!(e.message.contains("unexpected `=` at column 11"), "{e}");
         let e = Condition::parse("lenn(result) > 1").expect_err("unknown function");
         assert!(e.message.contains("did you mean `len`"), "{e}");
         let e = Condition::parse("result[0] > 'x").expect_err("open string");

@@ -9,6 +9,7 @@ pub mod fs;
 pub mod pointer;
 pub mod render;
 pub mod repo;
+pub mod suggest;
 pub mod yaml;
 
 pub use error::{Error, Result};
