@@ -163,11 +163,48 @@ fn apply_verify_rolls_back_a_failing_release_and_records_both() {
     assert_eq!(record(&f, 3)["outcome"], "succeeded");
     assert!(err.contains("rolling back"), "{err}");
 
-    let human = {
-        healthy.store(true, std::sync::atomic::Ordering::SeqCst);
-        f.ok(&["history", "--env", "staging"], 0)
-    };
-    assert!(human.contains("rollback"), "{human}");
+    let history = f.ok(&["history", "--env", "staging"], 0);
+    assert!(history.contains("rollback to 1") && history.contains("automatic rollback of 2"), "{history}");
+    assert!(history.contains("verification failed") && history.contains("verified"), "{history}");
+    let notes = f.ok(&["notes", "--env", "staging", "--release", "3"], 0);
+    assert!(notes.contains("Verification: automatic rollback of 2"), "{notes}");
+    let status = f.ok(&["status", "--env", "staging"], 0);
+    assert!(status.contains("automatic rollback of 2"), "{status}");
+
+    // DORA, by hand: releases 1 (10:00), 2 (11:00, its verification failed) and 3 (the automatic
+    // rollback, 11:12) finished on 2026-01-10. One failure in three releases; restored 12 minutes
+    // after release 2 ended.
+    for (id, end) in [(1, "2026-01-10T10:00:00Z"), (2, "2026-01-10T11:00:00Z"), (3, "2026-01-10T11:12:00Z")] {
+        let path = f.join(&format!(".cairn/live/staging/.cairn/releases/{id:06}.json"));
+        let mut r: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        r["started_at"] = Value::from(end);
+        r["finished_at"] = Value::from(end);
+        std::fs::write(&path, serde_json::to_string_pretty(&r).expect("json")).expect("write");
+    }
+    let m = f.json(
+        &[
+            "metrics",
+            "--env",
+            "staging",
+            "--since",
+            "2026-01-09T00:00:00Z",
+            "--until",
+            "2026-01-11T00:00:00Z",
+            "--format",
+            "json",
+        ],
+        0,
+    );
+    let m = &m[0];
+    assert_eq!(m["change_failure_rate"]["failures"], 1, "{m}");
+    assert_eq!(m["change_failure_rate"]["releases"], 3, "{m}");
+    assert_eq!(m["change_failure_rate"]["failed"][0]["id"], 2);
+    assert_eq!(m["change_failure_rate"]["failed"][0]["reason"], "rolled-back-automatically");
+    assert!((m["change_failure_rate"]["rate"].as_f64().expect("rate") - 1.0 / 3.0).abs() < 1e-9, "{m}");
+    assert_eq!(m["time_to_restore"]["incidents"], 1);
+    assert_eq!(m["time_to_restore"]["restored"], 1);
+    assert!((m["time_to_restore"]["median_hours"].as_f64().expect("hours") - 0.2).abs() < 1e-9, "{m}");
+    assert_eq!(m["time_to_restore"]["band"], "elite");
 }
 
 #[test]

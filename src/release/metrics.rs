@@ -68,7 +68,8 @@ pub struct FailureRate {
 #[derive(Debug, Clone, Serialize)]
 pub struct FailedRelease {
     pub id: u64,
-    /// `failed`, `rolled-back` or `reverted`.
+    /// `failed`, `rolled-back-automatically` (its verification failed and cairn rolled it
+    /// back), `verification-failed`, `rolled-back` or `reverted`.
     pub reason: &'static str,
 }
 
@@ -193,8 +194,16 @@ pub fn compute(
     for r in &window {
         let end = r.finished().unwrap_or(since);
         let limit = end.checked_add((FAILURE_WINDOW_DAYS * 24).hours()).unwrap_or(end);
+        let verification_failed =
+            r.verification.as_ref().is_some_and(|v| v.verdict == super::verification::Verdict::Failed);
         let reason = if matches!(r.outcome, Outcome::Failed | Outcome::Interrupted) {
             Some("failed")
+        } else if verification_failed
+            && finished.iter().any(|later| later.cause.as_ref().is_some_and(|c| c.release == r.id))
+        {
+            Some("rolled-back-automatically")
+        } else if verification_failed {
+            Some("verification-failed")
         } else if finished.iter().any(|later| {
             later.kind == ReleaseKind::Rollback
                 && later.id > r.id

@@ -65,6 +65,12 @@ pub struct ReleaseBrief {
     /// The release was forced past error findings (`--override-findings`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overridden: Option<crate::gate::Override>,
+    /// How its last verification ended, when it was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::release::verification::Verdict>,
+    /// For a rollback cairn made after a failed verification: the release it undid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automatic_rollback_of: Option<u64>,
 }
 
 /// A container image that changed (absent old: the workload is new; absent new: removed).
@@ -207,6 +213,8 @@ pub fn build(
             started_at: r.started_at.clone(),
             finished_at: r.finished_at.clone(),
             overridden: r.overridden.clone(),
+            verified: r.verification.as_ref().map(|v| v.verdict),
+            automatic_rollback_of: r.cause.as_ref().map(|c| c.release),
         }),
         from,
         to,

@@ -45,6 +45,12 @@ pub struct CurrentRelease {
     /// The release was forced past error findings (`--override-findings`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overridden: Option<crate::gate::Override>,
+    /// How its last verification ended, when it was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::release::verification::Verdict>,
+    /// For a rollback cairn made after a failed verification: the release it undid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automatic_rollback_of: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,6 +163,8 @@ pub fn environment_status(
             actor: r.actor.clone(),
             approvals: r.approvals.clone(),
             overridden: r.overridden.clone(),
+            verified: r.verification.as_ref().map(|v| v.verdict),
+            automatic_rollback_of: r.cause.as_ref().map(|c| c.release),
         }),
         latest_attempt,
         workloads,

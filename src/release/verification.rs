@@ -137,3 +137,17 @@ impl RollbackCause {
         }
     }
 }
+
+/// A release's verification and rollback cause in a few words, for history, status and notes:
+/// `verified`, `verification failed`, `automatic rollback of 4, verified`.
+pub fn note(verdict: Option<Verdict>, rollback_of: Option<u64>) -> Option<String> {
+    let verdict = verdict.map(|v| match v {
+        Verdict::Passed => "verified".to_string(),
+        other => format!("verification {}", other.as_str()),
+    });
+    let cause = rollback_of.map(|id| format!("automatic rollback of {id}"));
+    match (verdict, cause) {
+        (Some(v), Some(c)) => Some(format!("{c}, {v}")),
+        (v, c) => v.or(c),
+    }
+}

@@ -100,6 +100,10 @@ pub fn write_rendered(w: &mut dyn Write, rendered: &Masked<Vec<Rendered>>, forma
     }
 }
 
+fn verification_note(r: &Release) -> Option<String> {
+    crate::release::verification::note(r.verification.as_ref().map(|v| v.verdict), r.cause.as_ref().map(|c| c.release))
+}
+
 /// `history`: one line per release, newest first, or JSON.
 pub fn write_history(
     w: &mut dyn Write,
@@ -137,9 +141,15 @@ pub fn write_history(
                     .map(|o| style.paint(colors::RED, &format!("  FORCED by {}: {}", o.actor, o.reason)))
                     .unwrap_or_default();
                 let duration = r.duration_seconds().map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"));
+                let verified = verification_note(r)
+                    .map(|note| {
+                        let paint = if note.starts_with("verified") { colors::GREEN } else { colors::RED };
+                        style.paint(paint, &format!("  {note}"))
+                    })
+                    .unwrap_or_default();
                 writeln!(
                     w,
-                    "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}{rollback}{forced}",
+                    "{:<6} {outcome} {:<20} {:>8} {:<18} {:<20} +{} ~{} -{}{rollback}{forced}{verified}",
                     r.id,
                     r.started_at.get(..19).unwrap_or(&r.started_at).replace('T', " "),
                     duration,
@@ -153,18 +163,19 @@ pub fn write_history(
             Ok(())
         }
         Format::Markdown => {
-            writeln!(w, "| id | outcome | started | commit | actor | create | update | delete |")?;
-            writeln!(w, "|---|---|---|---|---|---|---|---|")?;
+            writeln!(w, "| id | outcome | verification | started | commit | actor | create | update | delete |")?;
+            writeln!(w, "|---|---|---|---|---|---|---|---|---|")?;
             for r in releases.iter().rev() {
                 writeln!(
                     w,
-                    "| {} | {}{} | {} | `{}` | {} | {} | {} | {} |",
+                    "| {} | {}{} | {} | {} | `{}` | {} | {} | {} | {} |",
                     r.id,
                     r.outcome.as_str(),
                     r.overridden
                         .as_ref()
                         .map(|o| format!(" (forced: {})", markdown_cell(&o.reason)))
                         .unwrap_or_default(),
+                    verification_note(r).map(|n| markdown_cell(&n)).unwrap_or_default(),
                     r.started_at,
                     r.source,
                     markdown_cell(&r.actor),

@@ -102,6 +102,9 @@ fn markdown(n: &Notes) -> String {
             r.finished_at.as_deref().unwrap_or(&r.started_at),
             r.outcome
         );
+        if let Some(note) = crate::release::verification::note(r.verified, r.automatic_rollback_of) {
+            let _ = writeln!(s, "Verification: {note}.\n");
+        }
         if let Some(o) = &r.overridden {
             let _ = writeln!(
                 s,
@@ -216,6 +219,10 @@ pub(crate) fn html_body(n: &Notes) -> String {
             esc(r.finished_at.as_deref().unwrap_or(&r.started_at)),
             esc(&r.outcome)
         );
+        if let Some(note) = crate::release::verification::note(r.verified, r.automatic_rollback_of) {
+            let class = if r.verified == Some(crate::release::verification::Verdict::Passed) { "muted" } else { "bad" };
+            let _ = writeln!(b, "<p class=\"{class}\">Verification: {}.</p>", esc(&note));
+        }
         if let Some(o) = &r.overridden {
             let _ = writeln!(
                 b,

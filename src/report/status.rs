@@ -33,6 +33,13 @@ pub fn write_status(w: &mut dyn Write, all: &[EnvironmentStatus], format: Format
                     )?,
                     None => writeln!(w, "  no release yet")?,
                 }
+                if let Some(note) = s
+                    .release
+                    .as_ref()
+                    .and_then(|r| crate::release::verification::note(r.verified, r.automatic_rollback_of))
+                {
+                    writeln!(w, "  {note}")?;
+                }
                 if let Some(o) = s.release.as_ref().and_then(|r| r.overridden.as_ref()) {
                     writeln!(
                         w,
