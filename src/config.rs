@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::repo::Snapshot;
 use crate::yaml::{Key, Node, NodeValue};
 
+mod promotion;
 mod verify;
+pub use promotion::{Evidence, Promoted, Promotion};
 pub use verify::{
     AnalysisRef, Check, CommandProbe, Expect, HttpProbe, OnFailure, PLACEHOLDERS, Probe, PrometheusProbe, Text, Verify,
 };
@@ -42,6 +44,8 @@ pub struct Environment {
     pub verify: Verify,
     /// What a failed verification does (`on_failure:`).
     pub on_failure: OnFailure,
+    /// Where the environment's versions come from (`promotion:`, `cairn promote`).
+    pub promotion: Option<Promotion>,
     /// Line of the environment's key in `cairn.yaml`.
     pub line: u64,
 }
@@ -190,7 +194,7 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
     if entries.is_empty() {
         return Err(at(node, "`environments` is empty: declare at least one environment"));
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Environment> = Vec::new();
     for (key, value) in entries {
         let name = key.name.clone();
         if !valid_name(&name) {
@@ -203,7 +207,7 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
         }
         let what = format!("environment `{name}`");
         let map = expect_map(value, &what)?;
-        check_keys(map, &["layers", "target", "drift", "verify", "on_failure"], &what)?;
+        check_keys(map, &["layers", "target", "drift", "verify", "on_failure", "promotion"], &what)?;
         let Some((_, layers_node)) = find(map, "layers") else {
             return Err(at_key(key, &format!("{what}: missing `layers` (a list of directories, later ones win)")));
         };
@@ -260,7 +264,30 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
             Some((_, node)) => verify::parse_on_failure(&loc, node, &what)?,
             None => OnFailure::default(),
         };
-        out.push(Environment { name, layers, target, drift, verify, on_failure, line: key.line });
+        let promotion = match find(map, "promotion") {
+            Some((_, node)) => Some(promotion::parse_promotion(&loc, node, &what)?),
+            None => None,
+        };
+        out.push(Environment { name, layers, target, drift, verify, on_failure, promotion, line: key.line });
+    }
+    for env in &out {
+        let Some(p) = &env.promotion else { continue };
+        if p.from == env.name {
+            return Err(Error::Config {
+                message: format!("{CONFIG_FILE}:{}: environment `{}` cannot be promoted from itself", p.line, env.name),
+            });
+        }
+        if !out.iter().any(|e| e.name == p.from) {
+            return Err(Error::Config {
+                message: format!(
+                    "{CONFIG_FILE}:{}: environment `{}`: `promotion.from` names `{}`, which is not an environment{}",
+                    p.line,
+                    env.name,
+                    p.from,
+                    suggest(&p.from, out.iter().map(|e| e.name.as_str()))
+                ),
+            });
+        }
     }
     Ok(out)
 }

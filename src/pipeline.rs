@@ -31,7 +31,9 @@ use crate::target::{self, Target};
 use crate::validate::{self, Finding};
 
 mod deliver;
+mod promote;
 pub use deliver::{Aftermath, after_apply, plan_environments, verifies, verify};
+pub use promote::{PromoteSpec, Promoted, Promotion, SourceEvidence, promote};
 
 /// What every command reads: the repository, one snapshot of it, its configuration, and the
 /// rendered environments it selected.

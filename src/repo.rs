@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod write;
+pub use write::Edit;
+
 /// An opened repository. `prefix` is where the configuration root (`--repo DIR`) sits inside the
 /// git work tree, so a `cairn.yaml` in a monorepo subdirectory works; every path cairn reports is
 /// relative to that root.

@@ -34,7 +34,10 @@ fn validates(schema: &str, files: &[PathBuf]) {
 fn the_action_and_the_workflow_examples_match_the_published_schemas() {
     let r = root();
     validates("vendor.github-actions", &[r.join("action.yml")]);
-    validates("vendor.github-workflows", &[r.join("examples/ci/github-actions.yml")]);
+    validates(
+        "vendor.github-workflows",
+        &[r.join("examples/ci/github-actions.yml"), r.join("examples/ci/github-promote.yml")],
+    );
     validates("vendor.gitlab-ci", &[r.join("examples/ci/gitlab-ci.yml"), r.join("examples/ci/gitlab/cairn-shard.yml")]);
 
     // What `changes --format gitlab-pipeline` writes is a GitLab pipeline too.

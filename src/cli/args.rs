@@ -24,6 +24,7 @@ const HISTORY_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdo
 const NOTES_FORMATS: &[Format] = &[Format::Markdown, Format::Html, Format::Json];
 const STATUS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
 const VERIFY_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
+const PROMOTE_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const ROLLBACK_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const METRICS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
 const POLICY_TEST_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
@@ -234,6 +235,24 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         actor: Option<String>,
         #[arg(long, default_value_t = Format::Human, value_parser = formats(VERIFY_FORMATS))]
+        format: Format,
+    },
+    /// Promote the source environment's newest verified, soaked release into ENV (its
+    /// `promotion:` rule): edit ENV's own layer files minimally and commit the edit on a new
+    /// branch, or only show it with --dry-run. Exit 1 (with why) when there is nothing to promote.
+    Promote {
+        #[arg(long, value_name = "ENV")]
+        to: String,
+        /// Show the edit as a diff; commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The branch to commit on (default: cairn/promote-TO-from-FROM-RELEASE); must not exist.
+        #[arg(long, value_name = "NAME")]
+        branch: Option<String>,
+        /// Who promotes, when git has no identity configured for the commit.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(PROMOTE_FORMATS))]
         format: Format,
     },
     /// DORA delivery metrics from release records and git.

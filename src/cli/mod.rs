@@ -12,6 +12,7 @@ mod metrics;
 mod notes;
 mod plan;
 mod policy;
+mod promote;
 mod render;
 mod rollback;
 mod secrets;
@@ -76,6 +77,15 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
                 }
                 None => apply::run(cli, envs, rev.as_deref(), &spec, verify, *format, out),
             }
+        }
+        Command::Promote { to, dry_run, branch, actor, format } => {
+            let spec = crate::pipeline::PromoteSpec {
+                to: to.clone(),
+                dry_run: *dry_run,
+                branch: branch.clone(),
+                actor: actor.clone(),
+            };
+            promote::run(cli, &spec, *format, out)
         }
         Command::Verify { env, release, actor, format } => {
             verify::run(cli, env, *release, actor.as_deref(), *format, out)

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 mod probe;
+pub mod promote;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
