@@ -9,15 +9,18 @@
    the process's wall time minus (COUNT - 1) x INTERVAL minus the measurements' own time. Goal:
    under 50 ms.
 
-Local target, a loopback HTTP server in this script. Medians over --runs.
+The local target, or with --target kubernetes a real API server started by
+scripts/kube-test.sh (ConfigMaps only, so no controller is needed); a loopback HTTP server in this
+script answers the check. Medians over --runs.
 
-    scripts/bench_verify.py [--cairn target/release/cairn] [--runs 5] [--objects 200]
+    scripts/bench_verify.py [--cairn target/release/cairn] [--runs 5] [--objects 200] [--target local|kubernetes]
 """
 
 import argparse
 import http.server
 import json
 import os
+import socket
 import statistics
 import subprocess
 import tempfile
@@ -51,11 +54,11 @@ def git(repo, *args):
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
-def make_repo(root, url, objects, interval_ms):
+def make_repo(root, url, objects, interval_ms, target):
     os.makedirs(f"{root}/base")
     with open(f"{root}/cairn.yaml", "w") as f:
         f.write(
-            "environments:\n  staging:\n    layers: [base]\n    target:\n      local: { path: .cairn/live/staging }\n"
+            f"environments:\n  staging:\n    layers: [base]\n    target:\n      {target}\n"
             "    on_failure: rollback\n    verify:\n"
             f"      - name: smoke\n        http: {{ url: '{url}/healthz' }}\n        interval: {interval_ms}ms\n        count: 3\n"
         )
@@ -88,8 +91,19 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--objects", type=int, default=200)
     parser.add_argument("--interval-ms", type=int, default=1000)
+    parser.add_argument("--target", choices=["local", "kubernetes"], default="local")
     args = parser.parse_args()
     cairn = os.path.abspath(args.cairn)
+    here = os.path.dirname(os.path.abspath(__file__))
+    cluster = None
+    if args.target == "kubernetes":
+        cluster = tempfile.mkdtemp(prefix="cairn-bench-kube-")
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        subprocess.run([os.path.join(here, "kube-test.sh"), "start", cluster, str(port)], check=True)
+        os.environ["KUBECONFIG"] = os.path.join(cluster, "kubeconfig")
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -97,9 +111,21 @@ def main():
 
     restore, rollback_apply, detect = [], [], []
     overhead_process, overhead_inside = [], []
-    for _ in range(args.runs):
+    for run_index in range(args.runs):
         with tempfile.TemporaryDirectory() as root:
-            make_repo(root, url, args.objects, args.interval_ms)
+            if cluster:
+                # A namespace per run: each run starts with nothing applied.
+                target = f"kubernetes: {{ context: admin, namespace: bench-{run_index}, state_namespace: bench-{run_index}-state }}"
+                with open(f"{root}/ns.yaml", "w") as f:
+                    f.write(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench-{run_index}\n")
+            else:
+                target = "local: { path: .cairn/live/staging }"
+            make_repo(root, url, args.objects, args.interval_ms, target)
+            if cluster:
+                os.rename(f"{root}/ns.yaml", f"{root}/base/ns.yaml")
+                subprocess.run(["sed", "-i", f"s/namespace: shop/namespace: bench-{run_index}/", f"{root}/base/app.yaml"], check=True)
+                git(root, "add", "-A")
+                git(root, "commit", "-qm", "namespace")
             HEALTHY["ok"] = True
             p, _ = run(cairn, root, "apply", "--env", "staging", "--verify")
             assert p.returncode == 0, p.stderr
@@ -113,6 +139,8 @@ def main():
             overhead_inside.append(ts(v["finished_at"]) - ts(v["started_at"]) - waits - measured)
             # Restore: a failing release, rolled back.
             write_objects(root, args.objects, "2.0.0")
+            if cluster:
+                subprocess.run(["sed", "-i", f"s/namespace: shop/namespace: bench-{run_index}/", f"{root}/base/app.yaml"], check=True)
             git(root, "commit", "-qam", "second")
             HEALTHY["ok"] = False
             p, _ = run(cairn, root, "apply", "--env", "staging", "--verify", "--format", "json")
@@ -126,11 +154,13 @@ def main():
             rollback_apply.append(ts(rollback["finished_at"]) - ts(rollback["started_at"]))
             detect.append(ts(rollback["started_at"]) - first_fail)
     server.shutdown()
+    if cluster:
+        subprocess.run([os.path.join(here, "kube-test.sh"), "stop", cluster])
 
     med = statistics.median
     interval = args.interval_ms / 1000
     budget = interval + med(rollback_apply) + 1
-    print(f"objects: {args.objects}, check interval: {args.interval_ms} ms, runs: {args.runs}")
+    print(f"target: {args.target}, objects: {args.objects}, check interval: {args.interval_ms} ms, runs: {args.runs}")
     print(f"first failing measurement -> restored: median {med(restore) * 1000:.0f} ms "
           f"(of which the rollback's apply {med(rollback_apply) * 1000:.0f} ms, "
           f"failure to rollback start {med(detect) * 1000:.0f} ms); "

@@ -414,7 +414,7 @@ pub fn command(
         Some(s) => Seen {
             phase: Phase::Failed,
             value: Some(s.code().map_or_else(|| "killed by a signal".to_string(), |c| format!("exit {c}"))),
-            message: Some(format!("`{}` failed", argv.join(" "))),
+            message: Some(redact.clean(&format!("`{}` failed", argv.join(" ")))),
             output,
         },
     }

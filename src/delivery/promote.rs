@@ -32,6 +32,20 @@ pub struct Wanted {
     pub new: String,
 }
 
+impl Wanted {
+    /// The change, once written at `file`:`line`.
+    fn placed(&self, file: &str, line: u64) -> Change {
+        Change {
+            object: self.object.clone(),
+            field: self.what.label(),
+            old: self.old.clone(),
+            new: self.new.clone(),
+            file: file.to_string(),
+            line,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     Image { container: String },
@@ -197,16 +211,8 @@ pub fn edit(
                 ),
             });
         };
-        let edited = replace_scalar(&files[index].text, line, column, &w.new, &files[index].path)?;
-        files[index].text = edited;
-        changes.push(Change {
-            object: w.object.clone(),
-            field: w.what.label(),
-            old: w.old.clone(),
-            new: w.new.clone(),
-            file: files[index].path.clone(),
-            line,
-        });
+        files[index].text = replace_scalar(&files[index].text, line, column, &w.new, &files[index].path)?;
+        changes.push(w.placed(&files[index].path, line));
     }
     Ok(changes)
 }
@@ -216,14 +222,7 @@ fn edit_kustomization(w: &Wanted, files: &mut [OwnFile], kustomizations: &[usize
     for &index in kustomizations.iter().rev() {
         let Some((line, column, value)) = kustomize_image(&files[index], &w.old, &w.new)? else { continue };
         files[index].text = replace_scalar(&files[index].text, line, column, &value, &files[index].path)?;
-        return Ok(Some(Change {
-            object: w.object.clone(),
-            field: w.what.label(),
-            old: w.old.clone(),
-            new: w.new.clone(),
-            file: files[index].path.clone(),
-            line,
-        }));
+        return Ok(Some(w.placed(&files[index].path, line)));
     }
     Ok(None)
 }

@@ -102,10 +102,9 @@ pub fn verifies(repo_dir: &Path, rev: Option<&str>, envs: &[String], flag: bool)
 
 /// The environments `apply --plan FILE [--env …]` writes.
 pub fn plan_environments(path: &Path, only: &[String]) -> Result<Vec<String>> {
-    if !only.is_empty() {
-        return Ok(only.to_vec());
-    }
-    Ok(crate::check::SavedPlan::read(path)?.plans.iter().map(|p| p.environment.clone()).collect())
+    // Only those the plan holds: naming one it does not is for `apply_saved` to say, clearly.
+    let held = crate::check::SavedPlan::read(path)?.plans.into_iter().map(|p| p.environment);
+    Ok(held.filter(|env| only.is_empty() || only.contains(env)).collect())
 }
 
 /// Verifies each succeeded release in `reports` whose environment asks for it (or all, with

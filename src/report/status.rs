@@ -91,6 +91,13 @@ pub fn write_status(w: &mut dyn Write, all: &[EnvironmentStatus], format: Format
                     )?,
                     None => writeln!(w, "No release yet.")?,
                 }
+                if let Some(note) = s
+                    .release
+                    .as_ref()
+                    .and_then(|r| crate::release::verification::note(r.verified, r.automatic_rollback_of))
+                {
+                    writeln!(w, "\n_{note}_")?;
+                }
                 if let Some(o) = s.release.as_ref().and_then(|r| r.overridden.as_ref()) {
                     writeln!(
                         w,
@@ -128,6 +135,13 @@ pub fn write_status(w: &mut dyn Write, all: &[EnvironmentStatus], format: Format
                         );
                     }
                     None => b.push_str("<p>No release yet.</p>\n"),
+                }
+                if let Some(r) = &s.release
+                    && let Some(note) = crate::release::verification::note(r.verified, r.automatic_rollback_of)
+                {
+                    let class =
+                        if r.verified == Some(crate::release::verification::Verdict::Passed) { "muted" } else { "bad" };
+                    let _ = writeln!(b, "<p class=\"{class}\">{}</p>", esc(&note));
                 }
                 if let Some(o) = s.release.as_ref().and_then(|r| r.overridden.as_ref()) {
                     let _ = writeln!(
