@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting, lints, then every test tier that exists
 # (unit tests, and integration tests that drive the real binary over git repositories built by
 # the tests, and tests against a real Kubernetes API server started by scripts/kube-test.sh).
-# Needs: the Rust toolchain; installs git, age, sops, kubectl, check-jsonschema, PyYAML, jq, chromium, prometheus,
+# Needs: the Rust toolchain; installs git, age, sops, kubectl, check-jsonschema, PyYAML, jq, aiosmtpd, openssl, chromium, prometheus,
 # etcd and kube-apiserver when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +49,13 @@ fi
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
 if ! command -v jq >/dev/null 2>&1; then
     as_root apt-get install -y -qq jq >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq jq; }
+fi
+
+# A real SMTP server for the mail channel's test (aiosmtpd from PyPI, STARTTLS with a certificate
+# openssl makes). Installed once per machine.
+python3 -c 'import aiosmtpd' 2>/dev/null || { echo "installing aiosmtpd (pip install aiosmtpd)" >&2; python3 -m pip install -q aiosmtpd; }
+if ! command -v openssl >/dev/null 2>&1; then
+    as_root apt-get install -y -qq openssl >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq openssl; }
 fi
 
 # A real browser for the status site's test: Debian's chromium. Installed once per machine.

@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 
 use crate::config::DriftPolicy;
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::gate::Cleared;
 use crate::plan::{self, Action, Plan};
 use crate::release::{self, Outcome, Release, ReleaseKind, ReleaseObject};
@@ -181,6 +182,7 @@ pub fn execute(
     source: &SourceInfo,
     options: &ApplyOptions,
     progress: &ProgressBar,
+    events: &Events,
 ) -> Result<ApplyReport> {
     let rendered = cleared.rendered();
     if rendered.environment != prepared.environment {
@@ -242,6 +244,8 @@ pub fn execute(
         outcome: Outcome::InProgress,
         verification: None,
         cause: options.cause.clone(),
+        versions: versions(&plan),
+        notifications: Vec::new(),
     };
     release::write(target, &lock, &record)?;
 
@@ -264,6 +268,9 @@ pub fn execute(
 
     let work = plan.changes.iter().filter(|c| c.action != Action::Unchanged).count();
     progress.set_length(work as u64);
+    let environment = rendered.environment.as_str();
+    events.emit(&Event::ApplyStarted { environment, release: record.id, objects: work });
+    let mut group_number = 0;
     let bodies: HashMap<&ObjectId, &serde_json::Value> = rendered.objects.iter().map(|o| (&o.id, &o.body)).collect();
     // The digests of what is stored now are keyed like the plan's.
     let digester =
@@ -285,15 +292,22 @@ pub fn execute(
                 }
                 let object = &mut record.objects[i];
                 object.pending = false;
-                object.error = Some(
-                    "changed outside git since the last release, and this environment has `drift: refuse`: see what changed with `cairn plan`, then bring it into git or set `drift: repair`".to_string(),
-                );
+                let why = "changed outside git since the last release, and this environment has `drift: refuse`: see what changed with `cairn plan`, then bring it into git or set `drift: repair`";
+                events.emit(&Event::ObjectFailed {
+                    environment,
+                    object: &object.object,
+                    action: object.action,
+                    error: why,
+                });
+                object.error = Some(why.to_string());
                 false
             });
         }
         if group.is_empty() {
             continue;
         }
+        group_number += 1;
+        events.emit(&Event::GroupStarted { environment, group: group_number, objects: group.len() });
         let ops: Vec<_> = group.iter().map(|&i| plan.changes[i].operation()).collect();
         let mode =
             WriteMode { force_conflicts: options.force_conflicts, reclaim_drift: options.drift == DriftPolicy::Repair };
@@ -309,8 +323,17 @@ pub fn execute(
                             digester.digest(body, crate::secrets::holds_secrets(&change.object.kind, &change.secrets));
                     }
                     object.reclaimed_from = stored.reclaimed_from;
+                    events.emit(&Event::ObjectApplied { environment, object: &change.object, action: change.action });
                 }
-                Err(why) => object.error = Some(why),
+                Err(why) => {
+                    events.emit(&Event::ObjectFailed {
+                        environment,
+                        object: &change.object,
+                        action: change.action,
+                        error: &why,
+                    });
+                    object.error = Some(why);
+                }
             }
         }
         progress.inc(ops.len() as u64);
@@ -325,7 +348,9 @@ pub fn execute(
             .map(|o| &o.object)
             .collect();
         progress.set_message(format!("waiting for {} to become healthy", rendered.environment));
+        events.emit(&Event::WaitingForHealth { environment, objects: applied.len() });
         let unhealthy = target.wait_healthy(&applied, timeout);
+        events.emit(&Event::HealthChecked { environment, unhealthy: unhealthy.len() });
         for object in &mut record.objects {
             if let Some(why) = unhealthy.get(&object.object) {
                 object.error = Some(why.clone());
@@ -375,6 +400,7 @@ pub fn execute(
     record.finished_at = Some(release::now());
     record.outcome = if failed { Outcome::Failed } else { Outcome::Succeeded };
     release::write(target, &lock, &record)?;
+    events.emit(&Event::ApplyFinished { environment, release: record.id, outcome: record.outcome.as_str() });
     progress.finish_and_clear();
     let resumed = interrupted
         .iter()
@@ -390,6 +416,18 @@ pub fn execute(
         })
         .collect();
     Ok(ApplyReport { plan, release: record, resumed })
+}
+
+/// The container images a plan changes, recorded so messages about the release need no render.
+fn versions(plan: &Plan) -> Vec<release::notes::VersionChange> {
+    let mut out = Vec::new();
+    for change in plan.changes.iter().filter(|c| c.action != Action::Unchanged) {
+        let null = serde_json::Value::Null;
+        let old = if change.action == Action::Create { &null } else { change.live.as_ref().unwrap_or(&null) };
+        let new = if change.action == Action::Delete { &null } else { change.desired.as_ref().unwrap_or(&null) };
+        release::notes::diff_images(&change.object, old, new, &mut out);
+    }
+    out
 }
 
 /// Objects whose change differs between a saved plan and the plan of now.

@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 use crate::repo::Snapshot;
 use crate::yaml::{Key, Node, NodeValue};
 
+mod notifications;
 mod promotion;
 mod verify;
+pub use notifications::{Channel, ChannelKind, EventKind, Notifications, Route, SmtpTls};
 pub use promotion::{Evidence, Promoted, Promotion};
 pub use verify::{
     AnalysisRef, Check, CommandProbe, Expect, HttpProbe, OnFailure, PLACEHOLDERS, Probe, PrometheusProbe, Text, Verify,
@@ -26,6 +28,8 @@ pub struct Config {
     pub environments: Vec<Environment>,
     pub schemas: Vec<SchemaMapping>,
     pub policies: Vec<PolicyEntry>,
+    /// Where the news of releases goes (`notifications:`).
+    pub notifications: Notifications,
     /// Environment name → its index in `environments`: a repository may have thousands, and
     /// commands look them up by name once per environment.
     #[serde(skip)]
@@ -138,7 +142,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config> {
         let root = Node::parse(CONFIG_FILE, text)?;
         let top = expect_map(&root, "the top level")?;
-        check_keys(top, &["version", "environments", "schemas", "policies"], "the top level")?;
+        check_keys(top, &["version", "environments", "schemas", "policies", "notifications"], "the top level")?;
         if let Some((_, v)) = find(top, "version") {
             let ok = matches!(&v.value, NodeValue::Number(n) if n.as_u64() == Some(1)) || v.as_str() == Some("1");
             if !ok {
@@ -157,9 +161,16 @@ impl Config {
             Some((_, node)) => parse_policies(node, &environments)?,
             None => Vec::new(),
         };
+        let notifications = match find(top, "notifications") {
+            Some((_, node)) => {
+                let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+                notifications::parse_notifications(&HERE, node, &names)?
+            }
+            None => Notifications::default(),
+        };
         check_against_schema(&root)?;
         let by_name = environments.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
-        Ok(Config { environments, schemas, policies, by_name })
+        Ok(Config { environments, schemas, policies, notifications, by_name })
     }
 
     pub fn environment(&self, name: &str) -> Result<&Environment> {

@@ -106,6 +106,11 @@ pub enum Error {
     #[error("{message}")]
     Usage { message: String },
 
+    #[error(
+        "notification channel `{channel}` needs the environment variable `{variable}`, which is not set; set it in the job's environment (from the CI system's secrets)"
+    )]
+    Unset { channel: String, variable: String },
+
     /// A request to a Kubernetes API server failed: which context, about what, and (the cause)
     /// what the server answered.
     #[error("kubernetes ({context}): {subject}")]

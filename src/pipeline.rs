@@ -21,6 +21,7 @@ use crate::apply::{self, Applied, ApplyOptions, ApplyReport};
 use crate::check::{self, SavedPlan};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::events::Events;
 use crate::gate::{self, BreakGlass, Decision};
 use crate::plan::{self, Plan};
 use crate::policy::{self, Approval, Context, ObjectChange};
@@ -31,8 +32,10 @@ use crate::target::{self, Target};
 use crate::validate::{self, Finding};
 
 mod deliver;
+mod notify;
 mod promote;
 pub use deliver::{Aftermath, after_apply, plan_environments, verifies, verify};
+pub use notify::{Notified, NotifySpec, after_apply as notify_after_apply, notifies_on_apply, notify, notify_check};
 pub use promote::{PromoteSpec, Promoted, Promotion, SourceEvidence, promote};
 
 /// What every command reads: the repository, one snapshot of it, its configuration, and the
@@ -142,18 +145,27 @@ pub fn plan(run: &Run, options: validate::Options, change: &ChangeSpec, prune: b
     Ok(Planned { plans, findings })
 }
 
+/// What `check` is asked about: the change `base..head`, which of its environments (empty: all
+/// it touches), and the reviews file.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckSpec<'a> {
+    pub base: &'a str,
+    pub head: &'a str,
+    pub only: &'a [String],
+    pub approvals: Option<&'a Path>,
+}
+
 /// The pull-request step (`cairn check`): the environments `base..head` touches (of `only`, when
 /// it names some: one shard of a CI matrix), rendered at the head, validated, planned, and judged
 /// by the policies with the change set and approvals.
 pub fn check(
     repo_dir: &Path,
-    base: &str,
-    head: &str,
-    only: &[String],
+    change: &CheckSpec,
     options: validate::Options,
     prune: bool,
-    approvals: Option<&Path>,
+    events: &Events,
 ) -> Result<(SavedPlan, Vec<Rendered>)> {
+    let CheckSpec { base, head, only, approvals } = *change;
     let repo = Repo::open(repo_dir)?;
     let mut approvals = match approvals {
         Some(path) => policy::read_approvals(path)?,
@@ -180,7 +192,16 @@ pub fn check(
     let mut plans = Vec::new();
     for r in &rendered {
         let target = target::open(repo.root(), config.environment(&r.environment)?)?;
-        plans.push(plan::plan(r, &target, &snapshot.source, prune)?);
+        let planned = plan::plan(r, &target, &snapshot.source, prune)?;
+        let s = planned.summary;
+        events.emit(&crate::events::Event::Planned {
+            environment: &r.environment,
+            create: s.create,
+            update: s.update,
+            delete: s.delete,
+            unchanged: s.unchanged,
+        });
+        plans.push(planned);
     }
     policy::add_approvals(&mut approvals, policy::trailer_approvals(&repo.commits_between(Some(base), head)?));
     let mut findings = validate::validate(&snapshot, &config, &rendered, options)?;
@@ -226,6 +247,13 @@ pub struct WriteSpec {
     pub schema: validate::Options,
 }
 
+/// How a run reports as it goes: a progress bar per environment (hidden off a terminal) and the
+/// event stream (`--events`).
+pub struct Watch<'a> {
+    pub progress: &'a dyn Fn(&str) -> ProgressBar,
+    pub events: &'a Events,
+}
+
 /// A write's answer: done, or stopped by the gate (nothing written, no release recorded).
 #[derive(Debug)]
 pub enum Gated<T> {
@@ -240,7 +268,7 @@ pub fn apply(
     envs: &[String],
     rev: Option<&str>,
     write: &WriteSpec,
-    progress: &dyn Fn(&str) -> ProgressBar,
+    watch: &Watch,
 ) -> Result<Gated<Vec<ApplyReport>>> {
     let run = load(repo_dir, envs, rev)?;
     let actor = write.actor.clone().unwrap_or_else(|| resolve_actor(&run.repo));
@@ -300,8 +328,8 @@ pub fn apply(
             drift: config.environment(environment)?.drift,
             ..options.clone()
         };
-        let bar = progress(&format!("applying {environment}"));
-        reports.push(apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?);
+        let bar = (watch.progress)(&format!("applying {environment}"));
+        reports.push(apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar, watch.events)?);
     }
     Ok(Gated::Written { result: reports, findings: gated.findings().to_vec() })
 }
@@ -318,7 +346,7 @@ pub fn apply_saved(
     rev: Option<&str>,
     replan: bool,
     write: &WriteSpec,
-    progress: &dyn Fn(&str) -> ProgressBar,
+    watch: &Watch,
 ) -> Result<Gated<Vec<Applied>>> {
     let mut saved = SavedPlan::read(path)?;
     if let Some(missing) = only.iter().find(|env| !saved.plans.iter().any(|p| &p.environment == *env)) {
@@ -385,10 +413,10 @@ pub fn apply_saved(
     }
     let mut results = Vec::new();
     for ((cleared, prepared), target) in gated.environments().zip(prepared).zip(&targets) {
-        let bar = progress(&format!("applying {}", cleared.rendered().environment));
+        let bar = (watch.progress)(&format!("applying {}", cleared.rendered().environment));
         let options =
             ApplyOptions { drift: config.environment(&cleared.rendered().environment)?.drift, ..options.clone() };
-        let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?;
+        let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar, watch.events)?;
         results.push(Applied::Applied(Box::new(report)));
     }
     Ok(Gated::Written { result: results, findings: gated.findings().to_vec() })
@@ -403,7 +431,7 @@ pub fn rollback(
     env: &str,
     to: Option<u64>,
     write: &WriteSpec,
-    progress: &dyn Fn(&str) -> ProgressBar,
+    watch: &Watch,
     cause: Option<crate::release::verification::RollbackCause>,
 ) -> Result<Gated<ApplyReport>> {
     let (repo, config) = open_config(repo_dir)?;
@@ -490,8 +518,8 @@ pub fn rollback(
         Some(p) => p,
         None => prepare_rollback(target, cleared.rendered(), &snapshot, &options, env)?,
     };
-    let bar = progress(&format!("rolling back {env}"));
-    let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar)?;
+    let bar = (watch.progress)(&format!("rolling back {env}"));
+    let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar, watch.events)?;
     Ok(Gated::Written { result: report, findings: gated.findings().to_vec() })
 }
 

@@ -36,7 +36,11 @@ fn the_action_and_the_workflow_examples_match_the_published_schemas() {
     validates("vendor.github-actions", &[r.join("action.yml")]);
     validates(
         "vendor.github-workflows",
-        &[r.join("examples/ci/github-actions.yml"), r.join("examples/ci/github-promote.yml")],
+        &[
+            r.join("examples/ci/github-actions.yml"),
+            r.join("examples/ci/github-promote.yml"),
+            r.join("examples/ci/github-chatops.yml"),
+        ],
     );
     validates("vendor.gitlab-ci", &[r.join("examples/ci/gitlab-ci.yml"), r.join("examples/ci/gitlab/cairn-shard.yml")]);
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{Cli, Status, blocked, progress_bar, report_io};
 use crate::apply::{Applied, ApplyReport};
 use crate::error::Result;
+use crate::events::{Event, Events};
 use crate::pipeline::{self, Gated, WriteSpec};
 use crate::report::{self, Format};
 use crate::secrets::Masked;
@@ -16,6 +17,43 @@ use crate::secrets::Masked;
 pub struct Verify {
     pub flag: bool,
     pub wait: Duration,
+}
+
+/// What goes around the write: the event stream and notifications.
+pub struct Around<'a> {
+    pub events: &'a Events,
+    pub notify: bool,
+    pub verify: Verify,
+}
+
+impl Around<'_> {
+    fn watch(&self) -> pipeline::Watch<'_> {
+        pipeline::Watch { progress: &progress_bar, events: self.events }
+    }
+}
+
+/// Ends the event stream and sends the notifications of the releases written.
+pub(crate) fn finish(
+    cli: &Cli,
+    around: &Around,
+    command: &str,
+    spec: &WriteSpec,
+    reports: &[&ApplyReport],
+    status: Status,
+) {
+    let releases: Vec<(String, u64)> = reports.iter().map(|r| (r.release.environment.clone(), r.release.id)).collect();
+    super::notify::after(cli, around.notify, &releases, spec.actor.as_deref(), around.events);
+    around.events.emit(&Event::Finished { command, outcome: outcome(status) });
+}
+
+/// The `finished` event's word for a status.
+pub(crate) fn outcome(status: Status) -> &'static str {
+    match status {
+        Status::Success | Status::Changes => "succeeded",
+        Status::Findings => "blocked",
+        Status::Failed => "failed",
+        Status::Unverified => "unverified",
+    }
 }
 
 /// With verification, health comes first: checks against pods still starting fail for nothing.
@@ -32,33 +70,48 @@ pub fn run(
     envs: &[String],
     rev: Option<&str>,
     spec: &WriteSpec,
-    verify: Verify,
+    around: &Around,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
+    let verify = around.verify;
+    around.events.emit(&Event::Started { format: crate::events::EVENTS_FORMAT, command: "apply", environments: envs });
     let verifies = pipeline::verifies(&cli.repo, rev, envs, verify.flag)?;
     let spec = with_wait(spec, verify, verifies);
-    match pipeline::apply(&cli.repo, envs, rev, &spec, &progress_bar)? {
-        Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
+    match pipeline::apply(&cli.repo, envs, rev, &spec, &around.watch())? {
+        Gated::Blocked { rendered, findings } => {
+            let status = blocked(cli, &rendered, &findings, format, out)?;
+            around.events.emit(&Event::Finished { command: "apply", outcome: outcome(status) });
+            Ok(status)
+        }
         Gated::Written { result: mut reports, .. } => {
             let applied = reports.iter().all(ApplyReport::succeeded);
-            let unverified = verifies && after(cli, rev, verify.flag, &spec, &mut reports)?;
-            report_io(report::write_apply(out, &Masked::new(&reports), format, cli.style()))?;
-            Ok(if !applied {
+            let unverified = verifies && after(cli, rev, verify.flag, &spec, &mut reports, around)?;
+            let status = if !applied {
                 Status::Failed
             } else if unverified {
                 Status::Unverified
             } else {
                 Status::Success
-            })
+            };
+            finish(cli, around, "apply", &spec, &reports.iter().collect::<Vec<_>>(), status);
+            report_io(report::write_apply(out, &Masked::new(&reports), format, cli.style()))?;
+            Ok(status)
         }
     }
 }
 
 /// Verifies what was applied; true when some verification did not pass.
-fn after(cli: &Cli, rev: Option<&str>, flag: bool, spec: &WriteSpec, reports: &mut Vec<ApplyReport>) -> Result<bool> {
+fn after(
+    cli: &Cli,
+    rev: Option<&str>,
+    flag: bool,
+    spec: &WriteSpec,
+    reports: &mut Vec<ApplyReport>,
+    around: &Around,
+) -> Result<bool> {
     let observe = super::verify::observer("verifying");
-    let aftermath = pipeline::after_apply(&cli.repo, rev, flag, spec, reports, &progress_bar, &*observe)?;
+    let aftermath = pipeline::after_apply(&cli.repo, rev, flag, spec, reports, &around.watch(), &*observe)?;
     for problem in &aftermath.problems {
         tracing::error!("{problem}");
     }
@@ -78,20 +131,26 @@ pub fn run_saved(
     cli: &Cli,
     saved: &Saved,
     spec: &WriteSpec,
-    verify: Verify,
+    around: &Around,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
+    let verify = around.verify;
     let Saved { path, envs, rev, replan } = *saved;
-    let verifies = pipeline::verifies(
-        &cli.repo,
-        Some(rev.unwrap_or("HEAD")),
-        &pipeline::plan_environments(path, envs)?,
-        verify.flag,
-    )?;
+    let named = pipeline::plan_environments(path, envs)?;
+    around.events.emit(&Event::Started {
+        format: crate::events::EVENTS_FORMAT,
+        command: "apply --plan",
+        environments: &named,
+    });
+    let verifies = pipeline::verifies(&cli.repo, Some(rev.unwrap_or("HEAD")), &named, verify.flag)?;
     let spec = with_wait(spec, verify, verifies);
-    match pipeline::apply_saved(&cli.repo, path, envs, rev, replan, &spec, &progress_bar)? {
-        Gated::Blocked { rendered, findings } => blocked(cli, &rendered, &findings, format, out),
+    match pipeline::apply_saved(&cli.repo, path, envs, rev, replan, &spec, &around.watch())? {
+        Gated::Blocked { rendered, findings } => {
+            let status = blocked(cli, &rendered, &findings, format, out)?;
+            around.events.emit(&Event::Finished { command: "apply --plan", outcome: outcome(status) });
+            Ok(status)
+        }
         Gated::Written { mut result, .. } => {
             let refused = result.iter().any(|r| matches!(r, Applied::Refused { .. }));
             let failed = result.iter().any(|r| matches!(r, Applied::Applied(a) if !a.succeeded()));
@@ -104,11 +163,10 @@ pub fn run_saved(
                         Applied::Refused { .. } => None,
                     })
                     .collect();
-                unverified = after(cli, Some(rev.unwrap_or("HEAD")), verify.flag, &spec, &mut reports)?;
+                unverified = after(cli, Some(rev.unwrap_or("HEAD")), verify.flag, &spec, &mut reports, around)?;
                 result = reports.into_iter().map(|r| Applied::Applied(Box::new(r))).collect();
             }
-            report_io(report::write_applied(out, &Masked::new(&result), path, format, cli.style()))?;
-            Ok(if refused {
+            let status = if refused {
                 Status::Findings
             } else if failed {
                 Status::Failed
@@ -116,7 +174,21 @@ pub fn run_saved(
                 Status::Unverified
             } else {
                 Status::Success
-            })
+            };
+            let written: Vec<&ApplyReport> = result
+                .iter()
+                .filter_map(|r| match r {
+                    Applied::Applied(report) => Some(&**report),
+                    Applied::Refused { .. } => None,
+                })
+                .collect();
+            if refused {
+                around.events.emit(&Event::Finished { command: "apply --plan", outcome: "refused" });
+            } else {
+                finish(cli, around, "apply --plan", &spec, &written, status);
+            }
+            report_io(report::write_applied(out, &Masked::new(&result), path, format, cli.style()))?;
+            Ok(status)
         }
     }
 }

@@ -24,6 +24,7 @@ const HISTORY_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdo
 const NOTES_FORMATS: &[Format] = &[Format::Markdown, Format::Html, Format::Json];
 const STATUS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
 const VERIFY_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
+const NOTIFY_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const PROMOTE_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const ROLLBACK_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const METRICS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown, Format::Html];
@@ -169,6 +170,13 @@ pub enum Command {
         /// check renders and plans once and writes every report; replaces --format.
         #[arg(long = "report", value_name = "FORMAT[=FILE]", value_parser = parse_report, conflicts_with = "format")]
         reports: Vec<ReportTarget>,
+        /// Write progress events as JSON Lines to FILE (`-`: stderr).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// When the check blocks, send `check.blocked` to the channels the `notifications:` routes
+        /// name for each blocked environment (logged on stderr; never changes the exit code).
+        #[arg(long)]
+        notify: bool,
         #[arg(long, default_value_t = Format::Markdown, value_parser = formats(CHECK_FORMATS))]
         format: Format,
     },
@@ -234,7 +242,25 @@ pub enum Command {
         /// Who is verifying; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
         #[arg(long, value_name = "NAME")]
         actor: Option<String>,
+        /// Write each measurement as a JSON Lines event to FILE (`-`: stderr).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
         #[arg(long, default_value_t = Format::Human, value_parser = formats(VERIFY_FORMATS))]
+        format: Format,
+    },
+    /// Send what the `notifications:` routes ask for about a release (default: the environment's
+    /// latest finished one). Each (channel, event) is delivered once: what the release's record
+    /// says was delivered is not sent again. Exit 2 when a delivery failed (it is recorded, and
+    /// the next run tries it again).
+    Notify {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        #[arg(long, value_name = "ID")]
+        release: Option<u64>,
+        /// Who is sending; defaults to CAIRN_ACTOR, GITHUB_ACTOR, then git's user.name.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(NOTIFY_FORMATS))]
         format: Format,
     },
     /// Promote the source environment's newest verified, soaked release into ENV (its
@@ -393,6 +419,14 @@ pub struct WriteArgs {
     /// the reason, who forced it and the findings passed; `history`, `notes` and `status` show it.
     #[arg(long, value_name = "REASON")]
     pub override_findings: Option<String>,
+    /// Write progress events as JSON Lines to FILE (`-`: stderr) as the work happens
+    /// (schemas/events.schema.json).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// After writing (and verifying), send what the `notifications:` routes ask for about each
+    /// release; a failed notification is logged and recorded, and never fails the write.
+    #[arg(long)]
+    pub notify: bool,
 }
 
 /// `90s`, `5m`, `1h`, `1h30m`, or plain seconds: the grammar of [`crate::duration`].

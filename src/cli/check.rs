@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Cli, ReportTarget, SchemaArgs, Status, report_io};
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::pipeline;
 use crate::report;
 use crate::secrets::Masked;
@@ -17,6 +18,9 @@ pub struct What<'a> {
     pub approvals: Option<&'a Path>,
     /// Empty: every environment the change touches.
     pub envs: &'a [String],
+    pub events: &'a crate::events::Events,
+    /// `--notify`: tell the routes' channels when the check blocks.
+    pub notify: bool,
 }
 
 pub fn run(
@@ -29,8 +33,20 @@ pub fn run(
 ) -> Result<Status> {
     // A report that cannot be written is found before the work, not after it.
     check_targets(reports, what.plan_out)?;
-    let (saved, rendered) =
-        pipeline::check(&cli.repo, what.base, what.head, what.envs, schema.into(), prune, what.approvals)?;
+    what.events.emit(&Event::Started {
+        format: crate::events::EVENTS_FORMAT,
+        command: "check",
+        environments: what.envs,
+    });
+    let change = pipeline::CheckSpec { base: what.base, head: what.head, only: what.envs, approvals: what.approvals };
+    let checked = pipeline::check(&cli.repo, &change, schema.into(), prune, what.events);
+    let (saved, rendered) = match checked {
+        Ok(done) => done,
+        Err(e) => {
+            what.events.emit(&Event::Finished { command: "check", outcome: "failed" });
+            return Err(e);
+        }
+    };
     // What is written and shown never holds a secret value; `apply --plan` re-renders the desired
     // objects from git and compares digests, which masking leaves as they are.
     let saved = Masked::new(&saved);
@@ -52,6 +68,10 @@ pub fn run(
         }
     }
     let blocked = saved.blocked();
+    if blocked && what.notify {
+        super::notify::after_check(cli, &saved, what.events);
+    }
+    what.events.emit(&Event::Finished { command: "check", outcome: if blocked { "blocked" } else { "succeeded" } });
     pipeline::leave_to_exit(rendered, Vec::new());
     Ok(if blocked { Status::Findings } else { Status::Success })
 }

@@ -10,6 +10,7 @@ mod history;
 mod init;
 mod metrics;
 mod notes;
+mod notify;
 mod plan;
 mod policy;
 mod promote;
@@ -70,12 +71,14 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
         Command::Apply { envs, rev, plan, replan, verify, no_prune, actor, write, format } => {
             let spec = write.spec(!no_prune, actor.clone());
             let verify = apply::Verify { flag: *verify, wait: write.timeout };
+            let events = open_events(write.events.as_deref())?;
+            let around = apply::Around { events: &events, notify: write.notify, verify };
             match plan {
                 Some(path) => {
                     let saved = apply::Saved { path, envs, rev: rev.as_deref(), replan: *replan };
-                    apply::run_saved(cli, &saved, &spec, verify, *format, out)
+                    apply::run_saved(cli, &saved, &spec, &around, *format, out)
                 }
-                None => apply::run(cli, envs, rev.as_deref(), &spec, verify, *format, out),
+                None => apply::run(cli, envs, rev.as_deref(), &spec, &around, *format, out),
             }
         }
         Command::Promote { to, dry_run, branch, actor, format } => {
@@ -87,11 +90,36 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             };
             promote::run(cli, &spec, *format, out)
         }
-        Command::Verify { env, release, actor, format } => {
-            verify::run(cli, env, *release, actor.as_deref(), *format, out)
+        Command::Verify { env, release, actor, events, format } => {
+            let events = open_events(events.as_deref())?;
+            verify::run(cli, env, *release, actor.as_deref(), &events, *format, out)
         }
-        Command::Check { base, head, out: plan_out, approvals, schema, no_prune, envs, reports, format } => {
-            let what = check::What { base, head, plan_out: plan_out.as_deref(), approvals: approvals.as_deref(), envs };
+        Command::Notify { env, release, actor, format } => {
+            notify::run(cli, env, *release, actor.as_deref(), *format, out)
+        }
+        Command::Check {
+            base,
+            head,
+            out: plan_out,
+            approvals,
+            schema,
+            no_prune,
+            envs,
+            reports,
+            events,
+            notify,
+            format,
+        } => {
+            let events = open_events(events.as_deref())?;
+            let what = check::What {
+                base,
+                head,
+                plan_out: plan_out.as_deref(),
+                approvals: approvals.as_deref(),
+                envs,
+                events: &events,
+                notify: *notify,
+            };
             let reports =
                 if reports.is_empty() { vec![ReportTarget { format: *format, file: None }] } else { reports.clone() };
             check::run(cli, &what, *schema, !no_prune, &reports, out)
@@ -103,7 +131,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
         }
         Command::Status { envs, format } => status::run(cli, envs, *format, out),
         Command::Rollback { env, to, actor, write, format } => {
-            rollback::run(cli, env, *to, &write.spec(true, actor.clone()), *format, out)
+            let events = open_events(write.events.as_deref())?;
+            let verify = apply::Verify { flag: false, wait: write.timeout };
+            let around = apply::Around { events: &events, notify: write.notify, verify };
+            rollback::run(cli, env, *to, &write.spec(true, actor.clone()), &around, *format, out)
         }
         Command::Metrics { envs, since, until, format } => {
             metrics::run(cli, envs, since, until.as_deref(), *format, out)
@@ -130,6 +161,14 @@ pub(crate) fn blocked(
 ) -> Result<Status> {
     report_io(crate::report::write_blocked(out, rendered, findings, format, cli.style()))?;
     Ok(Status::Findings)
+}
+
+/// `--events FILE`: the stream, or off.
+fn open_events(path: Option<&std::path::Path>) -> Result<crate::events::Events> {
+    match path {
+        Some(p) => crate::events::Events::open(p),
+        None => Ok(crate::events::Events::off()),
+    }
 }
 
 /// A bar on stderr when it is a terminal; hidden otherwise so CI logs stay clean.

@@ -16,11 +16,12 @@ pub fn run(
     env: &str,
     release: Option<u64>,
     actor: Option<&str>,
+    events: &crate::events::Events,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Status> {
     let observe = observer(&format!("verifying {env}"));
-    let verified = pipeline::verify(&cli.repo, env, release, actor, &*observe)?;
+    let verified = pipeline::verify(&cli.repo, env, release, actor, &*observe, events)?;
     report_io(report::write_verification(out, &verified, format, cli.style()))?;
     Ok(if verified.verification.as_ref().is_some_and(|v| v.passed()) { Status::Success } else { Status::Unverified })
 }

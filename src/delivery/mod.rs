@@ -16,12 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-
 use crate::config::{Check, Environment, Probe, Text};
 use crate::error::{Error, Result};
 use crate::release::verification::{CheckResult, Measurement, Phase, Verdict, Verification};
 use crate::repo::Snapshot;
+use crate::secrets::Redactor;
 
 /// Fills a check's placeholders: `{{ environment }}`, `{{ release }}`, `{{ commit }}` and a
 /// template's `{{ args.NAME }}`, and reads `{ env: VARIABLE }` values (read once, before the
@@ -55,41 +54,6 @@ impl Fill {
             Text::Literal(s) => self.text(s),
             Text::Env(name) => self.vars.get(name).cloned().unwrap_or_default(),
         }
-    }
-}
-
-/// Replaces every secret value (and its base64) in text that is about to be shown or recorded.
-#[derive(Default, Clone)]
-pub struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    fn add(&mut self, value: &str) {
-        if value.is_empty() {
-            return;
-        }
-        for form in [
-            value.to_string(),
-            base64::engine::general_purpose::STANDARD.encode(value),
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value),
-        ] {
-            if !self.secrets.contains(&form) {
-                self.secrets.push(form);
-            }
-        }
-        // Longest first, so a secret that contains another is replaced whole.
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    }
-
-    pub fn clean(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "<secret>");
-            }
-        }
-        out
     }
 }
 

@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::expr::{Condition, Value};
 use crate::release::verification::Phase;
 
-use super::{Fill, Redactor};
+use super::Fill;
+use crate::secrets::Redactor;
 
 /// What one measurement saw, before it is timed and recorded.
 pub struct Seen {

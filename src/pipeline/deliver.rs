@@ -4,13 +4,12 @@
 
 use std::path::Path;
 
-use indicatif::ProgressBar;
-
-use super::{Gated, WriteSpec, open_config, releases, resolve_actor};
+use super::{Gated, Watch, WriteSpec, open_config, releases, resolve_actor};
 use crate::apply::ApplyReport;
 use crate::config::{Environment, OnFailure};
 use crate::delivery::{self, Observer, Subject};
 use crate::error::{Error, Result};
+use crate::events::{Event, Events};
 use crate::release::verification::{RollbackCause, Verdict};
 use crate::release::{self, Outcome, Release};
 use crate::repo::{Repo, Snapshot};
@@ -19,7 +18,14 @@ use crate::target::{self, Holder, Target};
 /// `cairn verify --env ENV [--release ID]`: the environment's checks against its current
 /// release (or the one given), recorded on that release. Checks come from the work tree's
 /// `cairn.yaml`, the CI job's checkout.
-pub fn verify(repo_dir: &Path, env: &str, id: Option<u64>, actor: Option<&str>, observe: &Observer) -> Result<Release> {
+pub fn verify(
+    repo_dir: &Path,
+    env: &str,
+    id: Option<u64>,
+    actor: Option<&str>,
+    observe: &Observer,
+    events: &Events,
+) -> Result<Release> {
     let (repo, config) = open_config(repo_dir)?;
     let environment = config.environment(env)?;
     let (target, history) = releases(&repo, &config, env)?;
@@ -40,7 +46,14 @@ pub fn verify(repo_dir: &Path, env: &str, id: Option<u64>, actor: Option<&str>, 
     }
     let actor = actor.map_or_else(|| resolve_actor(&repo), str::to_string);
     let snapshot = repo.snapshot(None)?;
-    verify_release(&repo, &snapshot, environment, &target, &subject, &actor, observe)
+    verify_release(&repo, &snapshot, environment, &target, &subject, &Verifying { actor: &actor, observe, events })
+}
+
+/// Who verifies, and who hears about each measurement.
+struct Verifying<'a> {
+    actor: &'a str,
+    observe: &'a Observer<'a>,
+    events: &'a Events,
 }
 
 fn verify_release(
@@ -49,9 +62,9 @@ fn verify_release(
     environment: &Environment,
     target: &Target,
     subject: &Release,
-    actor: &str,
-    observe: &Observer,
+    how: &Verifying,
 ) -> Result<Release> {
+    let Verifying { actor, observe, events } = *how;
     let verifier = delivery::prepare(
         repo.root(),
         snapshot,
@@ -59,7 +72,23 @@ fn verify_release(
         &Subject { environment: &environment.name, release: subject.id, commit: subject.sha() },
     )?;
     tracing::info!(environment = %environment.name, release = subject.id, checks = verifier.checks.len(), "verifying");
-    let verification = verifier.run(actor, observe)?;
+    let env = environment.name.as_str();
+    events.emit(&Event::VerificationStarted { environment: env, release: subject.id, checks: verifier.checks.len() });
+    let streamed = |check: &str, m: &crate::release::verification::Measurement| {
+        events.emit(&Event::Measurement {
+            environment: env,
+            check,
+            phase: m.phase.as_str(),
+            value: m.value.as_deref(),
+        });
+        observe(check, m);
+    };
+    let verification = verifier.run(actor, &streamed)?;
+    events.emit(&Event::VerificationFinished {
+        environment: env,
+        release: subject.id,
+        verdict: verification.verdict.as_str(),
+    });
     // Locked only to write the record: a verification may take minutes, and holding the lock
     // that long would stop an urgent fix from being applied.
     let lock = target.lock(&Holder::current(actor))?;
@@ -116,9 +145,10 @@ pub fn after_apply(
     flag: bool,
     write: &WriteSpec,
     reports: &mut Vec<ApplyReport>,
-    progress: &dyn Fn(&str) -> ProgressBar,
+    watch: &Watch,
     observe: &Observer,
 ) -> Result<Aftermath> {
+    let events = watch.events;
     let repo = Repo::open(repo_dir)?;
     let snapshot = repo.snapshot(rev)?;
     let config = crate::config::Config::load(&snapshot)?;
@@ -131,7 +161,14 @@ pub fn after_apply(
             continue;
         }
         let target = target::open(repo.root(), environment)?;
-        let verified = verify_release(&repo, &snapshot, environment, &target, &report.release, &actor, observe)?;
+        let verified = verify_release(
+            &repo,
+            &snapshot,
+            environment,
+            &target,
+            &report.release,
+            &Verifying { actor: &actor, observe, events },
+        )?;
         let verdict = verified.verification.as_ref().map_or(Verdict::Inconclusive, |v| v.verdict);
         report.release = verified;
         if verdict == Verdict::Passed {
@@ -163,7 +200,12 @@ pub fn after_apply(
         };
         let cause = report.release.verification.as_ref().map(|v| RollbackCause::of(report.release.id, v));
         tracing::warn!(environment = %env, release = report.release.id, to = goal, "verification failed; rolling back");
-        match super::rollback(repo_dir, &env, Some(goal), write, progress, cause)? {
+        events.emit(&Event::RollbackStarted {
+            environment: &env,
+            from_release: report.release.id,
+            to_release: Some(goal),
+        });
+        match super::rollback(repo_dir, &env, Some(goal), write, watch, cause)? {
             Gated::Written { result, .. } => rollbacks.push(result),
             Gated::Blocked { findings, .. } => {
                 let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();

@@ -3,6 +3,7 @@
 //! back together with git history.
 
 pub mod commits;
+pub mod delivery;
 pub mod metrics;
 pub mod notes;
 pub mod site;
@@ -109,6 +110,12 @@ pub struct Release {
     /// For a rollback cairn made on its own: the failed verification that caused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<RollbackCause>,
+    /// Container images the release changed (old → new), for messages that must not render.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<notes::VersionChange>,
+    /// What `cairn notify` told whom about this release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<delivery::Delivery>,
 }
 
 impl Release {

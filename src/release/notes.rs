@@ -74,7 +74,7 @@ pub struct ReleaseBrief {
 }
 
 /// A container image that changed (absent old: the workload is new; absent new: removed).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct VersionChange {
     pub object: ObjectId,
     pub container: String,
@@ -365,7 +365,8 @@ pub fn images(body: &Value) -> BTreeMap<String, String> {
     out
 }
 
-fn diff_images(id: &ObjectId, old: &Value, new: &Value, out: &mut Vec<VersionChange>) {
+/// The images that change between two bodies of one object (`Null` for an absent one).
+pub fn diff_images(id: &ObjectId, old: &Value, new: &Value, out: &mut Vec<VersionChange>) {
     let (before, after) = (images(old), images(new));
     let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     for name in names {

@@ -4,6 +4,7 @@
 pub mod encrypt;
 pub mod files;
 pub mod mask;
+pub mod redact;
 pub mod shamir;
 pub mod sops;
 
@@ -12,6 +13,7 @@ use zeroize::Zeroize;
 
 pub use encrypt::{Settings, encrypt_document, reencrypt_document, rewrap, settings_for, settings_of};
 pub use mask::{Maskable, Masked, Masker, Part, Seal};
+pub use redact::Redactor;
 pub use sops::{Decrypted, Identities, decrypt_document, decrypt_documents, encrypted_pointers, is_encrypted};
 
 /// A decrypted document. Its Debug never shows a value, and its strings are overwritten when it
