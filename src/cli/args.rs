@@ -570,6 +570,13 @@ mod tests {
         writes_exactly("history", HISTORY_FORMATS, |w, f| report::write_history(w, "staging", &[], f, PLAIN));
         writes_exactly("notes", NOTES_FORMATS, |w, f| report::write_no_releases(w, "staging", f));
         writes_exactly("status", STATUS_FORMATS, |w, f| report::write_status(w, &[], f, PLAIN));
+        let notified = crate::pipeline::Notified {
+            environment: "staging".to_string(),
+            release: 1,
+            events: Vec::new(),
+            sent: Vec::new(),
+        };
+        writes_exactly("notify", NOTIFY_FORMATS, |w, f| report::write_notified(w, &notified, f, PLAIN));
         writes_exactly("metrics", METRICS_FORMATS, |w, f| report::write_metrics(w, &[], f));
         writes_exactly("policy test", POLICY_TEST_FORMATS, |w, f| report::write_policy_tests(w, &[], f, PLAIN));
         let changes = crate::repo::ChangeSet::default();
