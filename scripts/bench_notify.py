@@ -9,7 +9,7 @@
 
 Medians over --runs; the machine is shared, so both sides run in one loop.
 
-    scripts/bench_notify.py [--cairn target/release/cairn] [--runs 9] [--objects 10000]
+    scripts/bench_notify.py [--cairn target/release/cairn] [--runs 9] [--objects 10000] [--apply-runs 7]
 """
 
 import argparse
@@ -77,6 +77,7 @@ def main():
     parser.add_argument("--cairn", default="target/release/cairn")
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--objects", type=int, default=10000)
+    parser.add_argument("--apply-runs", type=int, default=7, help="pairs of applies for the overhead")
     args = parser.parse_args()
     cairn = os.path.abspath(args.cairn)
 
@@ -111,7 +112,7 @@ def main():
         root = f"{tmp}/apply"
         repo_with(root, args.objects, 0)
         plain, streamed = [], []
-        for _ in range(max(3, args.runs // 2)):
+        for _ in range(args.apply_runs):
             for side, out in (("plain", plain), ("events", streamed)):
                 shutil.rmtree(f"{root}/.cairn", ignore_errors=True)
                 argv = [cairn, "--repo", root, "apply", "--env", "staging"]
@@ -126,6 +127,9 @@ def main():
         results["apply_with_events_median_s"] = round(s, 3)
         results["event_lines"] = lines
         results["event_stream_overhead_percent"] = round((s / p - 1) * 100, 2)
+        # Pairwise: each with-events apply against the plain one run just before it.
+        pairs = [b / a - 1 for a, b in zip(plain, streamed)]
+        results["event_stream_overhead_pairwise_median_percent"] = round(statistics.median(pairs) * 100, 2)
     server.shutdown()
     results["runs"] = args.runs
     results["goals"] = {"notify_ms": "< 100", "event_stream_overhead_percent": "< 5"}

@@ -61,6 +61,11 @@ pub fn format(d: Duration) -> String {
     out
 }
 
+/// Serializes a duration as its text (`10s`, `1m30s`), for `#[serde(serialize_with)]`.
+pub fn serialize_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format(*d))
+}
+
 pub fn parse(text: &str) -> Result<Duration, ParseError> {
     let mut rest = text.trim();
     if rest.is_empty() {

@@ -19,7 +19,7 @@ pub const EVENTS_FORMAT: &str = "cairn.events/v1";
 
 /// Where events go; off unless `--events` was given, and then cheap to call when off.
 pub struct Events {
-    sink: Option<Mutex<Box<dyn Write + Send>>>,
+    sink: Option<Mutex<std::io::BufWriter<Box<dyn Write + Send>>>>,
     seq: AtomicU64,
     /// Set once writing failed: the stream stops, the work does not.
     broken: AtomicBool,
@@ -31,7 +31,8 @@ impl Events {
     }
 
     pub fn to_writer(writer: Box<dyn Write + Send>) -> Events {
-        Events { sink: Some(Mutex::new(writer)), seq: AtomicU64::new(0), broken: AtomicBool::new(false) }
+        let sink = Mutex::new(std::io::BufWriter::new(writer));
+        Events { sink: Some(sink), seq: AtomicU64::new(0), broken: AtomicBool::new(false) }
     }
 
     /// `-`: stderr; anything else: a file, created or truncated.
@@ -41,7 +42,7 @@ impl Events {
         }
         let file = std::fs::File::create(spec)
             .map_err(|e| Error::io(spec, "cannot create the event stream file (`--events`)", e))?;
-        Ok(Events::to_writer(Box::new(std::io::LineWriter::new(file))))
+        Ok(Events::to_writer(Box::new(file)))
     }
 
     pub fn is_on(&self) -> bool {
@@ -50,6 +51,10 @@ impl Events {
 
     /// Writes one line. A stream that cannot be written (a closed pipe, a full disk) is dropped
     /// with one warning: progress reporting never fails the work it reports on.
+    ///
+    /// Every line is flushed as it is written, except the per-object lines of a group: a group's
+    /// objects finish together, and the next line (the next group, the wait, the end) flushes
+    /// them, so a 10,000-object apply does not pay a write per object.
     pub fn emit(&self, event: &Event<'_>) {
         let Some(sink) = &self.sink else { return };
         if self.broken.load(Ordering::Relaxed) {
@@ -74,7 +79,10 @@ impl Events {
         let written = serde_json::to_writer(&mut *writer, &line)
             .map_err(std::io::Error::other)
             .and_then(|()| writer.write_all(b"\n"))
-            .and_then(|()| writer.flush());
+            .and_then(|()| match event {
+                Event::ObjectApplied { .. } | Event::ObjectFailed { .. } => Ok(()),
+                _ => writer.flush(),
+            });
         if let Err(e) = written {
             self.broken.store(true, Ordering::Relaxed);
             tracing::warn!("the event stream stopped: cannot write to it: {e}");

@@ -264,3 +264,79 @@ fn the_gitlab_pipeline_checks_a_merge_request_in_child_jobs_and_applies_its_plan
     let index = state.join("artifacts/pipeline-2/pages/public/index.html");
     assert!(std::fs::read_to_string(index).expect("the site's index").contains("<table id=\"matrix\">"));
 }
+
+/// Runs the chat-ops workflow for one pull-request comment.
+fn chatops(f: &Fixture, state: &Path, sha: &str, run_id: &str, body: &str, association: &str) -> Value {
+    let workflow = root().join("examples/ci/github-chatops.yml");
+    let action = root().join("action.yml");
+    let own = [
+        "--workflow",
+        workflow.to_str().expect("path"),
+        "--action",
+        action.to_str().expect("path"),
+        "--pr",
+        "9",
+        "--run-id",
+        run_id,
+        "--comment-body",
+        body,
+        "--comment-association",
+        association,
+        "--commenter",
+        "someone",
+    ];
+    run_harness("actions_runner.py", f, state, "issue_comment", sha, &own)
+}
+
+fn gh_state(state: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(state.join("gh.json")).expect("gh state")).expect("json")
+}
+
+#[test]
+fn the_chatops_workflow_plans_and_applies_from_comments_and_refuses_strangers() {
+    let (f, head) = change_to_both();
+    let base = f.git(&["rev-parse", "main"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("runner");
+    std::fs::create_dir_all(&state).expect("state");
+    let pull = serde_json::json!({"pull": {"9": {"number": 9, "head": {"sha": head}, "base": {"sha": base}}}});
+    std::fs::write(state.join("gh.json"), pull.to_string()).expect("gh state");
+    // The comment's event is on the default branch; the workflow finds the head itself.
+    let sha = base.as_str();
+
+    // Someone without write access: a polite refusal, and nothing runs.
+    let refused = chatops(&f, &state, sha, "400", "/cairn apply staging", "NONE");
+    assert_eq!(refused["jobs"]["run"]["result"], "skipped", "{refused}");
+    let gh = gh_state(&state);
+    assert_eq!(gh["reactions"]["555"], serde_json::json!(["confused"]));
+    let said = gh["comments"]["9"][0]["body"].as_str().expect("reply");
+    assert!(said.contains("Thanks @someone") && said.contains("write access"), "{said}");
+    assert!(!f.join(".cairn/live/staging").exists(), "nothing was applied");
+
+    // A member plans: the reply ends as the pull-request report.
+    let planned = chatops(&f, &state, sha, "401", "/cairn plan staging", "MEMBER");
+    assert_eq!(planned["jobs"]["run"]["result"], "success", "{planned}");
+    let gh = gh_state(&state);
+    let reply = gh["comments"]["9"][1]["body"].as_str().expect("reply");
+    assert!(reply.starts_with("cairn plan staging: **succeeded** (exit 0)"), "{reply}");
+    assert!(reply.contains("## cairn check"), "{reply}");
+
+    // A member applies: the head goes to staging, the reply holds the result.
+    let applied = chatops(&f, &state, sha, "402", "/cairn apply staging", "MEMBER");
+    assert_eq!(applied["jobs"]["run"]["result"], "success", "{applied}");
+    let gh = gh_state(&state);
+    assert_eq!(gh["reactions"]["555"], serde_json::json!(["confused", "eyes", "eyes"]));
+    let reply = gh["comments"]["9"][2]["body"].as_str().expect("reply");
+    assert!(reply.starts_with("cairn apply staging: **succeeded** (exit 0)"), "{reply}");
+    assert!(reply.contains("staging: release 1 succeeded"), "{reply}");
+    assert!(reply.contains("https://github.com/example/config/actions/runs/402"), "{reply}");
+    let history = f.json(&["history", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(history[0]["commit"]["sha"], head.as_str(), "the pull request's head was applied");
+    assert_eq!(history[0]["actor"], "ci-runner");
+
+    // Not a command: a hint, nothing runs.
+    let unknown = chatops(&f, &state, sha, "403", "/cairn deploy everything", "OWNER");
+    assert_eq!(unknown["jobs"]["run"]["result"], "skipped");
+    let gh = gh_state(&state);
+    assert!(gh["comments"]["9"][3]["body"].as_str().expect("reply").starts_with("Unknown command"), "{gh}");
+}

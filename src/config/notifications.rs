@@ -44,16 +44,12 @@ pub struct Channel {
     #[serde(flatten)]
     pub kind: ChannelKind,
     /// How long one attempt may take (`timeout:`, default 10s).
-    #[serde(serialize_with = "as_text")]
+    #[serde(serialize_with = "crate::duration::serialize_text")]
     pub timeout: Duration,
     /// Attempts after the first when the receiver fails in a way worth retrying (`retries:`,
     /// default 3): no answer, a 5xx or a 429.
     pub retries: u32,
     pub line: u64,
-}
-
-fn as_text<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::duration::format(*d))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -16,14 +16,10 @@ pub struct Promotion {
     /// What a source release needs before it is promoted.
     pub require: Evidence,
     /// How long the source release must have been current there.
-    #[serde(serialize_with = "as_text")]
+    #[serde(serialize_with = "crate::duration::serialize_text")]
     pub soak: Duration,
     pub what: Vec<Promoted>,
     pub line: u64,
-}
-
-fn as_text<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::duration::format(*d))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -38,7 +38,7 @@ pub struct Check {
     pub name: String,
     pub probe: Probe,
     /// Time between measurements.
-    #[serde(serialize_with = "as_text")]
+    #[serde(serialize_with = "crate::duration::serialize_text")]
     pub interval: Duration,
     /// Measurements to take (errors do not count, as in Argo Rollouts).
     pub count: u32,
@@ -50,18 +50,14 @@ pub struct Check {
     /// Consecutive measurements that could not be taken (server unreachable, timeout) before the
     /// check gives up as inconclusive.
     pub consecutive_error_limit: u32,
-    #[serde(serialize_with = "as_text")]
+    #[serde(serialize_with = "crate::duration::serialize_text")]
     pub initial_delay: Duration,
     /// Limit of one measurement: the request, or the command.
-    #[serde(serialize_with = "as_text")]
+    #[serde(serialize_with = "crate::duration::serialize_text")]
     pub timeout: Duration,
     /// Where the check is written.
     pub file: String,
     pub line: u64,
-}
-
-fn as_text<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::duration::format(*d))
 }
 
 #[derive(Debug, Clone, Serialize)]

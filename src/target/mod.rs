@@ -120,8 +120,8 @@ pub struct WriteMode {
     pub reclaim_drift: bool,
 }
 
-/// Opens the target an environment is configured with (for a cluster: connects and discovers
-/// its kinds). Relative local paths are relative to the configuration root.
+/// Opens the target an environment is configured with (for a cluster: the client, which
+/// discovers the served kinds when first needed). Relative local paths are relative to the configuration root.
 pub fn open(root: &Path, env: &Environment) -> Result<Target> {
     match &env.target {
         TargetConfig::Local { path } => Ok(Target::Local(LocalTarget::with_label(root.join(path), path, &env.name))),

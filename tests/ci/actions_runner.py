@@ -4,6 +4,8 @@
 Not a general runner: it runs what the example and action.yml use, and refuses anything else, so
 an example that grows a step this cannot run fails its test instead of passing untested.
 
+- Events: `pull_request`, `push`, and `issue_comment` on a pull request (the comment's body,
+  author association and login from the arguments).
 - Jobs run in `needs` order; `if:` conditions, `strategy.matrix` (a list, or `include` from
   `fromJSON(...)`), job and step outputs, and `${{ }}` expressions over the github, env, matrix,
   needs, steps, inputs, runner and secrets contexts (with fromJSON, toJSON, join, format,
@@ -280,12 +282,24 @@ class Runner:
         event = {}
         if self.args.event == "pull_request":
             event = {"pull_request": {"number": self.args.pr, "head": {"sha": self.args.sha}}}
+        elif self.args.event == "issue_comment":
+            event = {
+                "action": "created",
+                "issue": {"number": self.args.pr, "pull_request": {"url": f"https://api.github.com/repos/{self.args.repository}/pulls/{self.args.pr}"}},
+                "comment": {
+                    "id": self.args.comment_id,
+                    "body": self.args.comment_body,
+                    "author_association": self.args.comment_association,
+                    "user": {"login": self.args.commenter},
+                },
+            }
         return {
             "event_name": self.args.event,
             "sha": self.args.sha,
             "ref": self.args.ref,
             "base_ref": self.args.base_ref if self.args.event == "pull_request" else "",
             "repository": self.args.repository,
+            "server_url": "https://github.com",
             "workflow": self.workflow.get("name", "workflow"),
             "job": job,
             "run_id": str(self.args.run_id),
@@ -399,6 +413,7 @@ class Runner:
             "GITHUB_EVENT_NAME": g["event_name"],
             "GITHUB_BASE_REF": g["base_ref"],
             "GITHUB_REPOSITORY": g["repository"],
+            "GITHUB_SERVER_URL": g["server_url"],
             "GITHUB_WORKFLOW": g["workflow"],
             "GITHUB_JOB": g["job"],
             "GITHUB_RUN_ID": g["run_id"],
@@ -438,11 +453,12 @@ class Runner:
         if name == "actions/checkout":
             shutil.rmtree(workspace)
             subprocess.run(["git", "clone", "-q", self.origin, workspace], check=True)
-            subprocess.run(["git", "-C", workspace, "checkout", "-q", "--detach", ctx["github"]["sha"]], check=True)
+            commit = to_string(inputs.get("ref")) or ctx["github"]["sha"]
+            subprocess.run(["git", "-C", workspace, "checkout", "-q", "--detach", commit], check=True)
             live = os.path.join(self.origin, ".cairn")
             if os.path.isdir(live):
                 shutil.copytree(live, os.path.join(workspace, ".cairn"))
-            return 0, f"checked out {ctx['github']['sha']}", {}
+            return 0, f"checked out {commit}", {}
         if name == "actions/cache":
             hit = all(os.path.exists(p) for p in to_string(inputs["path"]).split())
             return 0, "", {"cache-hit": "true" if hit else "false"}
@@ -571,13 +587,17 @@ def main():
     ap.add_argument("--origin", required=True, help="the configuration repository (a git work tree)")
     ap.add_argument("--state", required=True, help="where artifacts, gh.json and workspaces live")
     ap.add_argument("--cairn", required=True, help="the cairn binary under test")
-    ap.add_argument("--event", choices=["pull_request", "push"], required=True)
+    ap.add_argument("--event", choices=["pull_request", "push", "issue_comment"], required=True)
     ap.add_argument("--sha", required=True)
     ap.add_argument("--ref", default="refs/heads/main")
     ap.add_argument("--base-ref", default="main")
     ap.add_argument("--pr", type=int, default=1)
     ap.add_argument("--run-id", type=int, required=True)
     ap.add_argument("--repository", default="example/config")
+    ap.add_argument("--comment-body", default="", help="issue_comment: the comment's text")
+    ap.add_argument("--comment-association", default="MEMBER", help="issue_comment: the author's association")
+    ap.add_argument("--commenter", default="octo", help="issue_comment: the author's login")
+    ap.add_argument("--comment-id", type=int, default=555, help="issue_comment: the comment's id")
     sys.exit(Runner(ap.parse_args()).run())
 
 

@@ -161,10 +161,13 @@ impl KubernetesTarget {
                     Ok(()) => {
                         if let Some(crd) = crd_kind(body) {
                             let mut kinds = self.kinds.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            kinds.insert(
-                                (crd.group, crd.kind),
-                                Kind { version: crd.version, plural: crd.plural, namespaced: crd.namespaced },
-                            );
+                            // Discovered already: reading the CRD above discovered.
+                            if let Some(kinds) = kinds.as_mut() {
+                                kinds.insert(
+                                    (crd.group, crd.kind),
+                                    Kind { version: crd.version, plural: crd.plural, namespaced: crd.namespaced },
+                                );
+                            }
                         }
                         return Ok(());
                     }

@@ -51,8 +51,9 @@ pub struct KubernetesTarget {
     state_namespace: String,
     environment: String,
     /// (group, kind) → how to reach it, from discovery; CRDs applied by cairn are added once
-    /// they are Established.
-    kinds: RwLock<HashMap<(String, String), Kind>>,
+    /// they are Established. Discovered on first use: commands that only read and write cairn's
+    /// own records (`verify`, `notify`, `history`) never pay for the ~40 requests.
+    kinds: RwLock<Option<HashMap<(String, String), Kind>>>,
 }
 
 /// A served resource kind.
@@ -90,7 +91,7 @@ impl KubernetesTarget {
     }
 
     /// Connects with the kubeconfig kubectl would use (`KUBECONFIG`, else `~/.kube/config`), the
-    /// given context (else the current one), and discovers the served kinds.
+    /// given context (else the current one). The served kinds are discovered when first needed.
     pub fn connect(settings: &Settings) -> Result<KubernetesTarget> {
         let context = settings.context;
         // Two workers: lease renewal must go on while the main thread waits on requests.
@@ -112,11 +113,27 @@ impl KubernetesTarget {
             let client = kube::Client::try_from(config).map_err(|e| unreachable(&shown, format!("{e}")))?;
             Ok::<_, Error>((client, default_namespace))
         })?;
-        let discovery = runtime.block_on(Discovery::new(client.clone()).run()).map_err(|e| Error::Kubernetes {
-            context: shown.clone(),
-            subject: "cannot discover the served kinds".into(),
-            source: crate::error::ApiAnswer(e),
-        })?;
+        let namespace = settings.namespace.map_or(default_namespace, str::to_string);
+        Ok(KubernetesTarget {
+            runtime: Arc::new(runtime),
+            client,
+            label: format!("kubernetes:{}", context.unwrap_or("current-context")),
+            state_namespace: settings.state_namespace.map_or_else(|| namespace.clone(), str::to_string),
+            namespace,
+            environment: settings.environment.to_string(),
+            kinds: RwLock::new(None),
+        })
+    }
+
+    /// Discovers the served kinds, once.
+    fn discovered(&self) -> Result<()> {
+        if self.kinds.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
+            return Ok(());
+        }
+        let discovery = self
+            .runtime
+            .block_on(Discovery::new(self.client.clone()).run())
+            .map_err(|e| self.api_error("cannot discover the served kinds".into(), e))?;
         let mut kinds = HashMap::new();
         for group in discovery.groups() {
             for (resource, capabilities) in group.recommended_resources() {
@@ -127,25 +144,25 @@ impl KubernetesTarget {
                 );
             }
         }
-        let namespace = settings.namespace.map_or(default_namespace, str::to_string);
-        Ok(KubernetesTarget {
-            runtime: Arc::new(runtime),
-            client,
-            label: format!("kubernetes:{}", context.unwrap_or("current-context")),
-            state_namespace: settings.state_namespace.map_or_else(|| namespace.clone(), str::to_string),
-            namespace,
-            environment: settings.environment.to_string(),
-            kinds: RwLock::new(kinds),
-        })
+        let mut known = self.kinds.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.is_none() {
+            *known = Some(kinds);
+        }
+        Ok(())
     }
 
     pub fn describe(&self) -> String {
         self.label.clone()
     }
 
+    /// A served kind. The methods that can fail discover first and report a failure; here a
+    /// failed discovery reads as "not served".
     fn kind(&self, group: &str, kind: &str) -> Option<Kind> {
+        if self.discovered().is_err() {
+            return None;
+        }
         let kinds = self.kinds.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        kinds.get(&(group.to_string(), kind.to_string())).cloned()
+        kinds.as_ref()?.get(&(group.to_string(), kind.to_string())).cloned()
     }
 
     /// Whether objects of this identity's kind live in a namespace. A kind the server does not
@@ -189,6 +206,7 @@ impl KubernetesTarget {
     /// The API of one desired object, with its body placed; `None` when its CRD arrives in the
     /// same plan. An unknown kind without such a CRD is an error naming the object.
     fn api(&self, object: &Object, crds: &[CrdKind]) -> Result<Option<(Api<DynamicObject>, Value)>> {
+        self.discovered()?;
         let api_version = object.body.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
         match self.api_for(&object.id, Some(api_version)) {
             Some((api, namespaced)) => Ok(Some((api, self.placed(&object.id, &object.body, namespaced)))),
@@ -212,6 +230,7 @@ impl KubernetesTarget {
 
     /// Like `read_objects`, with status and server-owned metadata kept (for health checks).
     pub fn read_raw(&self, ids: &[&ObjectId]) -> Result<HashMap<ObjectId, Value>> {
+        self.discovered()?;
         let work: Vec<(ObjectId, Api<DynamicObject>)> =
             ids.iter().filter_map(|id| self.api_for(id, None).map(|(api, _)| ((*id).clone(), api))).collect();
         let results: Vec<Result<Option<(ObjectId, Value)>>> = self.runtime.block_on(
