@@ -92,7 +92,7 @@ fn verify_release(
     // Locked only to write the record: a verification may take minutes, and holding the lock
     // that long would stop an urgent fix from being applied.
     let lock = target.lock(&Holder::current(actor))?;
-    let mut record = release::list(target)?.into_iter().find(|r| r.id == subject.id).ok_or_else(|| Error::Usage {
+    let mut record = release::read(target, subject.id)?.ok_or_else(|| Error::Usage {
         message: format!("release {} of `{}` disappeared while it was verified", subject.id, environment.name),
     })?;
     record.verification = Some(verification);

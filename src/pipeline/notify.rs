@@ -111,9 +111,7 @@ fn send(
     events: &Events,
 ) -> Result<Notified> {
     let read = |target: &Target| -> Result<Release> {
-        release::list(target)?
-            .into_iter()
-            .find(|r| r.id == id)
+        release::read(target, id)?
             .ok_or_else(|| Error::Usage { message: format!("release {id} disappeared from its environment's records") })
     };
     let subject = read(target)?;

@@ -179,6 +179,14 @@ pub fn list(target: &Target) -> Result<Vec<Release>> {
     Ok(releases)
 }
 
+/// One release of the target's environment by id, read alone (not the whole history).
+pub fn read(target: &Target, id: u64) -> Result<Option<Release>> {
+    let Some((place, bytes)) = target.record(id)? else { return Ok(None) };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::CorruptState { path: place.into(), message: e.to_string() })
+}
+
 /// Writes (or rewrites) a release record. Call only while holding the lock.
 pub fn write(target: &Target, lock: &Lock, release: &Release) -> Result<()> {
     // Compact in a cluster: a ConfigMap holds at most 1 MiB.

@@ -269,6 +269,16 @@ impl LocalTarget {
     }
 
     /// Writes (or rewrites) one release record. Call only while holding the lock.
+    /// One release record, by id (absent: `None`).
+    pub fn record(&self, id: u64) -> Result<Option<(String, Vec<u8>)>> {
+        let path = self.releases_dir().join(format!("{id:06}.json"));
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some((path.display().to_string(), bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, "cannot read a release record", e)),
+        }
+    }
+
     pub fn write_record(&self, _lock: &LockGuard, id: u64, json: &str) -> Result<()> {
         let path = self.releases_dir().join(format!("{id:06}.json"));
         let mut bytes = json.as_bytes().to_vec();

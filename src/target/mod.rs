@@ -195,6 +195,14 @@ impl Target {
         }
     }
 
+    /// One release record by id: (where it is, its bytes), or `None`.
+    pub fn record(&self, id: u64) -> Result<Option<(String, Vec<u8>)>> {
+        match self {
+            Target::Local(t) => t.record(id),
+            Target::Kubernetes(t) => t.record(id),
+        }
+    }
+
     /// Writes (or rewrites) one release record.
     pub fn write_record(&self, lock: &Lock, id: u64, json: &str) -> Result<()> {
         match (self, lock) {

@@ -158,7 +158,6 @@ impl KubernetesTarget {
     /// Takes the environment's lease or fails at once naming the holder. A lease that expired,
     /// or whose holder was a process on this host that no longer exists, is taken over.
     pub fn lock(&self, holder: &Holder) -> Result<LeaseGuard> {
-        self.ensure_state_namespace()?;
         let api = self.state_api("coordination.k8s.io/v1", "Lease", "leases");
         let name = record_name("cairn-lock", &self.environment);
         let holder_json = serde_json::to_string(holder).unwrap_or_default();
@@ -186,7 +185,15 @@ impl KubernetesTarget {
             let existing =
                 self.runtime.block_on(api.get_opt(&name)).map_err(|e| self.fail("cannot read the lock", e))?;
             let attempt = match existing {
-                None => self.runtime.block_on(api.create(&PostParams::default(), &body(None)?)),
+                None => match self.runtime.block_on(api.create(&PostParams::default(), &body(None)?)) {
+                    // The first lock of an environment: its state namespace is made only then,
+                    // so every later lock costs no request for it.
+                    Err(kube::Error::Api(s)) if s.code == 404 => {
+                        self.ensure_state_namespace()?;
+                        self.runtime.block_on(api.create(&PostParams::default(), &body(None)?))
+                    }
+                    other => other,
+                },
                 Some(lease) => {
                     let value = serde_json::to_value(&lease).unwrap_or_default();
                     if !lease_is_free(&value, jiff::Timestamp::now()) {
@@ -274,6 +281,16 @@ impl KubernetesTarget {
                 Some((place, text))
             })
             .collect())
+    }
+
+    /// One release record, by id (absent: `None`) — one GET, where `records` lists them all.
+    pub fn record(&self, id: u64) -> Result<Option<(String, Vec<u8>)>> {
+        let api = self.state_api("v1", "ConfigMap", "configmaps");
+        let name = format!("{}-{id:06}", record_name("cairn-release", &self.environment));
+        let found =
+            self.runtime.block_on(api.get_opt(&name)).map_err(|e| self.fail("cannot read a release record", e))?;
+        let place = format!("configmap {}/{name}", self.state_namespace);
+        Ok(found.and_then(|item| Some((place, item.data.pointer("/data/release.json")?.as_str()?.as_bytes().to_vec()))))
     }
 
     pub fn write_record(&self, _lock: &LeaseGuard, id: u64, json: &str) -> Result<()> {
