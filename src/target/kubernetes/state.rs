@@ -181,9 +181,14 @@ impl KubernetesTarget {
             holder: describe_holder(lease),
             path: place.clone().into(),
         };
-        for _ in 0..3 {
-            let existing =
-                self.runtime.block_on(api.get_opt(&name)).map_err(|e| self.fail("cannot read the lock", e))?;
+        // The lease is usually absent: create it at once, and read it only when that conflicts.
+        let mut look = false;
+        for _ in 0..4 {
+            let existing = if look {
+                self.runtime.block_on(api.get_opt(&name)).map_err(|e| self.fail("cannot read the lock", e))?
+            } else {
+                None
+            };
             let attempt = match existing {
                 None => match self.runtime.block_on(api.create(&PostParams::default(), &body(None)?)) {
                     // The first lock of an environment: its state namespace is made only then,
@@ -218,8 +223,8 @@ impl KubernetesTarget {
                         holder: holder_json,
                     });
                 }
-                // Someone else created or updated it meanwhile: look again.
-                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                // It exists, or someone else created or updated it meanwhile: look (again).
+                Err(kube::Error::Api(s)) if s.code == 409 => look = true,
                 Err(e) => return Err(self.fail("cannot take the lock", e)),
             }
         }
