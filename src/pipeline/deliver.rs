@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Gated, Watch, WriteSpec, open_config, releases, resolve_actor};
+use super::{Gated, Watch, WriteSpec, releases, resolve_actor};
 use crate::apply::ApplyReport;
 use crate::config::{Environment, OnFailure};
 use crate::delivery::{self, Observer, Subject};
@@ -26,7 +26,10 @@ pub fn verify(
     observe: &Observer,
     events: &Events,
 ) -> Result<Release> {
-    let (repo, config) = open_config(repo_dir)?;
+    // One read of the work tree serves the configuration and the checks' files.
+    let repo = Repo::open(repo_dir)?;
+    let snapshot = repo.snapshot(None)?;
+    let config = crate::config::Config::load(&snapshot)?;
     let environment = config.environment(env)?;
     let (target, history) = releases(&repo, &config, env)?;
     let subject = match id {
@@ -45,7 +48,6 @@ pub fn verify(
         });
     }
     let actor = actor.map_or_else(|| resolve_actor(&repo), str::to_string);
-    let snapshot = repo.snapshot(None)?;
     verify_release(&repo, &snapshot, environment, &target, &subject, &Verifying { actor: &actor, observe, events })
 }
 
