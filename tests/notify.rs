@@ -699,3 +699,35 @@ fn a_blocked_check_tells_its_routes_by_finding_code_and_never_quotes_a_value() {
     assert!(notified.iter().all(|e| e["release"].is_null() && e["event_name"] == "check.blocked"));
     assert_eq!(events.last().expect("last")["outcome"], "blocked");
 }
+
+#[test]
+fn apply_of_a_saved_plan_streams_events_and_notifies() {
+    let hook = Server::start(|_| (200, "ok".into()));
+    let f = with_notifications(
+        "notifications:\n  channels:\n    - { name: hook, type: webhook, url_env: HOOK_URL }\n  routes:\n    - { events: [release.succeeded], channels: [hook], environments: [production] }\n",
+    );
+    f.set_env("HOOK_URL", &hook.url);
+    f.git(&["checkout", "-q", "-b", "feature"]);
+    f.write(
+        "environments/production/patch.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 6\n",
+    );
+    f.commit("feat: more production replicas");
+    let plan = f.join("plan.json");
+    f.ok(&["check", "--base", "main", "--head", "feature", "--out", plan.to_str().expect("path")], 0);
+    f.git(&["checkout", "-q", "main"]);
+    f.git(&["merge", "-q", "--no-ff", "feature", "-m", "Merge feature"]);
+    let file = f.join("events.jsonl");
+    let (code, out, err) =
+        f.run(&["apply", "--plan", plan.to_str().expect("path"), "--notify", "--events", file.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let events = events_of(&std::fs::read_to_string(&file).expect("events"));
+    assert_eq!(events[0]["command"], "apply --plan");
+    assert_eq!(events[0]["environments"], serde_json::json!(["production"]));
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().expect("event")).collect();
+    assert!(names.contains(&"apply-finished") && names.contains(&"notified"), "{names:?}");
+    assert_eq!(events.last().expect("last")["command"], "apply --plan");
+    assert_eq!(events.last().expect("last")["outcome"], "succeeded");
+    assert_eq!(hook.requests().len(), 1);
+    assert_eq!(body(&hook.requests()[0])["environment"], "production");
+}
