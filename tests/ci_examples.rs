@@ -113,20 +113,18 @@ fn steps<'a>(summary: &'a Value, job: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
-fn github(f: &Fixture, state: &Path, event: &str, sha: &str, run_id: &str) -> Value {
-    let workflow = root().join("examples/ci/github-actions.yml");
+/// Runs a workflow example of examples/ci with the repository's action, for one event at one
+/// commit, with the runner's further arguments `more` (the pull request, the run id, …).
+fn workflow(f: &Fixture, state: &Path, file: &str, event: &str, sha: &str, more: &[&str]) -> Value {
+    let workflow = root().join("examples/ci").join(file);
     let action = root().join("action.yml");
-    let own = [
-        "--workflow",
-        workflow.to_str().expect("path"),
-        "--action",
-        action.to_str().expect("path"),
-        "--pr",
-        "7",
-        "--run-id",
-        run_id,
-    ];
+    let mut own = vec!["--workflow", workflow.to_str().expect("path"), "--action", action.to_str().expect("path")];
+    own.extend(more);
     run_harness("actions_runner.py", f, state, event, sha, &own)
+}
+
+fn github(f: &Fixture, state: &Path, event: &str, sha: &str, run_id: &str) -> Value {
+    workflow(f, state, "github-actions.yml", event, sha, &["--pr", "7", "--run-id", run_id])
 }
 
 #[test]
@@ -267,13 +265,7 @@ fn the_gitlab_pipeline_checks_a_merge_request_in_child_jobs_and_applies_its_plan
 
 /// Runs the chat-ops workflow for one pull-request comment.
 fn chatops(f: &Fixture, state: &Path, sha: &str, run_id: &str, body: &str, association: &str) -> Value {
-    let workflow = root().join("examples/ci/github-chatops.yml");
-    let action = root().join("action.yml");
-    let own = [
-        "--workflow",
-        workflow.to_str().expect("path"),
-        "--action",
-        action.to_str().expect("path"),
+    let more = [
         "--pr",
         "9",
         "--run-id",
@@ -285,7 +277,7 @@ fn chatops(f: &Fixture, state: &Path, sha: &str, run_id: &str, body: &str, assoc
         "--commenter",
         "someone",
     ];
-    run_harness("actions_runner.py", f, state, "issue_comment", sha, &own)
+    workflow(f, state, "github-chatops.yml", "issue_comment", sha, &more)
 }
 
 fn gh_state(state: &Path) -> Value {

@@ -265,17 +265,7 @@ fn parse_channel(loc: &Located, node: &Node) -> Result<Channel> {
     let allowed: Vec<&str> = COMMON_KEYS.iter().chain(own).copied().collect();
     loc.keys(map, &allowed, &what)?;
     let variable = |key: &str| -> Result<Option<String>> {
-        let Some(v) = find(map, key) else { return Ok(None) };
-        let name = loc.string(v, &format!("{what}: `{key}`"))?;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(loc.at(
-                v,
-                &format!(
-                    "{what}: `{key}` must name an environment variable (such as `SLACK_WEBHOOK_URL`); the value itself never goes in cairn.yaml"
-                ),
-            ));
-        }
-        Ok(Some(name))
+        find(map, key).map(|v| loc.variable(v, &format!("{what}: `{key}`"))).transpose()
     };
     let required = |key: &str, example: &str| -> Result<String> {
         variable(key)?.ok_or_else(|| {
@@ -382,12 +372,7 @@ fn parse_email(loc: &Located, node: &Node, map: &[(Key, Node)], what: &str) -> R
         },
     };
     let variable = |key: &str| -> Result<Option<String>> {
-        let Some(v) = find(map, key) else { return Ok(None) };
-        let name = loc.string(v, &format!("{what}: `{key}`"))?;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(loc.at(v, &format!("{what}: `{key}` must name an environment variable")));
-        }
-        Ok(Some(name))
+        find(map, key).map(|v| loc.variable(v, &format!("{what}: `{key}`"))).transpose()
     };
     let (username_env, password_env) = (variable("username_env")?, variable("password_env")?);
     if username_env.is_some() != password_env.is_some() {

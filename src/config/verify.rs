@@ -234,18 +234,25 @@ impl Located<'_> {
         Ok(out)
     }
 
+    /// The name of an environment variable (letters, digits, `_`): where a secret comes from,
+    /// for the file never holds the value itself.
+    pub fn variable(&self, node: &Node, what: &str) -> Result<String> {
+        let name = self.string(node, what)?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(self.at(
+                node,
+                &format!("{what} must name an environment variable (such as `API_TOKEN`), not `{name}`; the value itself never goes in cairn.yaml"),
+            ));
+        }
+        Ok(name)
+    }
+
     pub fn text(&self, node: &Node, what: &str) -> Result<Text> {
         match &node.value {
             NodeValue::Map(inner) => {
                 self.keys(inner, &["env"], what)?;
                 match inner.first() {
-                    Some((_, v)) => {
-                        let name = self.string(v, &format!("{what}: `env`"))?;
-                        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                            return Err(self.at(v, &format!("{what}: `{name}` is not an environment variable name")));
-                        }
-                        Ok(Text::Env(name))
-                    }
+                    Some((_, v)) => Ok(Text::Env(self.variable(v, &format!("{what}: `env`"))?)),
                     None => Err(self.at(node, &format!("{what}: give a value, or `{{ env: VARIABLE }}`"))),
                 }
             }
