@@ -3,7 +3,7 @@
 //! a release that is rewritten as groups of objects finish, so an interrupted apply says what
 //! it did not get to and the next one says what it finished.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -19,6 +19,18 @@ use crate::render::{ObjectId, Rendered};
 use crate::repo::SourceInfo;
 use crate::secrets::{Maskable, Masker, Part, Seal};
 use crate::target::{Holder, Inventory, Lock, Target, WriteMode};
+
+pub mod rollout;
+pub use rollout::{Cancel, Checks};
+
+/// What an apply reports to as it goes, and what runs a rollout's `verify` steps.
+pub struct Watching<'a> {
+    pub bar: &'a ProgressBar,
+    pub events: &'a Events,
+    /// The environment's checks, for the rollouts of this apply (none: a rollback, which writes
+    /// at once).
+    pub checks: Option<&'a dyn Checks>,
+}
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -37,6 +49,70 @@ pub struct ApplyOptions {
     pub drift: crate::config::DriftPolicy,
     /// For a rollback cairn makes on its own: the failed verification behind it.
     pub cause: Option<crate::release::verification::RollbackCause>,
+}
+
+/// Runs the rollouts of a release in turn, once every other object is written; a rollout whose
+/// release already failed elsewhere does not start (its Deployment keeps the old version).
+fn run_rollouts(
+    target: &Target,
+    lock: &Lock,
+    record: &mut Release,
+    plan: &Plan,
+    bodies: &HashMap<&ObjectId, &serde_json::Value>,
+    events: &Events,
+    checks: Option<&dyn Checks>,
+) -> Result<()> {
+    let cancel = Cancel::watch();
+    let engine =
+        rollout::Engine { target, lock, events, checks, cancel: &cancel, environment: &plan.environment, bodies };
+    for k in 0..record.rollouts.len() {
+        let workload = record.rollouts[k].planned.workload.clone();
+        let Some(i) = plan.changes.iter().position(|c| c.object == workload) else { continue };
+        let failed_elsewhere = record.objects.iter().any(|o| o.error.is_some());
+        let outcome = if failed_elsewhere {
+            let why =
+                "not rolled out: other objects of this release failed, so the Deployment keeps its running version"
+                    .to_string();
+            let rollout = &mut record.rollouts[k];
+            rollout.state = release::rollout::RolloutState::Aborted;
+            rollout.reason = Some(why.clone());
+            rollout.finished_at = Some(release::now());
+            Err(why)
+        } else {
+            match engine.run(record, k, &plan.changes[i])? {
+                rollout::End::Released(stored) => Ok(stored),
+                rollout::End::Aborted(why) => Err(format!("rollout aborted: {why}")),
+                rollout::End::Failed(why) => Err(format!("rollout failed: {why}")),
+            }
+        };
+        let change = &plan.changes[i];
+        let object = &mut record.objects[i];
+        object.pending = false;
+        match outcome {
+            Ok(stored) => {
+                if let Some(body) = &stored.body {
+                    let secret = crate::secrets::holds_secrets(&change.object.kind, &change.secrets);
+                    object.digest = target.digester(secret)?.digest(body, secret);
+                }
+                events.emit(&Event::ObjectApplied {
+                    environment: &plan.environment,
+                    object: &change.object,
+                    action: change.action,
+                });
+            }
+            Err(why) => {
+                events.emit(&Event::ObjectFailed {
+                    environment: &plan.environment,
+                    object: &change.object,
+                    action: change.action,
+                    error: &why,
+                });
+                object.error = Some(why);
+            }
+        }
+        release::write(target, lock, record)?;
+    }
+    Ok(())
 }
 
 /// An earlier apply that was interrupted, and what of it this apply finished.
@@ -147,6 +223,12 @@ impl Prepared {
     pub fn history(&self) -> &[Release] {
         &self.history
     }
+
+    /// The rollouts the plan's Deployments go through (worked out from the plan and the
+    /// environment's strategies by the pipeline, before the gate).
+    pub fn set_rollouts(&mut self, rollouts: Vec<plan::PlannedRollout>) {
+        self.plan.rollouts = rollouts;
+    }
 }
 
 /// Takes the environment's lock and plans afresh under it. When `expected` (a saved plan) is
@@ -181,9 +263,9 @@ pub fn execute(
     cleared: Cleared<'_>,
     source: &SourceInfo,
     options: &ApplyOptions,
-    progress: &ProgressBar,
-    events: &Events,
+    watching: &Watching<'_>,
 ) -> Result<ApplyReport> {
+    let Watching { bar: progress, events, checks } = *watching;
     let rendered = cleared.rendered();
     if rendered.environment != prepared.environment {
         return Err(crate::Error::Usage {
@@ -194,6 +276,18 @@ pub fn execute(
         });
     }
     let Prepared { lock, mut history, plan, .. } = prepared;
+    // A rollout whose job was killed: found before its record is marked interrupted.
+    let stranded: Vec<(u64, usize)> = history
+        .iter()
+        .filter(|r| r.outcome == Outcome::InProgress)
+        .flat_map(|r| {
+            r.rollouts
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.state == release::rollout::RolloutState::Running)
+                .map(move |(k, _)| (r.id, k))
+        })
+        .collect();
     // Finishing the record of an earlier, killed apply is a write: it waits for the gate too.
     let interrupted = release::mark_interrupted(target, &lock, &mut history)?;
     let previous = history.iter().rev().find(|r| r.outcome == Outcome::Succeeded);
@@ -246,7 +340,38 @@ pub fn execute(
         cause: options.cause.clone(),
         versions: versions(&plan),
         notifications: Vec::new(),
+        rollouts: plan.rollouts.iter().map(|p| rollout::start(p, target.simulated())).collect(),
     };
+    // Never two versions at unknown weights: a killed rollout is continued by this apply when
+    // it releases the same pod template, and undone first otherwise.
+    for (id, k) in stranded {
+        let Some(old) = history.iter_mut().find(|r| r.id == id) else { continue };
+        let stale = old.rollouts[k].clone();
+        let same = record
+            .rollouts
+            .iter_mut()
+            .find(|n| n.planned.workload == stale.planned.workload && n.planned.template == stale.planned.template);
+        let old_rollout = &mut old.rollouts[k];
+        match same {
+            Some(new) => {
+                new.phase = stale.phase;
+                new.selectors = stale.selectors.clone();
+                new.pinned = stale.pinned.clone();
+                // What ran before the killed rollout began is what an abort must restore.
+                new.planned.stable_replicas = stale.planned.stable_replicas;
+                old_rollout.state = release::rollout::RolloutState::Resumed;
+                old_rollout.reason = Some(format!("interrupted; resumed by release {}", record.id));
+            }
+            None => {
+                rollout::restore(target, &lock, &stale)?;
+                old_rollout.state = release::rollout::RolloutState::Aborted;
+                old_rollout.reason =
+                    Some(format!("interrupted; aborted by release {}, which applies another version", record.id));
+            }
+        }
+        old_rollout.finished_at = Some(release::now());
+        release::write(target, &lock, old)?;
+    }
     release::write(target, &lock, &record)?;
 
     // Record everything that may exist after this apply before touching objects, so an apply
@@ -278,10 +403,14 @@ pub fn execute(
     // Changes of one group have no order among them and are written together; groups run one
     // after another, so what others depend on exists first and deletions run in reverse order.
     let keys: Vec<_> = plan.changes.iter().map(|c| target.group_key(c.operation(), &rendered.objects)).collect();
+    // Deployments a strategy releases are left to their rollout, after everything else.
+    let held: HashSet<&ObjectId> = plan.rollouts.iter().map(|r| &r.workload).collect();
     let mut start = 0;
     while start < plan.changes.len() {
         let end = (start..plan.changes.len()).find(|&i| keys[i] != keys[start]).unwrap_or(plan.changes.len());
-        let mut group: Vec<usize> = (start..end).filter(|&i| plan.changes[i].action != Action::Unchanged).collect();
+        let mut group: Vec<usize> = (start..end)
+            .filter(|&i| plan.changes[i].action != Action::Unchanged && !held.contains(&plan.changes[i].object))
+            .collect();
         start = end;
         if options.drift == DriftPolicy::Refuse {
             // A team that chose `drift: refuse` looks at a change made outside git before
@@ -356,6 +485,10 @@ pub fn execute(
                 object.error = Some(why.clone());
             }
         }
+    }
+
+    if !held.is_empty() {
+        run_rollouts(target, &lock, &mut record, &plan, &bodies, events, checks)?;
     }
 
     let failed = record.objects.iter().any(|o| o.error.is_some());

@@ -11,9 +11,11 @@ use crate::yaml::{Key, Node, NodeValue};
 
 mod notifications;
 mod promotion;
+mod strategy;
 mod verify;
 pub use notifications::{Channel, ChannelKind, EventKind, Notifications, Route, SmtpTls};
 pub use promotion::{Evidence, Promoted, Promotion};
+pub use strategy::{BlueGreen, DEFAULT_SCALE_DOWN_DELAY, DEFAULT_STEP_TIMEOUT, How, Selector, Step, Strategy};
 pub use verify::{
     AnalysisRef, Check, CommandProbe, Expect, HttpProbe, OnFailure, PLACEHOLDERS, Probe, PrometheusProbe, Text, Verify,
 };
@@ -30,6 +32,8 @@ pub struct Config {
     pub policies: Vec<PolicyEntry>,
     /// Where the news of releases goes (`notifications:`).
     pub notifications: Notifications,
+    /// Canary and blue/green rollouts of Deployments (`strategies:`).
+    pub strategies: Vec<Strategy>,
     /// Environment name → its index in `environments`: a repository may have thousands, and
     /// commands look them up by name once per environment.
     #[serde(skip)]
@@ -142,7 +146,11 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config> {
         let root = Node::parse(CONFIG_FILE, text)?;
         let top = expect_map(&root, "the top level")?;
-        check_keys(top, &["version", "environments", "schemas", "policies", "notifications"], "the top level")?;
+        check_keys(
+            top,
+            &["version", "environments", "schemas", "policies", "notifications", "strategies"],
+            "the top level",
+        )?;
         if let Some((_, v)) = find(top, "version") {
             let ok = matches!(&v.value, NodeValue::Number(n) if n.as_u64() == Some(1)) || v.as_str() == Some("1");
             if !ok {
@@ -168,9 +176,13 @@ impl Config {
             }
             None => Notifications::default(),
         };
+        let strategies = match find(top, "strategies") {
+            Some((_, node)) => strategy::parse_strategies(&HERE, node, &environments)?,
+            None => Vec::new(),
+        };
         check_against_schema(&root)?;
         let by_name = environments.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
-        Ok(Config { environments, schemas, policies, notifications, by_name })
+        Ok(Config { environments, schemas, policies, notifications, strategies, by_name })
     }
 
     pub fn environment(&self, name: &str) -> Result<&Environment> {

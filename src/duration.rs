@@ -66,6 +66,21 @@ pub fn serialize_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok,
     s.serialize_str(&format(*d))
 }
 
+/// A duration as its text both ways, for `#[serde(with = "crate::duration::text")]` on what is
+/// recorded and read back (a rollout's steps in a release record).
+pub mod text {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        super::serialize_text(d, s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        super::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 pub fn parse(text: &str) -> Result<Duration, ParseError> {
     let mut rest = text.trim();
     if rest.is_empty() {

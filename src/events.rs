@@ -137,6 +137,31 @@ pub enum Event<'a> {
         release: u64,
         outcome: &'a str,
     },
+    /// A Deployment's canary or blue/green rollout began (or was resumed at `phase`).
+    RolloutStarted {
+        environment: &'a str,
+        workload: &'a ObjectId,
+        strategy: &'a str,
+        kind: &'a str,
+        phase: usize,
+    },
+    /// One phase of a rollout finished: the replicas of each version after it.
+    RolloutStep {
+        environment: &'a str,
+        workload: &'a ObjectId,
+        phase: usize,
+        what: &'a str,
+        new: u32,
+        old: u32,
+    },
+    /// A rollout ended: `succeeded` or `aborted` (with why).
+    RolloutFinished {
+        environment: &'a str,
+        workload: &'a ObjectId,
+        state: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+    },
     /// The environment of `check` was rendered and planned.
     Planned {
         environment: &'a str,

@@ -34,9 +34,11 @@ use crate::validate::{self, Finding};
 mod deliver;
 mod notify;
 mod promote;
+mod rollout;
 pub use deliver::{Aftermath, after_apply, plan_environments, verifies, verify};
 pub use notify::{Notified, NotifySpec, after_apply as notify_after_apply, notifies_on_apply, notify, notify_check};
 pub use promote::{PromoteSpec, Promoted, Promotion, SourceEvidence, promote};
+pub use rollout::{RolloutAction, RolloutStatus, rollout_abort, rollout_resume, rollout_status};
 
 /// What every command reads: the repository, one snapshot of it, its configuration, and the
 /// rendered environments it selected.
@@ -136,8 +138,11 @@ pub struct Planned {
 pub fn plan(run: &Run, options: validate::Options, change: &ChangeSpec, prune: bool) -> Result<Planned> {
     let mut plans = Vec::new();
     for r in &run.rendered {
-        let target = target::open(run.repo.root(), run.config.environment(&r.environment)?)?;
-        plans.push(plan::plan(r, &target, &run.snapshot.source, prune)?);
+        let environment = run.config.environment(&r.environment)?;
+        let target = target::open(run.repo.root(), environment)?;
+        let mut planned = plan::plan(r, &target, &run.snapshot.source, prune)?;
+        planned.rollouts = plan::rollout::rollouts(&planned, r, &run.config, environment, &target)?;
+        plans.push(planned);
     }
     let mut findings = validate::validate(&run.snapshot, &run.config, &run.rendered, options)?;
     findings.extend(read_only_policies(run, change, Some(check::policy_changes(&plans)))?);
@@ -191,8 +196,10 @@ pub fn check(
     };
     let mut plans = Vec::new();
     for r in &rendered {
-        let target = target::open(repo.root(), config.environment(&r.environment)?)?;
-        let planned = plan::plan(r, &target, &snapshot.source, prune)?;
+        let environment = config.environment(&r.environment)?;
+        let target = target::open(repo.root(), environment)?;
+        let mut planned = plan::plan(r, &target, &snapshot.source, prune)?;
+        planned.rollouts = plan::rollout::rollouts(&planned, r, &config, environment, &target)?;
         let s = planned.summary;
         events.emit(&crate::events::Event::Planned {
             environment: &r.environment,
@@ -289,7 +296,7 @@ pub fn apply(
     // before it starts. A blocked apply drops what it prepared, which releases the locks.
     let prepare = |target: &Target, r: &Rendered| -> Result<apply::Prepared> {
         match apply::prepare(target, r, &snapshot.source, &options, None)? {
-            Ok(p) => Ok(p),
+            Ok(p) => with_rollouts(p, &config, r, target),
             // Without a saved plan there is nothing to compare with, so this cannot happen.
             Err(_) => {
                 Err(Error::Usage { message: format!("apply of `{}` was refused without a saved plan", r.environment) })
@@ -329,7 +336,10 @@ pub fn apply(
             ..options.clone()
         };
         let bar = (watch.progress)(&format!("applying {environment}"));
-        reports.push(apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar, watch.events)?);
+        let checks =
+            rollout::EnvChecks::new(&repo, &snapshot, config.environment(environment)?, &options.actor, watch.events);
+        let watching = apply::Watching { bar: &bar, events: watch.events, checks: Some(&checks) };
+        reports.push(apply::execute(target, prepared, cleared, &snapshot.source, &options, &watching)?);
     }
     Ok(Gated::Written { result: reports, findings: gated.findings().to_vec() })
 }
@@ -393,7 +403,7 @@ pub fn apply_saved(
         changes: check::policy_changes(&saved.plans),
     };
     let names = approval_names(Some(&context));
-    let Run { snapshot, config, rendered, .. } = run;
+    let Run { repo, snapshot, config, rendered, .. } = run;
     let decision =
         gate::evaluate(&snapshot, &config, rendered, write.schema, &mut |_| Ok(context.clone()), glass.as_ref())?;
     let gated = match decision {
@@ -406,7 +416,7 @@ pub fn apply_saved(
     for ((cleared, planned), target) in gated.environments().zip(&saved.plans).zip(&targets) {
         let expected = if replan { None } else { Some(planned) };
         match apply::prepare(target, cleared.rendered(), &snapshot.source, &options, expected)? {
-            Ok(p) => prepared.push(p),
+            Ok(p) => prepared.push(with_rollouts(p, &config, cleared.rendered(), target)?),
             // The plan as a whole no longer holds: nothing is written anywhere.
             Err(refused) => return Ok(Gated::Written { result: vec![refused], findings: gated.findings().to_vec() }),
         }
@@ -416,7 +426,10 @@ pub fn apply_saved(
         let bar = (watch.progress)(&format!("applying {}", cleared.rendered().environment));
         let options =
             ApplyOptions { drift: config.environment(&cleared.rendered().environment)?.drift, ..options.clone() };
-        let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar, watch.events)?;
+        let environment = config.environment(&cleared.rendered().environment)?;
+        let checks = rollout::EnvChecks::new(&repo, &snapshot, environment, &options.actor, watch.events);
+        let watching = apply::Watching { bar: &bar, events: watch.events, checks: Some(&checks) };
+        let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &watching)?;
         results.push(Applied::Applied(Box::new(report)));
     }
     Ok(Gated::Written { result: results, findings: gated.findings().to_vec() })
@@ -519,7 +532,9 @@ pub fn rollback(
         None => prepare_rollback(target, cleared.rendered(), &snapshot, &options, env)?,
     };
     let bar = (watch.progress)(&format!("rolling back {env}"));
-    let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &bar, watch.events)?;
+    // A rollback is written at once: the version it restores was proven before.
+    let watching = apply::Watching { bar: &bar, events: watch.events, checks: None };
+    let report = apply::execute(target, prepared, cleared, &snapshot.source, &options, &watching)?;
     Ok(Gated::Written { result: report, findings: gated.findings().to_vec() })
 }
 
@@ -534,6 +549,20 @@ fn prepare_rollback(
         Ok(p) => Ok(p),
         Err(_) => Err(Error::Usage { message: format!("rollback of `{env}` was refused") }),
     }
+}
+
+/// A prepared plan with the rollouts its Deployments go through; an impossible one (an unknown
+/// Service, a weight the replicas cannot honour) stops the apply before anything is written.
+fn with_rollouts(
+    mut prepared: apply::Prepared,
+    config: &Config,
+    r: &Rendered,
+    target: &Target,
+) -> Result<apply::Prepared> {
+    let environment = config.environment(&r.environment)?;
+    let rollouts = plan::rollout::rollouts(prepared.plan(), r, config, environment, target)?;
+    prepared.set_rollouts(rollouts);
+    Ok(prepared)
 }
 
 /// The target of a rendered environment: `targets` are in the order of `names`.

@@ -13,6 +13,9 @@ use crate::repo::SourceInfo;
 use crate::secrets::{Maskable, Masker, Seal};
 use crate::target::{Digester, Inventory, Target};
 
+pub mod rollout;
+pub use rollout::{Phase, PlannedRollout, STRATEGY_ANNOTATION, TRACK_LABEL, canary_replicas};
+
 pub use crate::ordering::{WAVE_ANNOTATION, phase, wave};
 pub use crate::target::Action;
 use crate::target::Operation;
@@ -102,6 +105,10 @@ pub struct Plan {
     /// Objects cairn manages but no longer renders, kept because pruning is off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<ObjectId>,
+    /// Deployments released by a strategy (canary, blue/green) instead of being written at once,
+    /// with the steps each will go through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<PlannedRollout>,
 }
 
 impl Plan {
@@ -211,12 +218,14 @@ mod wire {
         changes: Vec<Change<'a>>,
         #[serde(skip_serializing_if = "<[ObjectId]>::is_empty")]
         orphans: &'a [ObjectId],
+        #[serde(skip_serializing_if = "<[super::PlannedRollout]>::is_empty")]
+        rollouts: &'a [super::PlannedRollout],
     }
 
     impl<'a> Plan<'a> {
         /// The view of a plan `Maskable::mask` made (the seal says so).
         pub(super) fn of(plan: &'a super::Plan, _: Seal) -> Plan<'a> {
-            let super::Plan { environment, target, source, prune, summary, changes, orphans } = plan;
+            let super::Plan { environment, target, source, prune, summary, changes, orphans, rollouts } = plan;
             Plan {
                 environment,
                 target,
@@ -225,6 +234,7 @@ mod wire {
                 summary: *summary,
                 changes: changes.iter().map(Change::of).collect(),
                 orphans,
+                rollouts,
             }
         }
     }
@@ -498,7 +508,16 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
     deletes.sort_by(|a, b| b.object.sort_key().cmp(&a.object.sort_key()));
     changes.extend(deletes);
     orphans.sort();
-    Plan { environment: rendered.environment.clone(), target, source: source.clone(), prune, summary, changes, orphans }
+    Plan {
+        environment: rendered.environment.clone(),
+        target,
+        source: source.clone(),
+        prune,
+        summary,
+        changes,
+        orphans,
+        rollouts: Vec::new(),
+    }
 }
 
 /// Collects the differences between two values as JSON pointers. Lists of different length are
@@ -587,6 +606,7 @@ mod tests {
             summary: Summary { update: 1, ..Summary::default() },
             changes: vec![change],
             orphans: vec![id("ConfigMap")],
+            rollouts: Vec::new(),
         };
         let debug = format!("{plan:?}");
         let masked = crate::secrets::Masked::new(&vec![plan]);

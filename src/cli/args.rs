@@ -31,6 +31,7 @@ const METRICS_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdo
 const POLICY_TEST_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::Markdown];
 const SITE_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const CHANGES_FORMATS: &[Format] = &[Format::Human, Format::Json, Format::GithubMatrix, Format::GitlabPipeline];
+const ROLLOUT_FORMATS: &[Format] = &[Format::Human, Format::Json];
 const DECRYPT_FORMATS: &[Format] = &[Format::Yaml, Format::Json];
 
 /// A GitOps engine: render, validate, plan and apply per-environment configuration from git.
@@ -230,6 +231,10 @@ pub enum Command {
         #[arg(long, default_value_t = Format::Human, value_parser = formats(ROLLBACK_FORMATS))]
         format: Format,
     },
+    /// Canary and blue/green rollouts: where one stands, and what to do with one whose job was
+    /// killed (docs/progressive.md).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Run an environment's `verify:` checks against its current release (or --release), show
     /// each measurement as it is taken, and record the verification on the release. Exits 4
     /// when it does not pass.
@@ -331,6 +336,41 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = ".gitlab/cairn-shard.yml")]
         job_template: String,
         #[arg(long, default_value_t = Format::Human, value_parser = formats(CHANGES_FORMATS))]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// The newest rollouts of an environment: strategy, state, phase, replicas of each version,
+    /// and each verify step's checks.
+    Status {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(ROLLOUT_FORMATS))]
+        format: Format,
+    },
+    /// Undo a rollout whose job was killed: Services back on the old pods, the Deployment's
+    /// replicas as they were, the temporary Deployment deleted. Takes the environment's lock, so
+    /// it never runs under a live rollout.
+    Abort {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(ROLLOUT_FORMATS))]
+        format: Format,
+    },
+    /// Continue a rollout whose job was killed, from the phase it stood at: an apply of the
+    /// release's commit, through the gate like any apply.
+    Resume {
+        #[arg(long = "env", value_name = "ENV")]
+        env: String,
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+        #[arg(long, default_value_t = Format::Human, value_parser = formats(APPLY_FORMATS))]
         format: Format,
     },
 }

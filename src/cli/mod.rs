@@ -16,6 +16,7 @@ mod policy;
 mod promote;
 mod render;
 mod rollback;
+mod rollout;
 mod secrets;
 mod site;
 mod status;
@@ -136,6 +137,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status> {
             let around = apply::Around { events: &events, notify: write.notify, verify };
             rollback::run(cli, env, *to, &write.spec(true, actor.clone()), &around, *format, out)
         }
+        Command::Rollout(command) => rollout::run(cli, command, out),
         Command::Metrics { envs, since, until, format } => {
             metrics::run(cli, envs, since, until.as_deref(), *format, out)
         }

@@ -13,6 +13,7 @@ pub mod promote;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -181,6 +182,15 @@ impl Stop {
     }
 }
 
+/// Counts a check as finished when its thread ends, however it ends.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// What watches the measurements as they are taken: a progress bar, or one line each.
 pub type Observer<'a> = dyn Fn(&str, &Measurement) + Sync + 'a;
 
@@ -188,12 +198,41 @@ impl Verifier {
     /// Runs every check to its end (or until one fails), and returns the verification to record.
     /// `Err` only for a check that cannot work at all (a query the server rejects).
     pub fn run(&self, actor: &str, observe: &Observer) -> Result<Verification> {
+        self.run_until(actor, observe, None)
+    }
+
+    /// Like `run`; once `cancelled` is set (a CI job being cancelled) every check stops at its
+    /// next wait, and what was measured so far is returned.
+    pub fn run_until(&self, actor: &str, observe: &Observer, cancelled: Option<&AtomicBool>) -> Result<Verification> {
         let started_at = crate::release::now();
         let stop = Stop { stopped: Mutex::new(false), wake: Condvar::new() };
         let broken: Mutex<Option<Error>> = Mutex::new(None);
+        let running = AtomicUsize::new(self.checks.len());
         let results: Vec<CheckResult> = std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                self.checks.iter().map(|r| scope.spawn(|| self.run_check(r, &stop, &broken, observe))).collect();
+            if let Some(cancelled) = cancelled {
+                let (stop, running) = (&stop, &running);
+                scope.spawn(move || {
+                    while running.load(Ordering::SeqCst) > 0 {
+                        if cancelled.load(Ordering::SeqCst) {
+                            stop.stop();
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                });
+            }
+            let handles: Vec<_> = self
+                .checks
+                .iter()
+                .map(|r| {
+                    let (stop, broken, running) = (&stop, &broken, &running);
+                    scope.spawn(move || {
+                        // Counted down even if the check panics, so the watcher above ends.
+                        let _finished = Finished(running);
+                        self.run_check(r, stop, broken, observe)
+                    })
+                })
+                .collect();
             handles
                 .into_iter()
                 .zip(&self.checks)

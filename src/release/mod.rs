@@ -6,6 +6,7 @@ pub mod commits;
 pub mod delivery;
 pub mod metrics;
 pub mod notes;
+pub mod rollout;
 pub mod site;
 pub mod status;
 pub mod verification;
@@ -116,6 +117,9 @@ pub struct Release {
     /// What `cairn notify` told whom about this release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<delivery::Delivery>,
+    /// Deployments released by a strategy (canary, blue/green), each with its steps as they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<rollout::Rollout>,
 }
 
 impl Release {

@@ -202,6 +202,7 @@ fn write_report(
         if !p.has_changes() {
             let _ = writeln!(s, "No changes.");
         }
+        s.push_str(&super::plan::rollouts_markdown(p));
         for (i, (change, diff)) in diffs[e].iter().enumerate() {
             s.push_str(&entry(change, diff, note.is_some() && omitted(e, i)));
         }
@@ -337,6 +338,8 @@ fn env_section(saved: &SavedPlan, p: &Plan, diffs: &[(&Change, String)], room: u
         }
         s.push('\n');
     }
+    // What a rollout will do is short and decides how a merge goes out: it is always shown.
+    s.push_str(&super::plan::rollouts_markdown(p));
     let limit = s.len() + room.saturating_sub(s.len());
     let mut list = Budget { text: s, limit: limit.max(RESERVE) };
     let findings: Vec<&Finding> = saved.findings.iter().filter(|f| f.environment == p.environment).collect();

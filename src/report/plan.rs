@@ -147,6 +147,13 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
             }
         }
     }
+    for rollout in &plan.rollouts {
+        let lines = super::rollout::planned_lines(rollout);
+        writeln!(w, "  {}", style.paint(colors::BOLD, &lines[0]))?;
+        for line in &lines[1..] {
+            writeln!(w, "    {line}")?;
+        }
+    }
     if !plan.orphans.is_empty() {
         writeln!(
             w,
@@ -160,6 +167,23 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
     let line = format!("{}: {}.", plan.environment, summary_text(&plan.summary));
     let line = if plan.has_changes() { line } else { format!("{} No changes.", line) };
     writeln!(w, "{}", style.paint(colors::BOLD, &line))
+}
+
+/// The rollouts of a plan in Markdown: each Deployment's strategy and steps, for plans and the
+/// pull-request report.
+pub(super) fn rollouts_markdown(plan: &Plan) -> String {
+    let mut s = String::new();
+    for rollout in &plan.rollouts {
+        let lines = super::rollout::planned_lines(rollout);
+        s.push_str(&format!(
+            "\n**Rollout:** {}\n\n",
+            lines[0].replace(&rollout.workload.to_string(), &format!("`{}`", rollout.workload))
+        ));
+        for line in &lines[1..] {
+            s.push_str(&format!("{line}\n"));
+        }
+    }
+    s
 }
 
 /// A value on one line, shortened for people: `3`, `"text"`, `{…}` when long.
@@ -250,6 +274,7 @@ fn write_plans_markdown(w: &mut dyn Write, plans: &[Plan], show_diff: bool) -> i
             }
             writeln!(w, "</details>")?;
         }
+        write!(w, "{}", rollouts_markdown(p))?;
         if !p.orphans.is_empty() {
             writeln!(
                 w,
@@ -303,6 +328,19 @@ pub(super) fn write_masked_applies(w: &mut dyn Write, reports: &[ApplyReport], s
                 object.action.as_str(),
                 object.object,
                 object.error.as_deref().unwrap_or_default()
+            )?;
+        }
+        for rollout in &r.rollouts {
+            let (new, old) = rollout.replicas();
+            writeln!(
+                w,
+                "  rollout of {} ({}): {} after {} of {} phases (new version {new}, old version {old}){}",
+                rollout.planned.workload,
+                rollout.planned.how.kind(),
+                rollout.state.as_str(),
+                rollout.steps.iter().filter(|s| s.finished_at.is_some()).count(),
+                rollout.planned.phases.len(),
+                if rollout.simulated { ", simulated on the local target" } else { "" }
             )?;
         }
         if !report.plan.orphans.is_empty() {

@@ -246,6 +246,25 @@ impl LocalTarget {
             .collect()
     }
 
+    /// Merges `patch` into one object (RFC 7386), or writes it when absent: a rollout's own
+    /// writes (replica counts, a Service's selector, the temporary Deployment). Call only while
+    /// holding the lock.
+    pub fn rollout_write(&self, lock: &LockGuard, id: &ObjectId, patch: &Value) -> Result<()> {
+        let mut body = self.read_objects(&[id])?.remove(id).unwrap_or_else(|| Value::Object(Default::default()));
+        crate::render::merge_patch(&mut body, patch.clone());
+        self.put(lock, id, &body)
+    }
+
+    /// A directory has no controller to label pods, so the version of a Deployment's pods is
+    /// simulated by a digest of its live pod template (what the controller's hash stands for).
+    pub fn pod_template_hash(&self, deployment: &ObjectId) -> Result<Option<String>> {
+        let live = self.read_objects(&[deployment])?;
+        Ok(live.get(deployment).and_then(|d| d.pointer("/spec/template")).map(|t| {
+            let digest = super::Digester::new(None).digest(t, false);
+            digest.trim_start_matches("sha256:").chars().take(10).collect()
+        }))
+    }
+
     /// Every release record (JSON), each with its file.
     pub fn records(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let dir = self.releases_dir();

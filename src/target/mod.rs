@@ -241,6 +241,47 @@ impl Target {
         }
     }
 
+    /// A rollout's own write of some fields of one object (or of a whole temporary object): in a
+    /// cluster a server-side apply as field manager `cairn-rollout`, taking those fields over.
+    pub fn rollout_write(&self, lock: &Lock, id: &ObjectId, body: &serde_json::Value) -> Result<()> {
+        match (self, lock) {
+            (Target::Local(t), Lock::Local(l)) => t.rollout_write(l, id, body),
+            (Target::Kubernetes(t), Lock::Kubernetes(l)) => t.rollout_write(l, id, body),
+            _ => Err(wrong_lock()),
+        }
+    }
+
+    /// Deletes an object a rollout made (absent is fine).
+    pub fn rollout_delete(&self, lock: &Lock, id: &ObjectId) -> Result<()> {
+        match (self, lock) {
+            (Target::Local(t), Lock::Local(l)) => t.delete(l, id),
+            (Target::Kubernetes(t), Lock::Kubernetes(l)) => t.rollout_delete(l, id),
+            _ => Err(wrong_lock()),
+        }
+    }
+
+    /// The label value that tells the pods of a Deployment's current version from others
+    /// (`pod-template-hash`); `None` when it has none yet.
+    pub fn pod_template_hash(&self, deployment: &ObjectId) -> Result<Option<String>> {
+        match self {
+            Target::Local(t) => t.pod_template_hash(deployment),
+            Target::Kubernetes(t) => t.pod_template_hash(deployment),
+        }
+    }
+
+    /// Live objects as stored, status included (a cluster's health; a directory's files).
+    pub fn read_status(&self, ids: &[&ObjectId]) -> Result<HashMap<ObjectId, serde_json::Value>> {
+        match self {
+            Target::Local(t) => t.read_objects(ids),
+            Target::Kubernetes(t) => t.read_raw(ids),
+        }
+    }
+
+    /// Whether this target simulates workloads (a directory: nothing runs there).
+    pub fn simulated(&self) -> bool {
+        matches!(self, Target::Local(_))
+    }
+
     /// Waits for applied objects to become healthy; returns why those that did not are not.
     /// Objects written to a directory are healthy once written.
     pub fn wait_healthy(&self, ids: &[&ObjectId], timeout: std::time::Duration) -> HashMap<ObjectId, String> {

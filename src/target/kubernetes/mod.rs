@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod health;
+mod rollout;
 pub mod state;
 
 use std::collections::HashMap;

@@ -1,0 +1,32 @@
+//! `cairn rollout status|abort|resume --env ENV`.
+
+use std::io::Write;
+
+use super::apply::Around;
+use super::{Cli, RolloutCommand, Status, report_io};
+use crate::error::Result;
+use crate::pipeline;
+
+pub fn run(cli: &Cli, command: &RolloutCommand, out: &mut dyn Write) -> Result<Status> {
+    match command {
+        RolloutCommand::Status { env, format } => {
+            let status = pipeline::rollout_status(&cli.repo, env)?;
+            report_io(crate::report::write_rollout_status(out, &status, *format, cli.style()))?;
+            Ok(Status::Success)
+        }
+        RolloutCommand::Abort { env, actor, format } => {
+            let action = pipeline::rollout_abort(&cli.repo, env, actor.as_deref())?;
+            report_io(crate::report::write_rollout_action(out, &action, *format, cli.style()))?;
+            Ok(Status::Success)
+        }
+        RolloutCommand::Resume { env, actor, write, format } => {
+            let sha = pipeline::rollout_resume(&cli.repo, env)?;
+            tracing::info!(environment = %env, commit = %sha, "resuming the rollout: applying its commit again");
+            let events = super::open_events(write.events.as_deref())?;
+            let verify = super::apply::Verify { flag: false, wait: write.timeout };
+            let around = Around { events: &events, notify: write.notify, verify };
+            let spec = write.spec(true, actor.clone());
+            super::apply::run(cli, &[env.clone()], Some(&sha), &spec, &around, *format, out)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Rollouts beyond the apply that runs them: the checks of their `verify` steps (the
+//! environment's checks, run by `delivery`), and `cairn rollout status|abort|resume`.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+
+use super::{open_config, releases, resolve_actor};
+use crate::config::Environment;
+use crate::delivery::{self, Subject};
+use crate::error::{Error, Result};
+use crate::events::{Event, Events};
+use crate::release::rollout::{Rollout, RolloutState};
+use crate::release::verification::Verification;
+use crate::release::{self, Outcome, Release};
+use crate::repo::{Repo, Snapshot};
+use crate::target::Holder;
+
+/// The checks a rollout's `verify` steps run: the environment's, from the snapshot applied.
+pub(super) struct EnvChecks<'a> {
+    root: &'a Path,
+    snapshot: &'a Snapshot,
+    environment: &'a Environment,
+    actor: &'a str,
+    events: &'a Events,
+}
+
+impl<'a> EnvChecks<'a> {
+    pub(super) fn new(
+        repo: &'a Repo,
+        snapshot: &'a Snapshot,
+        environment: &'a Environment,
+        actor: &'a str,
+        events: &'a Events,
+    ) -> EnvChecks<'a> {
+        EnvChecks { root: repo.root(), snapshot, environment, actor, events }
+    }
+}
+
+impl crate::apply::Checks for EnvChecks<'_> {
+    fn verify(&self, release: u64, names: &[String], cancelled: &AtomicBool) -> Result<Verification> {
+        let env = self.environment.name.as_str();
+        let commit = self.snapshot.source.commit().map(|c| c.sha.clone());
+        let mut verifier = delivery::prepare(
+            self.root,
+            self.snapshot,
+            self.environment,
+            &Subject { environment: env, release, commit: commit.as_deref() },
+        )?;
+        // A template's metrics are `check/metric`: naming the check runs all of them.
+        verifier.checks.retain(|r| {
+            names.iter().any(|n| {
+                r.check.name == *n || r.check.name.strip_prefix(n.as_str()).is_some_and(|rest| rest.starts_with('/'))
+            })
+        });
+        self.events.emit(&Event::VerificationStarted { environment: env, release, checks: verifier.checks.len() });
+        let observe = |check: &str, m: &crate::release::verification::Measurement| {
+            tracing::info!(environment = env, check, phase = m.phase.as_str(), "measurement");
+            self.events.emit(&Event::Measurement {
+                environment: env,
+                check,
+                phase: m.phase.as_str(),
+                value: m.value.as_deref(),
+            });
+        };
+        let verification = verifier.run_until(self.actor, &observe, Some(cancelled))?;
+        self.events.emit(&Event::VerificationFinished {
+            environment: env,
+            release,
+            verdict: verification.verdict.as_str(),
+        });
+        Ok(verification)
+    }
+}
+
+/// `cairn rollout status --env ENV`: the newest release of the environment that has rollouts.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutStatus {
+    pub environment: String,
+    /// The release the rollouts belong to; `None` when the environment never had one.
+    pub release: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    pub rollouts: Vec<Rollout>,
+}
+
+pub fn rollout_status(repo_dir: &Path, env: &str) -> Result<RolloutStatus> {
+    let (repo, config) = open_config(repo_dir)?;
+    let (_, history) = releases(&repo, &config, env)?;
+    let latest = history.iter().rev().find(|r| !r.rollouts.is_empty());
+    Ok(RolloutStatus {
+        environment: env.to_string(),
+        release: latest.map(|r| r.id),
+        outcome: latest.map(|r| r.outcome),
+        rollouts: latest.map(|r| r.rollouts.clone()).unwrap_or_default(),
+    })
+}
+
+/// What `rollout abort` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutAction {
+    pub environment: String,
+    /// The release whose rollouts were aborted; `None`: none was in progress.
+    pub release: Option<u64>,
+    pub rollouts: Vec<Rollout>,
+}
+
+/// The release holding a rollout whose job died, when there is one.
+fn stranded(history: &[Release]) -> Option<&Release> {
+    history.iter().rev().find(|r| {
+        matches!(r.outcome, Outcome::InProgress | Outcome::Interrupted)
+            && r.rollouts.iter().any(|o| o.state == RolloutState::Running)
+    })
+}
+
+/// `cairn rollout abort --env ENV`: undoes a rollout whose job was killed — Services back on the
+/// old pods, the Deployment's replicas as they were, the temporary Deployment deleted — from
+/// what its record says, under the environment's lock (so never under a running rollout, whose
+/// job holds it). It writes nothing from git, only takes back cairn's own temporary changes.
+pub fn rollout_abort(repo_dir: &Path, env: &str, actor: Option<&str>) -> Result<RolloutAction> {
+    let (repo, config) = open_config(repo_dir)?;
+    let actor = actor.map_or_else(|| resolve_actor(&repo), str::to_string);
+    let target = crate::target::open(repo.root(), config.environment(env)?)?;
+    let lock = target.lock(&Holder::current(&actor))?;
+    let history = release::list(&target)?;
+    let Some(found) = stranded(&history) else {
+        return Ok(RolloutAction { environment: env.to_string(), release: None, rollouts: Vec::new() });
+    };
+    let mut record = found.clone();
+    for k in 0..record.rollouts.len() {
+        if record.rollouts[k].state != RolloutState::Running {
+            continue;
+        }
+        crate::apply::rollout::restore(&target, &lock, &record.rollouts[k])?;
+        let why = format!("aborted by `cairn rollout abort` ({actor})");
+        let rollout = &mut record.rollouts[k];
+        rollout.state = RolloutState::Aborted;
+        rollout.finished_at = Some(release::now());
+        rollout.reason = Some(why.clone());
+        let workload = rollout.planned.workload.clone();
+        for object in record.objects.iter_mut().filter(|o| o.object == workload) {
+            object.pending = false;
+            object.error = Some(format!("rollout {why}"));
+        }
+    }
+    // The job that ran it is gone (the lock is ours): its release was interrupted.
+    record.outcome = Outcome::Interrupted;
+    record.finished_at.get_or_insert_with(release::now);
+    release::write(&target, &lock, &record)?;
+    Ok(RolloutAction { environment: env.to_string(), release: Some(record.id), rollouts: record.rollouts })
+}
+
+/// `cairn rollout resume --env ENV`: the commit a killed rollout was releasing, to apply again —
+/// through the gate like any apply; the apply continues the rollout from the phase it stood at.
+pub fn rollout_resume(repo_dir: &Path, env: &str) -> Result<String> {
+    let (repo, config) = open_config(repo_dir)?;
+    let (_, history) = releases(&repo, &config, env)?;
+    let found = stranded(&history).ok_or_else(|| Error::Usage {
+        message: format!(
+            "environment `{env}` has no rollout in progress to resume (`cairn rollout status --env {env}`)"
+        ),
+    })?;
+    found.sha().filter(|sha| repo.has_commit(sha)).map(str::to_string).ok_or_else(|| Error::Usage {
+        message: format!(
+            "release {} was applied from a work tree with uncommitted changes, so its version cannot be read again; abort it with `cairn rollout abort --env {env}`, then apply",
+            found.id
+        ),
+    })
+}
