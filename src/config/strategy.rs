@@ -253,9 +253,12 @@ fn parse_canary(loc: &Located, node: &Node, what: &str) -> Result<How> {
         };
         steps.push(match key.name.as_str() {
             "weight" => {
-                let w = loc.whole(value, &format!("{what}: `weight`"), 100)?;
-                if w == 0 {
-                    return Err(loc.at(value, &format!("{what}: `weight` must be from 1 to 100 (percent of the pods)")));
+                let w = loc.whole(value, &format!("{what}: `weight`"), u64::from(u32::MAX))?;
+                if !(1..=100).contains(&w) {
+                    return Err(loc.at(
+                        value,
+                        &format!("{what}: `weight` is the percent of the pods that run the new version: from 1 to 100, found {w}"),
+                    ));
                 }
                 if w <= last_weight {
                     return Err(loc.at(

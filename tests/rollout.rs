@@ -1,0 +1,391 @@
+//! Canary and blue/green rollouts on the local target, where every step is simulated (weights
+//! recorded, checks run against HTTP servers the tests start), and the bad input a strategy can
+//! be given. The same flows against a real API server are in `tests/kubernetes_rollout.rs`.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::Fixture;
+use common::http::Server;
+use serde_json::Value;
+
+const DEPLOYMENT: &str = "objects/Deployment.apps/shop";
+
+/// The standard fixture, staging at 10 replicas with a `smoke` check against `url`, and
+/// `strategies` (YAML, top level) in cairn.yaml.
+fn fixture(url: &str, strategies: &str) -> Fixture {
+    let f = Fixture::standard();
+    f.write(
+        "cairn.yaml",
+        &format!(
+            "environments:\n  staging:\n    layers: [base, environments/staging]\n    target:\n      local: {{ path: .cairn/live/staging }}\n    verify:\n      - name: smoke\n        http: {{ url: '{url}/healthz' }}\n        interval: 10ms\n        count: 2\n      - name: errors\n        http: {{ url: '{url}/errors' }}\n        interval: 10ms\n        count: 1\n  production:\n    layers: [base, environments/production]\n    target:\n      local: {{ path: .cairn/live/production }}\n{strategies}"
+        ),
+    );
+    f.write(
+        "environments/staging/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 10\n",
+    );
+    f.commit("ci: staging rolls out");
+    f
+}
+
+const CANARY: &str = "strategies:\n  - name: web-canary\n    select: { kind: Deployment, name: web }\n    environments: [staging]\n    canary:\n      steps:\n        - weight: 10\n        - verify: [smoke]\n        - weight: 50\n        - verify: [smoke, errors]\n        - weight: 100\n";
+
+fn bump(f: &Fixture, version: &str) -> String {
+    f.write(
+        "base/app.yaml",
+        &f.read("base/app.yaml").replace("example.org/web:1.0.0", &format!("example.org/web:{version}")),
+    );
+    f.commit(&format!("feat: web {version}"))
+}
+
+fn live(f: &Fixture, name: &str) -> Option<Value> {
+    let path = f.join(&format!(".cairn/live/staging/{DEPLOYMENT}/{name}.json"));
+    std::fs::read_to_string(path).ok().map(|t| serde_json::from_str(&t).expect("json"))
+}
+
+fn record(f: &Fixture, id: u64) -> Value {
+    serde_json::from_str(&f.read(&format!(".cairn/live/staging/.cairn/releases/{id:06}.json"))).expect("record")
+}
+
+fn image(d: &Value) -> &str {
+    d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().expect("image")
+}
+
+fn events(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("events")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event line"))
+        .collect()
+}
+
+#[test]
+fn a_canary_steps_through_its_weights_runs_its_checks_and_releases_the_new_version() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let f = fixture(&server.url, CANARY);
+    // The first release creates the Deployment: there is no old version to shift from.
+    f.ok(&["apply", "--env", "staging"], 0);
+    assert!(record(&f, 1).get("rollouts").is_none());
+    bump(&f, "2.0.0");
+
+    let plan = f.ok(&["plan", "--env", "staging"], 0);
+    for line in [
+        "Deployment.apps shop/web is released as a canary (`web-canary`): web-canary is created",
+        "1. weight 10%: 1 new, 9 old",
+        "2. verify smoke",
+        "3. weight 50%: 5 new, 5 old",
+        "4. verify smoke, errors",
+        "5. weight 100%: 10 new, 0 old",
+        "6. release: web takes the new version (10 replicas), web-canary is deleted",
+    ] {
+        assert!(plan.contains(line), "missing `{line}`:\n{plan}");
+    }
+    let planned = f.json(&["plan", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(planned["plans"][0]["rollouts"][0]["phases"].as_array().map(Vec::len), Some(6), "{planned:#}");
+
+    let stream = f.join("events.jsonl");
+    let out = f.ok(&["apply", "--env", "staging", "--events", stream.to_str().expect("utf-8")], 0);
+    assert!(out.contains("rollout of Deployment.apps shop/web (canary): succeeded after 6 of 6 phases"), "{out}");
+    let web = live(&f, "web").expect("web");
+    assert_eq!(image(&web), "example.org/web:2.0.0");
+    assert_eq!(web["spec"]["replicas"], 10);
+    assert!(live(&f, "web-canary").is_none(), "the canary is deleted at the end");
+
+    let r = record(&f, 2);
+    assert_eq!(r["outcome"], "succeeded");
+    let rollout = &r["rollouts"][0];
+    assert_eq!(rollout["state"], "succeeded");
+    assert_eq!(rollout["simulated"], true);
+    let counts: Vec<(u64, u64)> = rollout["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["new"].as_u64().expect("new"), s["old"].as_u64().expect("old")))
+        .collect();
+    assert_eq!(counts, [(1, 9), (1, 9), (5, 5), (5, 5), (10, 0), (10, 0)]);
+    assert_eq!(rollout["steps"][1]["verification"]["verdict"], "passed");
+    assert_eq!(rollout["steps"][3]["verification"]["checks"].as_array().map(Vec::len), Some(2));
+    // smoke twice per verify step, errors once: the checks really ran.
+    let requests = server.requests();
+    assert_eq!(requests.iter().filter(|r| r.path == "/healthz").count(), 4);
+    assert_eq!(requests.iter().filter(|r| r.path == "/errors").count(), 1);
+
+    let steps: Vec<(u64, u64)> = events(&stream)
+        .iter()
+        .filter(|e| e["event"] == "rollout-step")
+        .map(|e| (e["new"].as_u64().expect("new"), e["old"].as_u64().expect("old")))
+        .collect();
+    assert_eq!(steps, counts);
+    let all = events(&stream);
+    let kinds: Vec<&str> = all.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(kinds.contains(&"rollout-started") && kinds.contains(&"rollout-finished"), "{kinds:?}");
+
+    let status = f.ok(&["rollout", "status", "--env", "staging"], 0);
+    assert!(status.contains("staging: release 2 (succeeded)"), "{status}");
+    assert!(status.contains("succeeded, phase 6 of 6; new version 10, old version 0"), "{status}");
+    let json = f.json(&["rollout", "status", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(json["rollouts"][0]["state"], "succeeded");
+
+    // Applied again, nothing changes: no rollout without a new pod template.
+    f.ok(&["apply", "--env", "staging"], 0);
+    assert!(record(&f, 3).get("rollouts").is_none());
+}
+
+#[test]
+fn a_canary_whose_check_fails_at_fifty_percent_restores_the_stable_version() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    // The first verify step passes (two measurements), then the service starts failing.
+    let server =
+        Server::start(
+            move |_| {
+                if seen.fetch_add(1, Ordering::SeqCst) < 2 { (200, "ok".into()) } else { (500, "boom".into()) }
+            },
+        );
+    let f = fixture(&server.url, CANARY);
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    let (code, out, err) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "a release whose rollout aborted failed\n{out}\n{err}");
+    assert!(out.contains("rollout of Deployment.apps shop/web (canary): aborted"), "{out}");
+    let web = live(&f, "web").expect("web");
+    assert_eq!(image(&web), "example.org/web:1.0.0", "the stable version stays");
+    assert_eq!(web["spec"]["replicas"], 10, "the stable replicas are restored");
+    assert!(live(&f, "web-canary").is_none(), "the canary is deleted");
+
+    let r = record(&f, 2);
+    assert_eq!(r["outcome"], "failed");
+    let rollout = &r["rollouts"][0];
+    assert_eq!(rollout["state"], "aborted");
+    assert_eq!(rollout["phase"], 3, "stopped at the second verify step");
+    let reason = rollout["reason"].as_str().expect("reason");
+    assert!(reason.starts_with("verify smoke, errors: failed"), "{reason}");
+    assert_eq!(rollout["steps"][3]["verification"]["verdict"], "failed");
+    let web_object =
+        r["objects"].as_array().expect("objects").iter().find(|o| o["object"]["name"] == "web").expect("web");
+    assert!(web_object["error"].as_str().is_some_and(|e| e.starts_with("rollout aborted")), "{web_object}");
+
+    // The next plan still shows the rollout to come: nothing of the new version is live.
+    let plan = f.ok(&["plan", "--env", "staging"], 0);
+    assert!(plan.contains("is released as a canary"), "{plan}");
+}
+
+#[test]
+fn blue_green_switches_the_active_service_only_after_the_preview_is_verified() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let strategies = "strategies:\n  - name: web-bg\n    select: { kind: Deployment, name: web }\n    environments: [staging]\n    blue_green:\n      active_service: web\n      preview_service: web-preview\n      verify: [smoke]\n      scale_down_delay: 1h\n";
+    let f = fixture(&server.url, strategies);
+    f.write(
+        "base/services.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  selector: { app: web }\n  ports: [{ port: 80 }]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web-preview\n  namespace: shop\nspec:\n  selector: { app: web }\n  ports: [{ port: 80 }]\n",
+    );
+    f.commit("feat: services");
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    let plan = f.ok(&["plan", "--env", "staging"], 0);
+    for line in [
+        "released as a blue-green",
+        "2. point web-preview at the new version",
+        "3. verify smoke",
+        "4. switch web to the new version",
+    ] {
+        assert!(plan.contains(line), "missing `{line}`:\n{plan}");
+    }
+    f.ok(&["apply", "--env", "staging"], 0);
+    let r = record(&f, 2);
+    let rollout = &r["rollouts"][0];
+    assert_eq!(rollout["state"], "succeeded", "{rollout:#}");
+    assert_eq!(rollout["selectors"]["web"], serde_json::json!({"app": "web"}));
+    assert!(rollout["pinned"].as_str().is_some_and(|h| h.len() == 10), "{rollout:#}");
+    assert_eq!(image(&live(&f, "web").expect("web")), "example.org/web:2.0.0");
+    assert!(live(&f, "web-preview").is_none(), "the preview Deployment is deleted");
+    let service: Value =
+        serde_json::from_str(&f.read(".cairn/live/staging/objects/Service.core/shop/web.json")).expect("service");
+    assert_eq!(service["spec"]["selector"], serde_json::json!({"app": "web"}), "back to what git says");
+    // The simulation does not wait an hour for the scale-down.
+    assert!(rollout["steps"][4]["overhead_ms"].as_u64().is_some());
+}
+
+#[test]
+fn a_killed_rollout_is_aborted_or_resumed_from_its_record() {
+    let server = Server::start(|_| (200, "ok".into()));
+    // A check that takes its time, so the job can be killed in the middle of it.
+    let strategies = "strategies:\n  - name: web-canary\n    select: { kind: Deployment, name: web }\n    environments: [staging]\n    canary:\n      steps:\n        - weight: 20\n        - verify: [slow]\n        - weight: 60\n";
+    let f = fixture(&server.url, strategies);
+    f.write(
+        "cairn.yaml",
+        &f.read("cairn.yaml").replace(
+            "      - name: errors\n",
+            "      - name: slow\n        command: [sh, -c, 'test -e go || sleep 30']\n        timeout: 60s\n        count: 1\n      - name: errors\n",
+        ),
+    );
+    f.commit("ci: a slow check");
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+
+    let kill_mid_rollout = || {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+            .args(["apply", "--env", "staging"])
+            .env("CAIRN_REPO", f.path())
+            .env("CAIRN_ACTOR", "doomed")
+            .env("HOME", f.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let phase = std::fs::read_dir(f.join(".cairn/live/staging/.cairn/releases"))
+                .ok()
+                .and_then(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).max())
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|r| {
+                    (r["rollouts"][0]["state"] == "running").then(|| r["rollouts"][0]["phase"].as_u64()).flatten()
+                });
+            if phase == Some(1) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the rollout never reached its verify step");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    };
+
+    kill_mid_rollout();
+    assert_eq!(live(&f, "web-canary").expect("the canary runs")["spec"]["replicas"], 2);
+    assert_eq!(live(&f, "web").expect("web")["spec"]["replicas"], 8);
+    let status = f.ok(&["rollout", "status", "--env", "staging"], 0);
+    assert!(status.contains("running, phase 1 of 4; new version 2, old version 8"), "{status}");
+    let aborted = f.json(&["rollout", "abort", "--env", "staging", "--format", "json"], 0);
+    assert_eq!(aborted["rollouts"][0]["state"], "aborted", "{aborted:#}");
+    assert!(live(&f, "web-canary").is_none());
+    let web = live(&f, "web").expect("web");
+    assert_eq!((web["spec"]["replicas"].as_u64(), image(&web)), (Some(10), "example.org/web:1.0.0"));
+    assert_eq!(record(&f, 2)["outcome"], "interrupted");
+    let nothing = f.ok(&["rollout", "abort", "--env", "staging"], 0);
+    assert!(nothing.contains("no rollout in progress"), "{nothing}");
+
+    // Killed again, then resumed: the apply continues at the phase it stood at.
+    kill_mid_rollout();
+    f.write("go", "");
+    let (code, out, err) = f.run(&["rollout", "resume", "--env", "staging"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let resumed = record(&f, 4);
+    let rollout = &resumed["rollouts"][0];
+    assert_eq!(rollout["state"], "succeeded", "{rollout:#}");
+    assert_eq!(rollout["steps"][0]["phase"], 1, "resumed at the verify step, not from the start");
+    assert_eq!(rollout["planned"]["stable_replicas"], 10, "an abort would restore what ran before the rollout");
+    assert_eq!(record(&f, 3)["rollouts"][0]["state"], "resumed");
+    assert_eq!(image(&live(&f, "web").expect("web")), "example.org/web:2.0.0");
+    assert!(live(&f, "web-canary").is_none());
+}
+
+#[test]
+fn strategies_that_cannot_work_are_refused_with_their_line_and_nothing_is_written() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let cases: &[(&str, &str)] = &[
+        (
+            "strategies:\n  - name: s\n    select: { kind: StatefulSet, name: web }\n    canary: { steps: [{ weight: 10 }] }\n",
+            "cairn.yaml:21:21: strategy `s`: a strategy releases Deployments only, not `StatefulSet`",
+        ),
+        (
+            "strategies:\n  - name: s\n    select: { kind: Deployment, name: web }\n    canary: { steps: [{ weight: 150 }] }\n",
+            "cairn.yaml:22:33: strategy `s`: `weight` is the percent of the pods that run the new version: from 1 to 100, found 150",
+        ),
+        (
+            "strategies:\n  - name: s\n    select: { kind: Deployment, name: web }\n    canary: { steps: [{ weight: 50 }, { weight: 20 }] }\n",
+            "strategy `s`: weights must increase from step to step: 20 follows 50",
+        ),
+        (
+            "strategies:\n  - name: s\n    select: { kind: Deployment, name: web }\n    environments: [staging]\n    canary: { steps: [{ weight: 50 }, { verify: [smok] }] }\n",
+            "strategy `s`: environment `staging` has no check named `smok`; did you mean `smoke`?",
+        ),
+    ];
+    for (strategies, message) in cases {
+        let f = fixture(&server.url, strategies);
+        let (code, out, err) = f.run(&["plan", "--env", "staging"]);
+        assert_eq!(code, 2, "{strategies}\n{out}\n{err}");
+        assert!(err.contains(message), "expected `{message}`:\n{err}");
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    }
+
+    // One replica cannot carry a 25% canary: the apply stops before anything is written.
+    let f = fixture(&server.url, CANARY.replace("weight: 10\n", "weight: 25\n").as_str());
+    f.ok(&["apply", "--env", "staging"], 0);
+    f.write(
+        "environments/staging/web.yaml",
+        &f.read("environments/staging/web.yaml").replace("replicas: 10", "replicas: 1"),
+    );
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    let (code, _, err) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("environments/staging/web.yaml:1: Deployment.apps shop/web: a canary weight of 25% cannot be honoured with 1 replica(s)")
+            && err.contains("no weight below 100% can be honoured; set `spec.replicas` to at least 2"),
+        "{err}"
+    );
+    assert!(std::fs::read_to_string(f.join(".cairn/live/staging/.cairn/releases/000003.json")).is_err(), "no release");
+    assert_eq!(image(&live(&f, "web").expect("web")), "example.org/web:1.0.0");
+
+    // Blue/green with a Service that does not exist, and with one that selects other pods.
+    let bg = "strategies:\n  - name: bg\n    select: { kind: Deployment, name: web }\n    blue_green: { active_service: web }\n";
+    let f = fixture(&server.url, bg);
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    let (code, _, err) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("blue/green needs the Service `web` in this environment (namespace shop), and there is none"),
+        "{err}"
+    );
+    f.write(
+        "base/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  selector: { app: api }\n",
+    );
+    f.commit("svc");
+    let (code, _, err) = f.run(&["plan", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "base/svc.yaml:1: Service shop/web: the Service `web` does not select the pods of Deployment.apps shop/web"
+        ),
+        "{err}"
+    );
+
+    // The annotation on a kind that is not a Deployment.
+    let f = fixture(&server.url, "");
+    f.write("base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shop\n  annotations: { cairn/strategy: canary }\n");
+    f.commit("cm");
+    let (code, _, err) = f.run(&["plan", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`cairn/strategy` is on a ConfigMap; strategies release Deployments only"), "{err}");
+}
+
+#[test]
+fn the_annotation_gives_a_deployment_the_default_canary_with_every_check() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let f = fixture(&server.url, "");
+    f.write(
+        "environments/staging/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\n  annotations:\n    cairn/strategy: canary\n    cairn/canary-weights: \"30\"\nspec:\n  replicas: 10\n",
+    );
+    f.commit("canary by annotation");
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    let plan = f.ok(&["plan", "--env", "staging"], 0);
+    assert!(
+        plan.contains("released as a canary (`annotation`)")
+            && plan.contains("1. weight 30%: 3 new, 7 old")
+            && plan.contains("2. verify smoke, errors"),
+        "{plan}"
+    );
+    f.ok(&["apply", "--env", "staging"], 0);
+    assert_eq!(record(&f, 2)["rollouts"][0]["state"], "succeeded");
+    assert!(live(&f, "web-canary").is_none());
+}
