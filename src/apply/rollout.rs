@@ -420,10 +420,15 @@ impl Engine<'_> {
                 let ready_from = Instant::now();
                 let unready = self.ready(&[workload], planned.timeout);
                 let waited = waited + ready_from.elapsed();
-                // The Services as git has them (their selectors back), then the preview goes.
-                let names: Vec<String> = record.rollouts[k].selectors.keys().cloned().collect();
-                for name in names {
-                    let id = service(workload, &name);
+                // The Services as git has them, then the preview goes. Their selectors are put
+                // back first as the rollout's own write: a selector is a granular map in a
+                // cluster, and only the manager that added a key can drop it.
+                let selectors = record.rollouts[k].selectors.clone();
+                for (name, selector) in &selectors {
+                    self.target.rollout_write(self.lock, &service(workload, name), &selector_patch(selector))?;
+                }
+                for name in selectors.keys() {
+                    let id = service(workload, name);
                     if let Some(body) = self.bodies.get(&id) {
                         let op = Operation { object: &id, action: Action::Update, desired: Some(body), live: None };
                         let one = HashMap::from([(&id, *body)]);

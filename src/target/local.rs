@@ -251,6 +251,13 @@ impl LocalTarget {
     /// holding the lock.
     pub fn rollout_write(&self, lock: &LockGuard, id: &ObjectId, patch: &Value) -> Result<()> {
         let mut body = self.read_objects(&[id])?.remove(id).unwrap_or_else(|| Value::Object(Default::default()));
+        // A selector the rollout writes is the whole selector, as its field manager's apply is in
+        // a cluster: keys it added earlier and leaves out now are gone.
+        if let (Some(new), Some(spec)) =
+            (patch.pointer("/spec/selector"), body.get_mut("spec").and_then(Value::as_object_mut))
+        {
+            spec.insert("selector".into(), new.clone());
+        }
         crate::render::merge_patch(&mut body, patch.clone());
         self.put(lock, id, &body)
     }

@@ -87,6 +87,15 @@ impl KubernetesTarget {
                     Ok(object) => stored(object, Vec::new()),
                     Err(kube::Error::Api(s)) if s.code == 409 => {
                         let managers = conflicting_managers(&s.message);
+                        // A rollout's own field manager holds fields cairn gave it for the
+                        // rollout (an aborted one may keep them): they are cairn's to take back.
+                        if !managers.is_empty() && managers.iter().all(|m| m == super::rollout::ROLLOUT_MANAGER) {
+                            let forced = PatchParams { force: true, ..params.clone() };
+                            return match api.patch(&change.object.name, &forced, &Patch::Apply(&body)).await {
+                                Ok(object) => stored(object, Vec::new()),
+                                Err(e) => Err(describe_error(&e)),
+                            };
+                        }
                         // Git is the source of truth: on an object cairn manages, fields another
                         // manager took by an imperative edit are drift, and are taken back. Another
                         // manager's apply (a controller, another GitOps tool) is a real conflict.
