@@ -357,3 +357,27 @@ fn a_rollout_killed_in_the_cluster_is_resumed_from_its_phase_or_aborted() {
     assert_eq!(replicas("web"), "10");
     assert_eq!(image(&cluster, "web"), "example.org/web:2.0.0");
 }
+
+#[test]
+fn a_step_whose_pods_never_become_ready_times_out_and_aborts() {
+    let cluster = Cluster::start();
+    let server = Server::start(|_| (200, "ok".into()));
+    let f = fixture(&cluster, &server.url, CANARY);
+    f.write("cairn.yaml", &f.read("cairn.yaml").replace("timeout: 30s", "timeout: 2s"));
+    f.commit("ci: a short step timeout");
+    with_controller(&cluster, || f.ok(&["apply", "--env", "staging"], 0));
+    bump(&f);
+    // No controller now: the canary's pods never report ready.
+    let (code, out, err) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    let status = f.json(&["rollout", "status", "--env", "staging", "--format", "json"], 0);
+    let rollout = &status["rollouts"][0];
+    assert_eq!(rollout["state"], "aborted", "{rollout:#}");
+    let reason = rollout["reason"].as_str().expect("reason");
+    assert!(reason.starts_with("weight 10%:") && reason.contains("not healthy after 2s"), "{reason}");
+    assert!(gone(&cluster, "deployment", "web-canary"));
+    let replicas =
+        cluster.kubectl(&["-n", "shop", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], None);
+    assert_eq!(replicas, "10");
+    assert_eq!(image(&cluster, "web"), "example.org/web:1.0.0");
+}

@@ -389,3 +389,105 @@ fn the_annotation_gives_a_deployment_the_default_canary_with_every_check() {
     assert_eq!(record(&f, 2)["rollouts"][0]["state"], "succeeded");
     assert!(live(&f, "web-canary").is_none());
 }
+
+#[test]
+fn the_pull_request_report_shows_the_steps_a_deployment_will_go_through() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let f = fixture(&server.url, CANARY);
+    let base = f.git(&["rev-parse", "HEAD"]);
+    f.ok(&["apply", "--env", "staging"], 0);
+    let head = bump(&f, "2.0.0");
+    let report = f.ok(&["check", "--base", &base, "--head", &head, "--env", "staging"], 0);
+    for line in [
+        "**Rollout:** `Deployment.apps shop/web` is released as a canary (`web-canary`)",
+        "1. weight 10%: 1 new, 9 old",
+        "4. verify smoke, errors",
+        "6. release: web takes the new version (10 replicas), web-canary is deleted",
+    ] {
+        assert!(report.contains(line), "missing `{line}`:\n{report}");
+    }
+    // The saved plan carries them too, for the merge job's apply.
+    let plan = f.join("plan.json");
+    f.ok(&["check", "--base", &base, "--head", &head, "--out", plan.to_str().expect("utf-8")], 0);
+    let saved: Value = serde_json::from_str(&f.read("plan.json")).expect("json");
+    let staging =
+        saved["plans"].as_array().expect("plans").iter().find(|p| p["environment"] == "staging").expect("staging");
+    assert_eq!(staging["rollouts"][0]["strategy"], "web-canary");
+    f.ok(&["apply", "--plan", plan.to_str().expect("utf-8"), "--env", "staging"], 0);
+    assert_eq!(record(&f, 2)["rollouts"][0]["state"], "succeeded");
+}
+
+#[test]
+fn a_cancelled_job_aborts_its_rollout_and_a_second_apply_meanwhile_is_refused() {
+    let server = Server::start(|_| (200, "ok".into()));
+    // A check with a long interval: the job is cancelled while it waits for its next measurement.
+    let strategies = "strategies:\n  - name: web-canary\n    select: { kind: Deployment, name: web }\n    environments: [staging]\n    canary:\n      steps:\n        - weight: 20\n        - verify: [waits]\n        - weight: 60\n";
+    let f = fixture(&server.url, strategies);
+    f.write(
+        "cairn.yaml",
+        &f.read("cairn.yaml").replace(
+            "      - name: errors\n",
+            &format!("      - name: waits\n        http: {{ url: '{}/healthz' }}\n        interval: 60s\n        count: 2\n      - name: errors\n", server.url),
+        ),
+    );
+    f.commit("ci: a check that waits");
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+        .args(["apply", "--env", "staging"])
+        .env("CAIRN_REPO", f.path())
+        .env("CAIRN_ACTOR", "ci-job")
+        .env("HOME", f.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !server.requests().iter().any(|r| r.path == "/healthz") {
+        assert!(std::time::Instant::now() < deadline, "the check never ran");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Another apply while the rollout runs: refused, naming who holds the environment.
+    let (code, _, err) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("environment `staging` is locked by ci-job"), "{err}");
+
+    let cancelled = std::time::Instant::now();
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(cancelled.elapsed() < std::time::Duration::from_secs(10), "the abort took {:?}", cancelled.elapsed());
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let rollout = &record(&f, 2)["rollouts"][0];
+    assert_eq!(rollout["state"], "aborted", "{rollout:#}");
+    assert!(rollout["reason"].as_str().is_some_and(|r| r.contains("cancelled")), "{rollout:#}");
+    assert!(live(&f, "web-canary").is_none());
+    let web = live(&f, "web").expect("web");
+    assert_eq!((web["spec"]["replicas"].as_u64(), image(&web)), (Some(10), "example.org/web:1.0.0"));
+}
+
+#[test]
+fn a_blue_green_rollout_that_fails_its_check_leaves_the_services_as_they_were() {
+    let server = Server::start(|r| if r.path == "/healthz" { (503, "down".into()) } else { (200, "ok".into()) });
+    let strategies = "strategies:\n  - name: web-bg\n    select: { kind: Deployment, name: web }\n    environments: [staging]\n    blue_green: { active_service: web, preview_service: web-preview, verify: [smoke] }\n";
+    let f = fixture(&server.url, strategies);
+    f.write(
+        "base/services.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  selector: { app: web }\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web-preview\n  namespace: shop\nspec:\n  selector: { app: web }\n",
+    );
+    f.commit("feat: services");
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    let (code, out, _) = f.run(&["apply", "--env", "staging"]);
+    assert_eq!(code, 2, "{out}");
+    let rollout = &record(&f, 2)["rollouts"][0];
+    assert_eq!(rollout["state"], "aborted", "{rollout:#}");
+    for name in ["web", "web-preview"] {
+        let service: Value =
+            serde_json::from_str(&f.read(&format!(".cairn/live/staging/objects/Service.core/shop/{name}.json")))
+                .expect("service");
+        assert_eq!(service["spec"]["selector"], serde_json::json!({"app": "web"}), "{name}");
+    }
+    assert!(live(&f, "web-preview").is_none());
+    assert_eq!(image(&live(&f, "web").expect("web")), "example.org/web:1.0.0");
+}

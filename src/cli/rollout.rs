@@ -26,7 +26,7 @@ pub fn run(cli: &Cli, command: &RolloutCommand, out: &mut dyn Write) -> Result<S
             let verify = super::apply::Verify { flag: false, wait: write.timeout };
             let around = Around { events: &events, notify: write.notify, verify };
             let spec = write.spec(true, actor.clone());
-            super::apply::run(cli, &[env.clone()], Some(&sha), &spec, &around, *format, out)
+            super::apply::run(cli, std::slice::from_ref(env), Some(&sha), &spec, &around, *format, out)
         }
     }
 }

@@ -272,6 +272,7 @@ impl<T: Maskable> Maskable for Vec<T> {
 ///     summary,
 ///     changes: vec![change],
 ///     orphans: Vec::new(),
+///     rollouts: Vec::new(),
 /// };
 /// let plans = Masked::new(&vec![plan]);
 /// let json = serde_json::to_string(&plans)?;
