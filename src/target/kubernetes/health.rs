@@ -157,6 +157,7 @@ impl KubernetesTarget {
         let start = Instant::now();
         let mut pending: Vec<&ObjectId> = ids.iter().copied().filter(|id| watched(id)).collect();
         let mut unhealthy: HashMap<ObjectId, String> = HashMap::new();
+        let mut poll = Duration::from_millis(25);
         loop {
             let live = match self.read_raw(&pending) {
                 Ok(live) => live,
@@ -191,7 +192,10 @@ impl KubernetesTarget {
             if pending.is_empty() || start.elapsed() >= timeout {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(500));
+            // Soon at first (a controller usually reacts within tens of milliseconds, and each
+            // step of a rollout waits here), then every half second.
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(500));
         }
         for id in pending {
             if let Some(why) = unhealthy.get_mut(id) {
