@@ -491,3 +491,55 @@ fn a_blue_green_rollout_that_fails_its_check_leaves_the_services_as_they_were() 
     assert!(live(&f, "web-preview").is_none());
     assert_eq!(image(&live(&f, "web").expect("web")), "example.org/web:1.0.0");
 }
+
+#[test]
+fn a_rollout_of_a_template_holding_decrypted_values_never_shows_them() {
+    const OLD: &str = "rollout-token-old-5150";
+    const NEW: &str = "rollout-token-new-6060";
+    let server = Server::start(|_| (200, "ok".into()));
+    let f = fixture(&server.url, CANARY);
+    // The token is a layer of its own, over staging's.
+    f.write(
+        "cairn.yaml",
+        &f.read("cairn.yaml")
+            .replace("layers: [base, environments/staging]", "layers: [base, environments/staging, secrets/staging]"),
+    );
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
+    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n    encrypted_regex: ^value$\n"));
+    let token = |value: &str| {
+        f.write(
+            "secrets/staging/token.yaml",
+            &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          env:\n            - name: API_TOKEN\n              value: {value}\n"),
+        );
+        common::sops_encrypt(f.path(), &f.join("secrets/staging/token.yaml"), &[]);
+        f.commit("feat: the token")
+    };
+    f.set_env("CAIRN_AGE_KEY_FILE", &key.display().to_string());
+    let base = token(OLD);
+    f.ok(&["apply", "--env", "staging"], 0);
+    let head = token(NEW);
+    let stream = f.join("events.jsonl");
+    let outputs = f.outputs_of(&[
+        &["plan", "--env", "staging"],
+        &["plan", "--env", "staging", "--format", "json"],
+        &["check", "--base", &base, "--head", &head],
+        &["apply", "--env", "staging", "--events", stream.to_str().expect("utf-8")],
+        &["rollout", "status", "--env", "staging"],
+        &["rollout", "status", "--env", "staging", "--format", "json"],
+        &["history", "--env", "staging", "--format", "json"],
+    ]);
+    assert!(outputs.contains("is released as a canary"), "the change went through a rollout:\n{outputs}");
+    assert_eq!(record(&f, 2)["rollouts"][0]["state"], "succeeded");
+    let mut everything = outputs;
+    everything.push_str(&std::fs::read_to_string(&stream).expect("events"));
+    for entry in std::fs::read_dir(f.join(".cairn/live/staging/.cairn/releases")).expect("records") {
+        everything.push_str(&std::fs::read_to_string(entry.expect("entry").path()).expect("record"));
+    }
+    for secret in [OLD, NEW, &common::b64(OLD), &common::b64(NEW)] {
+        assert!(!everything.contains(secret), "a decrypted value leaked: {secret}");
+    }
+    // The new version really carries it.
+    let web = live(&f, "web").expect("web");
+    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], NEW);
+}

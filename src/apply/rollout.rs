@@ -467,12 +467,38 @@ impl Engine<'_> {
         }
     }
 
-    /// Waits for the Deployments to become ready; why not, when they did not in time.
+    /// Waits for the Deployments to become ready; why not, when they did not in time (or the
+    /// job was cancelled meanwhile: a CI system kills a job seconds after asking it to stop, so
+    /// the wait is taken in short slices that look at the signal).
     fn ready(&self, ids: &[&ObjectId], timeout: Duration) -> Option<String> {
-        let unhealthy = self.target.wait_healthy(ids, timeout);
-        let mut why: Vec<String> = unhealthy.iter().map(|(id, why)| format!("{} {why}", id.name)).collect();
-        why.sort();
-        (!why.is_empty()).then(|| why.join("; "))
+        let started = Instant::now();
+        loop {
+            let slice = timeout.saturating_sub(started.elapsed()).min(Duration::from_secs(1));
+            let unhealthy = self.target.wait_healthy(ids, slice);
+            if unhealthy.is_empty() {
+                return None;
+            }
+            let failed = unhealthy.values().any(|why| why.starts_with("failed"));
+            if failed || started.elapsed() >= timeout {
+                let mut why: Vec<String> = unhealthy
+                    .iter()
+                    .map(|(id, why)| {
+                        // Each slice says how long it waited; the step waited for all of them.
+                        let why = why.strip_prefix(&format!("not healthy after {}s: ", slice.as_secs())).unwrap_or(why);
+                        if failed {
+                            format!("{} {why}", id.name)
+                        } else {
+                            format!("{} not healthy after {}s: {why}", id.name, timeout.as_secs())
+                        }
+                    })
+                    .collect();
+                why.sort();
+                return Some(why.join("; "));
+            }
+            if self.cancel.is_set() {
+                return Some("the job was cancelled while waiting for the pods".to_string());
+            }
+        }
     }
 
     fn live_selector(&self, id: &ObjectId) -> Result<BTreeMap<String, String>> {
