@@ -433,7 +433,7 @@ fn a_cancelled_job_aborts_its_rollout_and_a_second_apply_meanwhile_is_refused() 
     f.commit("ci: a check that waits");
     f.ok(&["apply", "--env", "staging"], 0);
     bump(&f, "2.0.0");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
         .args(["apply", "--env", "staging"])
         .env("CAIRN_REPO", f.path())
         .env("CAIRN_ACTOR", "ci-job")
