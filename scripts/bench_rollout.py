@@ -30,7 +30,8 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime
+
+from bench_verify import git, ts  # the same record times and fixture commits
 
 HEALTHY = {"ok": True, "flipped_at": None}
 
@@ -46,16 +47,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def ts(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def git(repo, *args):
-    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@example.org",
-               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@example.org")
-    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
 class Api:

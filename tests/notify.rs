@@ -497,23 +497,6 @@ fn mail_to_a_server_without_starttls_is_refused() {
     assert_eq!(received_mail(&server.maildir).as_array().map_or(0, Vec::len), 0);
 }
 
-/// Every line of an event stream, checked against schemas/events.schema.json.
-fn events_of(text: &str) -> Vec<Value> {
-    let schema: Value =
-        serde_json::from_str(include_str!("../schemas/events.schema.json")).expect("the events schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("the events schema compiles");
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let event: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: not JSON ({e}): {line}", i + 1));
-        let errors: Vec<String> = validator.iter_errors(&event).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "line {}: {line}\n{errors:?}", i + 1);
-        assert_eq!(event["seq"], (i + 1) as u64, "lines are numbered in order");
-        out.push(event);
-    }
-    out
-}
-
 #[test]
 fn the_event_stream_of_an_apply_follows_its_schema_in_order() {
     let server = Server::start(|_| (200, "ok".into()));
@@ -531,7 +514,7 @@ fn the_event_stream_of_an_apply_follows_its_schema_in_order() {
     let (code, out, err) =
         f.run(&["apply", "--env", "staging", "--verify", "--notify", "--events", file.to_str().expect("path")]);
     assert_eq!(code, 0, "{out}{err}");
-    let events = events_of(&std::fs::read_to_string(&file).expect("events"));
+    let events = common::events_of(&std::fs::read_to_string(&file).expect("events"));
     let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().expect("event")).collect();
     assert_eq!(names.first(), Some(&"started"));
     assert_eq!(names.last(), Some(&"finished"));
@@ -562,7 +545,7 @@ fn the_event_stream_of_an_apply_follows_its_schema_in_order() {
     assert_eq!(code, 0, "{err}");
     serde_json::from_str::<Value>(&out).expect("stdout is the JSON report alone");
     let lines: String = err.lines().filter(|l| l.starts_with('{')).map(|l| format!("{l}\n")).collect();
-    let events = events_of(&lines);
+    let events = common::events_of(&lines);
     assert_eq!(events[0]["command"], "apply");
     assert_eq!(events[0]["environments"], serde_json::json!(["production"]));
 }
@@ -579,7 +562,7 @@ fn check_and_rollback_stream_events_too() {
     f.commit("fix: quieter staging");
     let file = f.join("check.jsonl");
     f.ok(&["check", "--base", &base, "--events", file.to_str().expect("path")], 0);
-    let events = events_of(&std::fs::read_to_string(&file).expect("events"));
+    let events = common::events_of(&std::fs::read_to_string(&file).expect("events"));
     let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().expect("event")).collect();
     assert_eq!(names, ["started", "planned", "finished"], "{events:?}");
     assert_eq!(events[1]["environment"], "staging");
@@ -588,7 +571,7 @@ fn check_and_rollback_stream_events_too() {
     f.ok(&["apply", "--env", "staging"], 0);
     let file = f.join("rollback.jsonl");
     f.ok(&["rollback", "--env", "staging", "--events", file.to_str().expect("path")], 0);
-    let events = events_of(&std::fs::read_to_string(&file).expect("events"));
+    let events = common::events_of(&std::fs::read_to_string(&file).expect("events"));
     assert_eq!(events[0]["command"], "rollback");
     assert!(events.iter().any(|e| e["event"] == "object-applied" && e["action"] == "update"), "{events:?}");
     assert_eq!(events.last().expect("last")["outcome"], "succeeded");
@@ -641,7 +624,7 @@ fn secret_values_never_reach_a_payload_a_mail_or_an_event() {
         outputs.push_str(&out);
         outputs.push_str(&err);
         outputs.push_str(&std::fs::read_to_string(&events).expect("events"));
-        events_of(&std::fs::read_to_string(&events).expect("events"));
+        common::events_of(&std::fs::read_to_string(&events).expect("events"));
     }
     assert_eq!(hook.requests().len(), 2, "one per release");
     assert_eq!(slack.requests().len(), 2);
@@ -693,7 +676,7 @@ fn a_blocked_check_tells_its_routes_by_finding_code_and_never_quotes_a_value() {
     assert_eq!(status[0].path, format!("/repos/acme/shop-config/statuses/{head}"));
     let s = body(&status[0]);
     assert_eq!((s["state"].as_str(), s["context"].as_str()), (Some("failure"), Some("cairn/check/staging")));
-    let events = events_of(&std::fs::read_to_string(&file).expect("events"));
+    let events = common::events_of(&std::fs::read_to_string(&file).expect("events"));
     let notified: Vec<&Value> = events.iter().filter(|e| e["event"] == "notified").collect();
     assert_eq!(notified.len(), 2);
     assert!(notified.iter().all(|e| e["release"].is_null() && e["event_name"] == "check.blocked"));
@@ -721,7 +704,7 @@ fn apply_of_a_saved_plan_streams_events_and_notifies() {
     let (code, out, err) =
         f.run(&["apply", "--plan", plan.to_str().expect("path"), "--notify", "--events", file.to_str().expect("path")]);
     assert_eq!(code, 0, "{out}{err}");
-    let events = events_of(&std::fs::read_to_string(&file).expect("events"));
+    let events = common::events_of(&std::fs::read_to_string(&file).expect("events"));
     assert_eq!(events[0]["command"], "apply --plan");
     assert_eq!(events[0]["environments"], serde_json::json!(["production"]));
     let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().expect("event")).collect();

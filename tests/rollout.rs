@@ -54,12 +54,22 @@ fn image(d: &Value) -> &str {
     d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().expect("image")
 }
 
+/// `cairn apply --env staging` started in the background as `actor` (a CI job to kill).
+fn spawn_apply(f: &Fixture, actor: &str) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+        .args(["apply", "--env", "staging"])
+        .env("CAIRN_REPO", f.path())
+        .env("CAIRN_ACTOR", actor)
+        .env("HOME", f.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+/// The event stream's lines, each checked against schemas/events.schema.json.
 fn events(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("events")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("event line"))
-        .collect()
+    common::events_of(&std::fs::read_to_string(path).expect("events"))
 }
 
 #[test]
@@ -227,15 +237,7 @@ fn a_killed_rollout_is_aborted_or_resumed_from_its_record() {
     bump(&f, "2.0.0");
 
     let kill_mid_rollout = || {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
-            .args(["apply", "--env", "staging"])
-            .env("CAIRN_REPO", f.path())
-            .env("CAIRN_ACTOR", "doomed")
-            .env("HOME", f.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn");
+        let mut child = spawn_apply(&f, "doomed");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let phase = std::fs::read_dir(f.join(".cairn/live/staging/.cairn/releases"))
@@ -433,15 +435,7 @@ fn a_cancelled_job_aborts_its_rollout_and_a_second_apply_meanwhile_is_refused() 
     f.commit("ci: a check that waits");
     f.ok(&["apply", "--env", "staging"], 0);
     bump(&f, "2.0.0");
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
-        .args(["apply", "--env", "staging"])
-        .env("CAIRN_REPO", f.path())
-        .env("CAIRN_ACTOR", "ci-job")
-        .env("HOME", f.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = spawn_apply(&f, "ci-job");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !server.requests().iter().any(|r| r.path == "/healthz") {
         assert!(std::time::Instant::now() < deadline, "the check never ran");

@@ -427,3 +427,25 @@ fn bad_checks_are_config_errors_with_their_line() {
     assert_eq!(code, 2);
     assert!(err.contains("the environment variable `UNSET_TOKEN_VAR` is not set"), "{err}");
 }
+
+#[test]
+fn a_failing_check_stops_a_running_command_check_and_what_it_started() {
+    let server = Server::start(|_| (503, "down".into()));
+    let f = with_checks(
+        &format!(
+            "      - name: slow\n        command: [sh, -c, 'sleep 40; echo done']\n        timeout: 60s\n      - name: smoke\n        http: {{ url: '{}/healthz' }}\n        initial_delay: 300ms\n",
+            server.url
+        ),
+        "stop",
+    );
+    f.ok(&["apply", "--env", "staging"], 0);
+    let started = std::time::Instant::now();
+    let (code, out, err) = f.run(&["verify", "--env", "staging", "--format", "json"]);
+    assert_eq!(code, 4, "{out}\n{err}");
+    // Not the 40 s of the sleep: the failing check ended the verification, and the command's
+    // whole process group with it (a `sleep` left behind would hold its output pipe open).
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let slow = v["checks"].as_array().expect("checks").iter().find(|c| c["name"] == "slow").expect("slow");
+    assert!(slow["measurements"][0]["message"].as_str().is_some_and(|m| m.starts_with("stopped")), "{slow:#}");
+}

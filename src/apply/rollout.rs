@@ -213,6 +213,16 @@ impl Engine<'_> {
                 // A write the cluster refused mid-rollout: the old version is put back.
                 Err(e) => Done::Abort { reason: format!("{what}: {}", e.chain()), verification: None },
             };
+            let stepped = || {
+                self.events.emit(&Event::RolloutStep {
+                    environment: self.environment,
+                    workload: &planned.workload,
+                    phase: index,
+                    what: &what,
+                    new,
+                    old,
+                });
+            };
             let rollout = &mut record.rollouts[k];
             let step = rollout.steps.last_mut().expect("a step was pushed above");
             match done {
@@ -222,14 +232,7 @@ impl Engine<'_> {
                     step.verification = verification;
                     rollout.phase = index + 1;
                     release::write(self.target, self.lock, record)?;
-                    self.events.emit(&Event::RolloutStep {
-                        environment: self.environment,
-                        workload: &planned.workload,
-                        phase: index,
-                        what: &what,
-                        new,
-                        old,
-                    });
+                    stepped();
                 }
                 Done::Abort { reason, verification } => {
                     step.verification = verification;
@@ -256,14 +259,7 @@ impl Engine<'_> {
                     rollout.state = RolloutState::Succeeded;
                     rollout.finished_at = Some(release::now());
                     release::write(self.target, self.lock, record)?;
-                    self.events.emit(&Event::RolloutStep {
-                        environment: self.environment,
-                        workload: &planned.workload,
-                        phase: index,
-                        what: &what,
-                        new,
-                        old,
-                    });
+                    stepped();
                     self.events.emit(&Event::RolloutFinished {
                         environment: self.environment,
                         workload: &planned.workload,

@@ -279,7 +279,7 @@ impl Verifier {
             }
             let at = crate::release::now();
             let began = Instant::now();
-            let seen = match self.measure(r) {
+            let seen = match self.measure(r, &|| stop.is_stopped()) {
                 Ok(seen) => seen,
                 Err(e) => {
                     if let Ok(mut slot) = broken.lock() {
@@ -356,12 +356,12 @@ impl Verifier {
         }
     }
 
-    fn measure(&self, r: &Runnable) -> Result<probe::Seen> {
+    fn measure(&self, r: &Runnable, stopped: &dyn Fn() -> bool) -> Result<probe::Seen> {
         let timeout = r.check.timeout;
         Ok(match &r.check.probe {
             Probe::Http(p) => probe::http(p, &r.fill, timeout, &self.redactor),
             Probe::Prometheus(p) => probe::prometheus(p, &r.fill, timeout, &self.redactor, &r.check.name)?,
-            Probe::Command(p) => probe::command(p, &r.fill, timeout, &self.redactor, &self.root, &self.vars),
+            Probe::Command(p) => probe::command(p, &r.fill, timeout, &self.redactor, &self.root, &self.vars, stopped),
             // Expanded into its metrics by `prepare`.
             Probe::Analysis(_) => {
                 return Err(Error::Verify {

@@ -321,6 +321,17 @@ fn parse_float(s: &str) -> Option<f64> {
     }
 }
 
+/// Kills a command and every process of its group.
+fn kill_group(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 pub fn command(
     probe: &CommandProbe,
     fill: &Fill,
@@ -328,6 +339,7 @@ pub fn command(
     redact: &Redactor,
     root: &Path,
     vars: &[(String, String)],
+    stopped: &dyn Fn() -> bool,
 ) -> Seen {
     let argv: Vec<String> = probe.argv.iter().map(|a| fill.text(a)).collect();
     let dir = match &probe.dir {
@@ -336,6 +348,9 @@ pub fn command(
     };
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).current_dir(&dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Its own process group, so a timeout or a stop ends what it started too (`sh -c 'sleep 30'`
+    // leaves a `sleep` holding the output pipes otherwise).
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     for (name, value) in vars {
         command.env(name, value);
     }
@@ -377,9 +392,14 @@ pub fn command(
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if started.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
                 break None;
+            }
+            Ok(None) if stopped() => {
+                kill_group(&mut child);
+                return Seen::error(
+                    "stopped: the verification ended (or was cancelled) before the command finished".into(),
+                );
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Seen::error(format!("waiting for `{}` failed: {e}", argv[0])),

@@ -233,3 +233,20 @@ pub const ECHO_PLUGIN_WAT: &str = r#"(module
     (i32.store (i32.const 4) (global.get $total))
     (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
     (call $proc_exit (i32.const 1))))"#;
+
+/// Every line of an event stream, checked against schemas/events.schema.json.
+pub fn events_of(text: &str) -> Vec<serde_json::Value> {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../schemas/events.schema.json")).expect("the events schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the events schema compiles");
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: not JSON ({e}): {line}", i + 1));
+        let errors: Vec<String> = validator.iter_errors(&event).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "line {}: {line}\n{errors:?}", i + 1);
+        assert_eq!(event["seq"], (i + 1) as u64, "lines are numbered in order");
+        out.push(event);
+    }
+    out
+}
