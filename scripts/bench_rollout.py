@@ -31,22 +31,9 @@ import threading
 import time
 import urllib.request
 
-from bench_verify import git, ts  # the same record times and fixture commits
+from bench_verify import HEALTHY, Handler, git, ts  # the same check server, record times and commits
 
-HEALTHY = {"ok": True, "flipped_at": None}
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        status = 200 if HEALTHY["ok"] else 503
-        body = b"ok" if HEALTHY["ok"] else b"down"
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+FLIPPED = {"at": None}
 
 
 class Api:
@@ -202,7 +189,7 @@ def main():
                                 break
                             time.sleep(0.01)
                         HEALTHY["ok"] = False
-                        HEALTHY["flipped_at"] = time.time()
+                        FLIPPED["at"] = time.time()
                     flipper = threading.Thread(target=flip)
                     flipper.start()
                     p, _ = run(cairn, root, "apply", "--env", "staging")
@@ -214,7 +201,7 @@ def main():
                     first_fail = min(ts(m["at"]) for c in verify["verification"]["checks"]
                                      for m in c["measurements"] if m["phase"] == "failed")
                     restore.append(ts(rollout["finished_at"]) - first_fail)
-                    since_flip.append(ts(rollout["finished_at"]) - HEALTHY["flipped_at"])
+                    since_flip.append(ts(rollout["finished_at"]) - FLIPPED["at"])
             stop.set()
     server.shutdown()
     if cluster:
