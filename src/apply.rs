@@ -59,12 +59,12 @@ fn run_rollouts(
     record: &mut Release,
     plan: &Plan,
     bodies: &HashMap<&ObjectId, &serde_json::Value>,
-    events: &Events,
-    checks: Option<&dyn Checks>,
+    watching: &Watching<'_>,
 ) -> Result<()> {
+    let Watching { bar, events, checks } = *watching;
     let cancel = Cancel::watch();
     let engine =
-        rollout::Engine { target, lock, events, checks, cancel: &cancel, environment: &plan.environment, bodies };
+        rollout::Engine { target, lock, bar, events, checks, cancel: &cancel, environment: &plan.environment, bodies };
     for k in 0..record.rollouts.len() {
         let workload = record.rollouts[k].planned.workload.clone();
         let Some(i) = plan.changes.iter().position(|c| c.object == workload) else { continue };
@@ -265,7 +265,7 @@ pub fn execute(
     options: &ApplyOptions,
     watching: &Watching<'_>,
 ) -> Result<ApplyReport> {
-    let Watching { bar: progress, events, checks } = *watching;
+    let Watching { bar: progress, events, .. } = *watching;
     let rendered = cleared.rendered();
     if rendered.environment != prepared.environment {
         return Err(crate::Error::Usage {
@@ -488,7 +488,7 @@ pub fn execute(
     }
 
     if !held.is_empty() {
-        run_rollouts(target, &lock, &mut record, &plan, &bodies, events, checks)?;
+        run_rollouts(target, &lock, &mut record, &plan, &bodies, watching)?;
     }
 
     let failed = record.objects.iter().any(|o| o.error.is_some());

@@ -126,6 +126,8 @@ pub enum End {
 /// What a rollout runs with.
 pub struct Engine<'a> {
     pub target: &'a Target,
+    /// The apply's progress bar (hidden off a terminal): its message follows the phases.
+    pub bar: &'a indicatif::ProgressBar,
     pub lock: &'a Lock,
     pub events: &'a Events,
     pub checks: Option<&'a dyn Checks>,
@@ -196,6 +198,8 @@ impl Engine<'_> {
             }
             let began = Instant::now();
             let what = planned.phases.get(index).map_or_else(|| format!("{act:?}"), |p| p.what.clone());
+            self.bar.set_message(format!("{}: rolling out {}: {what}", self.environment, planned.workload.name));
+            tracing::info!(environment = self.environment, workload = %planned.workload, phase = index, "{what}");
             let (new, old) = planned.phases.get(index).map_or((0, 0), |p| (p.new, p.old));
             record.rollouts[k].steps.push(StepRecord {
                 phase: index,
