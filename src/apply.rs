@@ -362,12 +362,20 @@ pub fn execute(
                 old_rollout.state = release::rollout::RolloutState::Resumed;
                 old_rollout.reason = Some(format!("interrupted; resumed by release {}", record.id));
             }
-            None => {
-                rollout::restore(target, &lock, &stale)?;
-                old_rollout.state = release::rollout::RolloutState::Aborted;
-                old_rollout.reason =
-                    Some(format!("interrupted; aborted by release {}, which applies another version", record.id));
-            }
+            None => match rollout::settle(target, &lock, &stale)? {
+                rollout::Settled::Restored => {
+                    old_rollout.state = release::rollout::RolloutState::Aborted;
+                    old_rollout.reason =
+                        Some(format!("interrupted; aborted by release {}, which applies another version", record.id));
+                }
+                rollout::Settled::Promoted => {
+                    old_rollout.state = release::rollout::RolloutState::Succeeded;
+                    old_rollout.reason = Some(format!(
+                        "interrupted after the Deployment took the new version; release {} removed the temporary objects",
+                        record.id
+                    ));
+                }
+            },
         }
         old_rollout.finished_at = Some(release::now());
         release::write(target, &lock, old)?;

@@ -537,3 +537,41 @@ fn a_rollout_of_a_template_holding_decrypted_values_never_shows_them() {
     let web = live(&f, "web").expect("web");
     assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], NEW);
 }
+
+#[test]
+fn a_job_killed_after_the_deployment_took_the_new_version_is_not_scaled_back() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let f = fixture(&server.url, CANARY);
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    f.ok(&["apply", "--env", "staging"], 0);
+    // What a job killed in the last phase leaves: the Deployment already on 2.0.0, the canary
+    // still there, the record in progress at the release phase.
+    let path = f.join(".cairn/live/staging/.cairn/releases/000002.json");
+    let mut r = record(&f, 2);
+    r["outcome"] = "in-progress".into();
+    r["rollouts"][0]["state"] = "running".into();
+    r["rollouts"][0]["phase"] = 5.into();
+    std::fs::write(&path, serde_json::to_string(&r).expect("json")).expect("write");
+    let mut canary = live(&f, "web").expect("web");
+    canary["metadata"]["name"] = "web-canary".into();
+    std::fs::write(f.join(&format!(".cairn/live/staging/{DEPLOYMENT}/web-canary.json")), canary.to_string())
+        .expect("write");
+
+    let settled = f.json(&["rollout", "abort", "--env", "staging", "--format", "json"], 0);
+    let rollout = &settled["rollouts"][0];
+    assert_eq!(rollout["state"], "succeeded", "{rollout:#}");
+    assert!(
+        rollout["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("interrupted after the Deployment took the new version")),
+        "{rollout:#}"
+    );
+    assert!(live(&f, "web-canary").is_none(), "the temporary Deployment is gone");
+    let web = live(&f, "web").expect("web");
+    assert_eq!(
+        (web["spec"]["replicas"].as_u64(), image(&web)),
+        (Some(10), "example.org/web:2.0.0"),
+        "the new version stays"
+    );
+}

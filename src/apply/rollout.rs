@@ -546,6 +546,40 @@ pub fn restore(target: &Target, lock: &Lock, rollout: &Rollout) -> Result<()> {
     target.rollout_delete(lock, &planned.temporary)
 }
 
+/// How a rollout whose job was killed was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The old version is back (`restore`).
+    Restored,
+    /// The job was killed in the last phase, after the Deployment took the new version: only the
+    /// rollout's temporary changes were taken back.
+    Promoted,
+}
+
+/// Settles a rollout whose job was killed: restored as `restore` does, unless the Deployment
+/// already holds the new pod template (the job died while waiting for it in the last phase) —
+/// then scaling it to the old count would be wrong, and only the Services' selectors go back
+/// and the temporary Deployment goes.
+pub fn settle(target: &Target, lock: &Lock, rollout: &Rollout) -> Result<Settled> {
+    let planned = &rollout.planned;
+    let live = target.read_objects(&[&planned.workload])?;
+    let secret = planned.template.starts_with("hmac-");
+    let digester = target.digester(false)?;
+    let promoted = live
+        .get(&planned.workload)
+        .and_then(|d| d.pointer("/spec/template"))
+        .is_some_and(|t| digester.digest(t, secret) == planned.template);
+    if !promoted {
+        restore(target, lock, rollout)?;
+        return Ok(Settled::Restored);
+    }
+    for (name, selector) in &rollout.selectors {
+        target.rollout_write(lock, &service(&planned.workload, name), &selector_patch(selector))?;
+    }
+    target.rollout_delete(lock, &planned.temporary)?;
+    Ok(Settled::Promoted)
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

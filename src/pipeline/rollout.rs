@@ -132,16 +132,29 @@ pub fn rollout_abort(repo_dir: &Path, env: &str, actor: Option<&str>) -> Result<
         if record.rollouts[k].state != RolloutState::Running {
             continue;
         }
-        crate::apply::rollout::restore(&target, &lock, &record.rollouts[k])?;
-        let why = format!("aborted by `cairn rollout abort` ({actor})");
+        let settled = crate::apply::rollout::settle(&target, &lock, &record.rollouts[k])?;
         let rollout = &mut record.rollouts[k];
-        rollout.state = RolloutState::Aborted;
         rollout.finished_at = Some(release::now());
-        rollout.reason = Some(why.clone());
         let workload = rollout.planned.workload.clone();
+        let error = match settled {
+            crate::apply::rollout::Settled::Restored => {
+                let why = format!("aborted by `cairn rollout abort` ({actor})");
+                rollout.state = RolloutState::Aborted;
+                rollout.reason = Some(why.clone());
+                Some(format!("rollout {why}"))
+            }
+            // Killed in its last phase: the Deployment already runs the new version.
+            crate::apply::rollout::Settled::Promoted => {
+                rollout.state = RolloutState::Succeeded;
+                rollout.reason = Some(format!(
+                    "interrupted after the Deployment took the new version; `cairn rollout abort` ({actor}) removed the temporary objects"
+                ));
+                None
+            }
+        };
         for object in record.objects.iter_mut().filter(|o| o.object == workload) {
             object.pending = false;
-            object.error = Some(format!("rollout {why}"));
+            object.error.clone_from(&error);
         }
     }
     // The job that ran it is gone (the lock is ours): its release was interrupted.

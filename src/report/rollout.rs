@@ -37,7 +37,7 @@ pub fn write_rollout_action(w: &mut dyn Write, action: &RolloutAction, format: F
             let Some(id) = action.release else {
                 return writeln!(w, "{}: no rollout in progress; nothing to abort", action.environment);
             };
-            writeln!(w, "{}: release {id}: the old version is back", action.environment)?;
+            writeln!(w, "{}: release {id}: its killed rollouts are settled", action.environment)?;
             for rollout in &action.rollouts {
                 write_rollout(w, rollout, style)?;
             }
