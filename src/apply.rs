@@ -60,11 +60,21 @@ fn run_rollouts(
     plan: &Plan,
     bodies: &HashMap<&ObjectId, &serde_json::Value>,
     watching: &Watching<'_>,
+    cleared: &Cleared<'_>,
 ) -> Result<()> {
     let Watching { bar, events, checks } = *watching;
     let cancel = Cancel::watch();
-    let engine =
-        rollout::Engine { target, lock, bar, events, checks, cancel: &cancel, environment: &plan.environment, bodies };
+    let engine = rollout::Engine {
+        target,
+        lock,
+        bar,
+        events,
+        checks,
+        cancel: &cancel,
+        environment: &plan.environment,
+        bodies,
+        cleared,
+    };
     for k in 0..record.rollouts.len() {
         let workload = record.rollouts[k].planned.workload.clone();
         let Some(i) = plan.changes.iter().position(|c| c.object == workload) else { continue };
@@ -362,7 +372,7 @@ pub fn execute(
                 old_rollout.state = release::rollout::RolloutState::Resumed;
                 old_rollout.reason = Some(format!("interrupted; resumed by release {}", record.id));
             }
-            None => match rollout::settle(target, &lock, &stale)? {
+            None => match rollout::settle(target, &lock, &stale, &cleared)? {
                 rollout::Settled::Restored => {
                     old_rollout.state = release::rollout::RolloutState::Aborted;
                     old_rollout.reason =
@@ -496,7 +506,7 @@ pub fn execute(
     }
 
     if !held.is_empty() {
-        run_rollouts(target, &lock, &mut record, &plan, &bodies, watching)?;
+        run_rollouts(target, &lock, &mut record, &plan, &bodies, watching, &cleared)?;
     }
 
     let failed = record.objects.iter().any(|o| o.error.is_some());

@@ -575,3 +575,80 @@ fn a_job_killed_after_the_deployment_took_the_new_version_is_not_scaled_back() {
         "the new version stays"
     );
 }
+
+#[test]
+fn abort_passes_the_gate_like_any_write_and_writes_nothing_when_it_is_blocked() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let only_privileged = "{ rules: { host-namespaces: {enabled: false}, host-path: {enabled: false}, privilege-escalation: {enabled: false}, run-as-non-root: {enabled: false}, capabilities: {enabled: false}, resources: {enabled: false}, probes: {enabled: false}, image-tag: {enabled: false}, owner-label: {enabled: false}, default-namespace: {enabled: false}, replicas: {enabled: false}, node-port: {enabled: false} } }";
+    let f = fixture(
+        &server.url,
+        &format!("{CANARY}policies:\n  - name: baseline\n    plugin: compliance\n    settings: {only_privileged}\n"),
+    );
+    f.ok(&["apply", "--env", "staging"], 0);
+    // A privileged container goes out only on a recorded override.
+    f.write(
+        "environments/staging/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 10\n  template:\n    spec:\n      containers:\n        - name: web\n          securityContext:\n            privileged: true\n",
+    );
+    f.commit("feat: web privileged");
+    f.ok(&["apply", "--env", "staging", "--override-findings", "incident 42"], 0);
+    // Its job killed mid-rollout, as the record and the canary would be left.
+    let path = f.join(".cairn/live/staging/.cairn/releases/000002.json");
+    let mut r = record(&f, 2);
+    r["outcome"] = "in-progress".into();
+    r["rollouts"][0]["state"] = "running".into();
+    r["rollouts"][0]["phase"] = 1.into();
+    std::fs::write(&path, serde_json::to_string(&r).expect("json")).expect("write");
+    let canary = f.join(&format!(".cairn/live/staging/{DEPLOYMENT}/web-canary.json"));
+    std::fs::write(&canary, "{\"kind\": \"Deployment\"}").expect("write");
+
+    let (code, out, _) = f.run(&["rollout", "abort", "--env", "staging"]);
+    assert_eq!(code, 1, "the commit it would settle has an error finding\n{out}");
+    assert!(out.contains("[policy/baseline/privileged]"), "{out}");
+    assert!(canary.exists(), "nothing was written");
+    assert_eq!(record(&f, 2)["rollouts"][0]["state"], "running");
+}
+
+#[test]
+fn more_strategies_that_cannot_work_and_a_resume_with_nothing_to_resume() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let cases: &[(&str, &str)] = &[
+        (
+            "strategies:\n  - name: s\n    select: { kind: Deployment }\n    canary: { steps: [{ weight: 10 }] }\n  - name: s\n    select: { kind: Deployment }\n    canary: { steps: [{ weight: 10 }] }\n",
+            "a second strategy is named `s`; names must be unique",
+        ),
+        (
+            "strategies:\n  - name: s\n    select: { kind: Deployment }\n    canary: { steps: [{ weight: 10 }] }\n    blue_green: { active_service: web }\n",
+            "strategy `s`: give `canary` or `blue_green`, not both",
+        ),
+        (
+            "strategies:\n  - name: s\n    select: { kind: Deployment }\n    canary: { steps: [{ pause: 1m }] }\n",
+            "strategy `s`: a canary needs at least one `weight:` step",
+        ),
+        (
+            "strategies:\n  - name: s\n    select: { kind: Deployment }\n    blue_green: { active_service: web, preview_service: web }\n",
+            "strategy `s`: `preview_service` must differ from `active_service`",
+        ),
+    ];
+    for (strategies, message) in cases {
+        let f = fixture(&server.url, strategies);
+        let (code, _, err) = f.run(&["plan", "--env", "staging"]);
+        assert_eq!(code, 2, "{strategies}\n{err}");
+        assert!(err.contains(message), "expected `{message}`:\n{err}");
+    }
+
+    let f = fixture(&server.url, "");
+    f.write(
+        "environments/staging/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\n  annotations: { cairn/strategy: linear }\nspec:\n  replicas: 10\n",
+    );
+    f.commit("a strategy that does not exist");
+    f.ok(&["apply", "--env", "staging"], 0);
+    bump(&f, "2.0.0");
+    let (code, _, err) = f.run(&["plan", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`cairn/strategy: linear` is not a strategy; use `canary` or `blue-green`"), "{err}");
+    let (code, _, err) = f.run(&["rollout", "resume", "--env", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("environment `staging` has no rollout in progress to resume"), "{err}");
+}

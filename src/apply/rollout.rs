@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use crate::config::{How, Step};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events};
+use crate::gate::Cleared;
 use crate::plan::{Change, PlannedRollout, TRACK_LABEL, canary_replicas};
 use crate::release::rollout::{Rollout, RolloutState, StepRecord};
 use crate::release::verification::{Verdict, Verification};
@@ -135,6 +136,8 @@ pub struct Engine<'a> {
     pub environment: &'a str,
     /// The rendered bodies of the environment (the Deployment's, the Services').
     pub bodies: &'a HashMap<&'a ObjectId, &'a Value>,
+    /// What the gate cleared: a rollout writes only with it.
+    pub cleared: &'a Cleared<'a>,
 }
 
 /// What one phase came to.
@@ -516,7 +519,7 @@ impl Engine<'_> {
     /// Aborts rollout `k`: the old version back, and the record says why.
     fn abort(&self, record: &mut Release, k: usize, reason: String) -> Result<End> {
         tracing::warn!(environment = self.environment, workload = %record.rollouts[k].planned.workload, "rollout aborted: {reason}");
-        restore(self.target, self.lock, &record.rollouts[k])?;
+        restore(self.target, self.lock, &record.rollouts[k], self.cleared)?;
         let rollout = &mut record.rollouts[k];
         rollout.state = RolloutState::Aborted;
         rollout.finished_at = Some(release::now());
@@ -534,8 +537,9 @@ impl Engine<'_> {
 
 /// Puts the old version back as a rollout found it: the Services' selectors as they were, the
 /// Deployment's replica count as it was, the temporary Deployment deleted. Needs nothing but
-/// the record, so it also undoes the rollout of a job that was killed.
-pub fn restore(target: &Target, lock: &Lock, rollout: &Rollout) -> Result<()> {
+/// the record, so it also undoes the rollout of a job that was killed; like every write, only
+/// through the gate (`cleared`).
+pub fn restore(target: &Target, lock: &Lock, rollout: &Rollout, _cleared: &Cleared<'_>) -> Result<()> {
     let planned = &rollout.planned;
     let workload = &planned.workload;
     // Traffic first: the Services back on the old pods before anything is scaled or deleted.
@@ -560,7 +564,7 @@ pub enum Settled {
 /// already holds the new pod template (the job died while waiting for it in the last phase) —
 /// then scaling it to the old count would be wrong, and only the Services' selectors go back
 /// and the temporary Deployment goes.
-pub fn settle(target: &Target, lock: &Lock, rollout: &Rollout) -> Result<Settled> {
+pub fn settle(target: &Target, lock: &Lock, rollout: &Rollout, cleared: &Cleared<'_>) -> Result<Settled> {
     let planned = &rollout.planned;
     let live = target.read_objects(&[&planned.workload])?;
     let secret = planned.template.starts_with("hmac-");
@@ -570,7 +574,7 @@ pub fn settle(target: &Target, lock: &Lock, rollout: &Rollout) -> Result<Settled
         .and_then(|d| d.pointer("/spec/template"))
         .is_some_and(|t| digester.digest(t, secret) == planned.template);
     if !promoted {
-        restore(target, lock, rollout)?;
+        restore(target, lock, rollout, cleared)?;
         return Ok(Settled::Restored);
     }
     for (name, selector) in &rollout.selectors {

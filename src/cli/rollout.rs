@@ -15,9 +15,15 @@ pub fn run(cli: &Cli, command: &RolloutCommand, out: &mut dyn Write) -> Result<S
             Ok(Status::Success)
         }
         RolloutCommand::Abort { env, actor, format } => {
-            let action = pipeline::rollout_abort(&cli.repo, env, actor.as_deref())?;
-            report_io(crate::report::write_rollout_action(out, &action, *format, cli.style()))?;
-            Ok(Status::Success)
+            match pipeline::rollout_abort(&cli.repo, env, actor.as_deref())? {
+                pipeline::Gated::Blocked { rendered, findings } => {
+                    super::blocked(cli, &rendered, &findings, *format, out)
+                }
+                pipeline::Gated::Written { result, .. } => {
+                    report_io(crate::report::write_rollout_action(out, &result, *format, cli.style()))?;
+                    Ok(Status::Success)
+                }
+            }
         }
         RolloutCommand::Resume { env, actor, write, format } => {
             let sha = pipeline::rollout_resume(&cli.repo, env)?;

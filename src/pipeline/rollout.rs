@@ -6,16 +6,21 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-use super::{open_config, releases, resolve_actor};
+use std::collections::BTreeMap;
+
+use super::{Gated, open_config, releases, resolve_actor};
 use crate::config::Environment;
 use crate::delivery::{self, Subject};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events};
+use crate::gate::{self, Decision};
+use crate::policy::{Approval, Context};
 use crate::release::rollout::{Rollout, RolloutState};
 use crate::release::verification::Verification;
 use crate::release::{self, Outcome, Release};
 use crate::repo::{Repo, Snapshot};
 use crate::target::Holder;
+use crate::validate;
 
 /// The checks a rollout's `verify` steps run: the environment's, from the snapshot applied.
 pub(super) struct EnvChecks<'a> {
@@ -117,22 +122,58 @@ fn stranded(history: &[Release]) -> Option<&Release> {
 /// `cairn rollout abort --env ENV`: undoes a rollout whose job was killed — Services back on the
 /// old pods, the Deployment's replicas as they were, the temporary Deployment deleted — from
 /// what its record says, under the environment's lock (so never under a running rollout, whose
-/// job holds it). It writes nothing from git, only takes back cairn's own temporary changes.
-pub fn rollout_abort(repo_dir: &Path, env: &str, actor: Option<&str>) -> Result<RolloutAction> {
+/// job holds it). It writes nothing from git, only takes back cairn's own temporary changes; like
+/// every write it passes the gate first: the environment as the killed release's commit renders
+/// it (what was cleared when it was applied), with the approvals recorded on that release.
+pub fn rollout_abort(repo_dir: &Path, env: &str, actor: Option<&str>) -> Result<Gated<RolloutAction>> {
     let (repo, config) = open_config(repo_dir)?;
     let actor = actor.map_or_else(|| resolve_actor(&repo), str::to_string);
     let target = crate::target::open(repo.root(), config.environment(env)?)?;
+    let nothing = || Gated::Written {
+        result: RolloutAction { environment: env.to_string(), release: None, rollouts: Vec::new() },
+        findings: Vec::new(),
+    };
+    // Read once without the lock to learn what to gate, and again under it.
+    let history = release::list(&target)?;
+    let Some(found) = stranded(&history) else { return Ok(nothing()) };
+    let id = found.id;
+    let rev = found.sha().filter(|sha| repo.has_commit(sha)).map(str::to_string);
+    let approvals: Vec<Approval> = found
+        .approvals
+        .iter()
+        .map(|by| Approval {
+            by: by.clone(),
+            at: found.finished_at.clone(),
+            commit_id: None,
+            source: Some(format!("release {id}")),
+        })
+        .collect();
+    let run = super::load_from(repo, &[env.to_string()], rev.as_deref())?;
+    let context = Context {
+        changed_paths: Some(Vec::new()),
+        commit: run.snapshot.source.commit().cloned(),
+        approvals,
+        changes: BTreeMap::new(),
+    };
+    let super::Run { snapshot, config: at, rendered, .. } = run;
+    let decision =
+        gate::evaluate(&snapshot, &at, rendered, validate::Options::default(), &mut |_| Ok(context.clone()), None)?;
+    let gated = match decision {
+        Decision::Blocked { rendered, findings } => return Ok(Gated::Blocked { rendered, findings }),
+        Decision::Cleared(g) => g,
+    };
+    let Some(cleared) = gated.environments().next() else {
+        return Err(Error::Usage { message: format!("environment `{env}` rendered nothing at release {id}'s commit") });
+    };
     let lock = target.lock(&Holder::current(&actor))?;
     let history = release::list(&target)?;
-    let Some(found) = stranded(&history) else {
-        return Ok(RolloutAction { environment: env.to_string(), release: None, rollouts: Vec::new() });
-    };
+    let Some(found) = stranded(&history).filter(|r| r.id == id) else { return Ok(nothing()) };
     let mut record = found.clone();
     for k in 0..record.rollouts.len() {
         if record.rollouts[k].state != RolloutState::Running {
             continue;
         }
-        let settled = crate::apply::rollout::settle(&target, &lock, &record.rollouts[k])?;
+        let settled = crate::apply::rollout::settle(&target, &lock, &record.rollouts[k], &cleared)?;
         let rollout = &mut record.rollouts[k];
         rollout.finished_at = Some(release::now());
         let workload = rollout.planned.workload.clone();
@@ -161,7 +202,8 @@ pub fn rollout_abort(repo_dir: &Path, env: &str, actor: Option<&str>) -> Result<
     record.outcome = Outcome::Interrupted;
     record.finished_at.get_or_insert_with(release::now);
     release::write(&target, &lock, &record)?;
-    Ok(RolloutAction { environment: env.to_string(), release: Some(record.id), rollouts: record.rollouts })
+    let result = RolloutAction { environment: env.to_string(), release: Some(record.id), rollouts: record.rollouts };
+    Ok(Gated::Written { result, findings: gated.findings().to_vec() })
 }
 
 /// `cairn rollout resume --env ENV`: the commit a killed rollout was releasing, to apply again —
