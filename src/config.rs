@@ -9,10 +9,12 @@ use crate::error::{Error, Result};
 use crate::repo::Snapshot;
 use crate::yaml::{Key, Node, NodeValue};
 
+mod helm;
 mod notifications;
 mod promotion;
 mod strategy;
 mod verify;
+pub use helm::{ChartSource, DEFAULT_HELM_TIMEOUT, HelmChart};
 pub use notifications::{Channel, ChannelKind, EventKind, Notifications, Route, SmtpTls};
 pub use promotion::{Evidence, Promoted, Promotion};
 pub use strategy::{BlueGreen, DEFAULT_SCALE_DOWN_DELAY, DEFAULT_STEP_TIMEOUT, How, Selector, Step, Strategy};
@@ -72,9 +74,46 @@ pub enum DriftPolicy {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Layer {
-    /// A directory or a single file, relative to the configuration root.
+    /// A directory or a single file, relative to the configuration root; for a chart layer, the
+    /// chart's label (its path, or `URL/NAME@VERSION`).
     pub path: String,
+    /// A Helm chart rendered with `helm template` (`{helm: {...}}`); `None` for files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmChart>,
     pub line: u64,
+}
+
+impl Layer {
+    /// What the renderer caches a layer's documents under: the path for files; for a chart, the
+    /// whole chart entry (two environments share a chart's output only when every setting is the
+    /// same).
+    pub fn key(&self) -> String {
+        match &self.helm {
+            None => self.path.clone(),
+            Some(helm) => format!("helm:{}", serde_json::to_string(helm).unwrap_or_else(|_| helm.label())),
+        }
+    }
+
+    /// Whether the layer is a chart fetched from a chart repository (nothing of it is in git but
+    /// its pin).
+    pub fn is_remote_chart(&self) -> bool {
+        self.helm.as_ref().is_some_and(|h| matches!(h.chart, ChartSource::Repository { .. }))
+    }
+
+    /// The repository paths whose change changes the layer's documents.
+    pub fn paths(&self) -> Vec<&str> {
+        match &self.helm {
+            None => vec![self.path.as_str()],
+            Some(helm) => {
+                let mut paths = helm.paths();
+                // A chart from a chart repository is pinned by the lock file.
+                if matches!(helm.chart, ChartSource::Repository { .. }) {
+                    paths.push(crate::render::helm::LOCK_FILE);
+                }
+                paths
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -245,13 +284,25 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
         }
         let mut layers = Vec::new();
         for item in items {
+            if let NodeValue::Map(entries) = &item.value {
+                check_keys(entries, &["helm"], &format!("{what}: a layer"))?;
+                let Some((_, helm_node)) = find(entries, "helm") else {
+                    return Err(at(item, &format!("{what}: a layer is a path or `{{helm: {{chart, release, ...}}}}`")));
+                };
+                let helm = helm::parse_helm(&HERE, helm_node, &what)?;
+                layers.push(Layer { path: helm.label(), helm: Some(helm), line: item.line });
+                continue;
+            }
             let Some(path) = item.as_str() else {
-                return Err(at(item, &format!("{what}: a layer must be a path, found {}", item.kind_name())));
+                return Err(at(
+                    item,
+                    &format!("{what}: a layer must be a path or a `helm` chart, found {}", item.kind_name()),
+                ));
             };
             let path = normalize_relative(path).ok_or_else(|| {
                 at(item, &format!("{what}: layer `{path}` must be a relative path inside the repository"))
             })?;
-            layers.push(Layer { path, line: item.line });
+            layers.push(Layer { path, helm: None, line: item.line });
         }
         let Some((_, target_node)) = find(map, "target") else {
             return Err(at_key(

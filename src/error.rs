@@ -136,6 +136,11 @@ pub enum Error {
 
     #[error("{file}: {message}")]
     Secret { file: String, message: String },
+
+    /// A chart layer that cannot be rendered: the chart (its path or `URL/NAME@VERSION`), and
+    /// what went wrong (helm's own message where helm said it, secrets redacted).
+    #[error("chart {layer}: {message}")]
+    Helm { layer: String, message: String },
 }
 
 impl Error {

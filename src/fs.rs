@@ -10,6 +10,19 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// cairn's cache directory on this machine: `$CAIRN_CACHE_DIR`, else `$XDG_CACHE_HOME/cairn`,
+/// else `~/.cache/cairn` (compiled plugins in `wasm/`, chart packages and renders in `helm/`).
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    match std::env::var_os("CAIRN_CACHE_DIR") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => match std::env::var_os("XDG_CACHE_HOME") {
+            Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir).join("cairn")),
+            _ => Some(PathBuf::from(std::env::var_os("HOME")?).join(".cache/cairn")),
+        },
+    }
+}
+
 /// Writes JSON to `path` so that readers see the old file or the new one, never a torn one.
 pub fn write_json_atomically<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)

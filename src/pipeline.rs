@@ -87,7 +87,7 @@ fn load_from(repo: Repo, envs: &[String], rev: Option<&str>) -> Result<Run> {
     tracing::debug!(source = %snapshot.source.label(), "snapshot opened");
     let config = Config::load(&snapshot)?;
     let environments = config.select(envs)?;
-    let mut renderer = render::Renderer::new(&snapshot, &environments);
+    let mut renderer = render::Renderer::new(&snapshot, &environments).with_capabilities(&target::capabilities);
     let mut rendered = Vec::new();
     for env in environments {
         tracing::info!(environment = %env.name, source = %snapshot.source.label(), "rendering");
@@ -191,7 +191,7 @@ pub fn check(
         Vec::new()
     } else {
         let environments = config.select(&touched)?;
-        let mut renderer = render::Renderer::new(&snapshot, &environments);
+        let mut renderer = render::Renderer::new(&snapshot, &environments).with_capabilities(&target::capabilities);
         environments.iter().map(|env| renderer.render(env)).collect::<Result<Vec<_>>>()?
     };
     let mut plans = Vec::new();
@@ -736,7 +736,7 @@ fn read_only_policies(
                         .filter(|n| config.environment(n).is_ok())
                         .collect();
                     let envs = if names.is_empty() { Vec::new() } else { config.select(&names)? };
-                    let mut renderer = render::Renderer::new(&snapshot, &envs);
+                    let mut renderer = render::Renderer::new(&snapshot, &envs).with_capabilities(&target::capabilities);
                     envs.iter().map(|e| renderer.render(e)).collect::<Result<Vec<_>>>()?
                 }
                 // A base without a usable cairn.yaml: everything at the head is new.

@@ -3,6 +3,7 @@
 //! directives; kinds without merge information as a JSON merge patch, RFC 7386); a document
 //! whose top level is `$patch: delete` removes the object; the output order is stable.
 
+pub mod helm;
 pub mod kustomize;
 pub mod strategic;
 
@@ -14,7 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{Environment, Layer};
+use crate::config::{self, Environment, Layer};
 use crate::error::{Error, Result};
 use crate::repo::{EntryKind, Snapshot};
 use crate::yaml;
@@ -227,6 +228,9 @@ struct Parsed {
 pub struct Rendered {
     pub environment: String,
     pub objects: Vec<Object>,
+    /// How each chart layer was rendered (chart, digest, helm version), in layer order.
+    #[serde(default)]
+    pub charts: Vec<helm::ChartRender>,
 }
 
 impl crate::secrets::Maskable for Rendered {
@@ -253,7 +257,7 @@ impl crate::secrets::Maskable for Rendered {
                 secrets: o.secrets.clone(),
             })
             .collect();
-        Rendered { environment: self.environment.clone(), objects }
+        Rendered { environment: self.environment.clone(), objects, charts: self.charts.clone() }
     }
 
     fn serialize_masked<S: serde::Serializer>(
@@ -275,8 +279,10 @@ impl crate::secrets::Maskable for Rendered {
         struct RenderedOut<'a> {
             environment: &'a str,
             objects: Vec<ObjectOut<'a>>,
+            #[serde(skip_serializing_if = "<[helm::ChartRender]>::is_empty")]
+            charts: &'a [helm::ChartRender],
         }
-        let Rendered { environment, objects } = self;
+        let Rendered { environment, objects, charts } = self;
         let objects = objects
             .iter()
             .map(|object| {
@@ -284,21 +290,29 @@ impl crate::secrets::Maskable for Rendered {
                 ObjectOut { id, body, sources, secrets }
             })
             .collect();
-        RenderedOut { environment, objects }.serialize(serializer)
+        RenderedOut { environment, objects, charts }.serialize(serializer)
     }
 }
 
 /// A layer's files, parsed: (file, documents) in path order.
 type ParsedLayer = Arc<Vec<(String, Vec<Parsed>)>>;
 
+/// What helm is told about an environment's cluster (discovery on Kubernetes, the bundled
+/// schemas' version on the local target); asked only for environments with chart layers.
+pub type CapabilitiesOf<'a> = dyn Fn(&Environment) -> Result<helm::Capabilities> + 'a;
+
 /// Renders environments from one snapshot. Layers shared by several environments (`base`) are
 /// read and parsed once per run, not once per environment.
 pub struct Renderer<'a> {
+    capabilities: Option<&'a CapabilitiesOf<'a>>,
     snapshot: &'a Snapshot,
     parsed: HashMap<String, ParsedLayer>,
     /// How many of the environments still to render use each layer: the last one takes the
     /// parsed documents instead of copying them.
     uses: HashMap<String, usize>,
+    /// Values files of chart layers: read by helm, so a directory layer that holds them (an
+    /// environment's directory, beside its patches) does not take them for documents.
+    values_files: std::collections::HashSet<String>,
     secrets: Secrets,
     /// age keys, read when the first encrypted document is met (a repository without secrets
     /// needs none).
@@ -310,11 +324,18 @@ impl<'a> Renderer<'a> {
     pub fn new(snapshot: &'a Snapshot, environments: &[&Environment]) -> Renderer<'a> {
         let mut uses: HashMap<String, usize> = HashMap::new();
         for env in environments {
-            for layer in &env.layers {
+            for layer in env.layers.iter().filter(|l| l.helm.is_none()) {
                 *uses.entry(layer.path.clone()).or_default() += 1;
             }
         }
+        let values_files = environments
+            .iter()
+            .flat_map(|env| env.layers.iter().filter_map(|l| l.helm.as_ref()))
+            .flat_map(|helm| helm.values.iter().cloned())
+            .collect();
         Renderer {
+            values_files,
+            capabilities: None,
             snapshot,
             parsed: HashMap::new(),
             uses,
@@ -329,12 +350,52 @@ impl<'a> Renderer<'a> {
         self
     }
 
+    /// How chart layers learn the environment's cluster (see [`CapabilitiesOf`]); without it,
+    /// a chart layer is an error.
+    pub fn with_capabilities(mut self, capabilities: &'a CapabilitiesOf<'a>) -> Renderer<'a> {
+        self.capabilities = Some(capabilities);
+        self
+    }
+
+    /// Renders the chart layers of an environment, in parallel (helm is the slow part; reading
+    /// the snapshot is not, and happens first, in order).
+    fn render_charts(&self, env: &Environment) -> Result<Vec<(Vec<(String, Vec<Parsed>)>, helm::ChartRender)>> {
+        let charts: Vec<&config::HelmChart> = env.layers.iter().filter_map(|l| l.helm.as_ref()).collect();
+        if charts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(capabilities_of) = self.capabilities else {
+            return Err(Error::Usage {
+                message: format!(
+                    "internal: environment `{}` has chart layers but no capabilities to render them with",
+                    env.name
+                ),
+            });
+        };
+        let capabilities = capabilities_of(env)?;
+        let prepared = charts
+            .into_iter()
+            .map(|chart| helm::prepare(self.snapshot, env, chart, capabilities.clone(), self.secrets, &self.identities))
+            .collect::<Result<Vec<_>>>()?;
+        prepared.into_par_iter().map(helm::Prepared::render).collect()
+    }
+
     /// Renders one environment.
     pub fn render(&mut self, env: &Environment) -> Result<Rendered> {
+        let mut charts = self.render_charts(env)?.into_iter();
+        let mut records = Vec::new();
         // Every layer is read first: the CRDs of the whole environment say how its custom
         // resources merge, whichever layer defines them.
         let mut layers = Vec::with_capacity(env.layers.len());
         for layer in &env.layers {
+            if layer.helm.is_some() {
+                let Some((docs, record)) = charts.next() else {
+                    return Err(Error::Usage { message: "internal: a chart layer was not rendered".into() });
+                };
+                records.push(record);
+                layers.push((layer.path.as_str(), docs));
+                continue;
+            }
             let parsed = match self.parsed.get(&layer.path) {
                 Some(parsed) => Arc::clone(parsed),
                 None => {
@@ -369,7 +430,7 @@ impl<'a> Renderer<'a> {
         // The rank is a table lookup; compute it once per object, not once per comparison.
         objects.sort_by_cached_key(|o| (o.id.apply_rank(), o.id.clone()));
         tracing::debug!(environment = %env.name, layers = env.layers.len(), objects = objects.len(), "rendered");
-        Ok(Rendered { environment: env.name.clone(), objects })
+        Ok(Rendered { environment: env.name.clone(), objects, charts: records })
     }
 }
 
@@ -400,9 +461,9 @@ impl Renderer<'_> {
                 tracing::debug!(layer = %layer.path, objects = built.iter().map(|(_, d)| d.len()).sum::<usize>(), "built kustomization");
                 return Ok(built);
             }
-            Some(EntryKind::Dir) => {
-                snapshot.read_under(&layer.path, |f| f.ends_with(".yaml") || f.ends_with(".yml"))?
-            }
+            Some(EntryKind::Dir) => snapshot.read_under(&layer.path, |f| {
+                (f.ends_with(".yaml") || f.ends_with(".yml")) && !self.values_files.contains(f)
+            })?,
             None => {
                 return Err(Error::MissingLayer {
                     environment: env.name.clone(),
@@ -736,7 +797,7 @@ mod tests {
             vec![SourceRef { file: "base/app.yaml".into(), line: 3 }],
         );
         object.secrets = vec!["/spec/password".into()];
-        let rendered = Rendered { environment: "staging".into(), objects: vec![object] };
+        let rendered = Rendered { environment: "staging".into(), objects: vec![object], charts: Vec::new() };
         let masked = crate::secrets::Masked::new(&vec![rendered]);
         let json = serde_json::to_value(&masked).expect("serializes");
         assert!(!json.to_string().contains("hunter2"), "{json}");

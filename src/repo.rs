@@ -415,6 +415,15 @@ impl Snapshot {
         }
     }
 
+    /// The configuration root on disk when the snapshot is the work tree; `None` at a revision
+    /// (where nothing should be written back).
+    pub fn work_tree_root(&self) -> Option<&Path> {
+        match &self.files {
+            Files::WorkTree { root, .. } => Some(root),
+            Files::Revision { .. } => None,
+        }
+    }
+
     /// Whether `path` is a file, a directory, or absent.
     pub fn entry_kind(&self, path: &str) -> Result<Option<EntryKind>> {
         match &self.files {

@@ -54,7 +54,9 @@ pub fn estimate(snapshot: &Snapshot, config: &Config, envs: &[&str]) -> Result<V
     for name in envs {
         let env = config.environment(name)?;
         let mut total = 0;
-        for layer in &env.layers {
+        // A chart from a chart repository has nothing in the repository to count; its documents
+        // are not known before helm runs.
+        for layer in env.layers.iter().filter(|l| !l.is_remote_chart()) {
             if let Some(n) = per_layer.get(&layer.path) {
                 total += n;
                 continue;
@@ -86,7 +88,7 @@ pub fn estimate(snapshot: &Snapshot, config: &Config, envs: &[&str]) -> Result<V
 fn read_layer_roots(snapshot: &Snapshot, config: &Config, envs: &[&str]) -> Option<BTreeMap<String, usize>> {
     let mut roots: Vec<&str> = Vec::new();
     for name in envs {
-        for layer in &config.environment(name).ok()?.layers {
+        for layer in config.environment(name).ok()?.layers.iter().filter(|l| !l.is_remote_chart()) {
             let root = layer.path.trim_start_matches("./").split('/').next().unwrap_or_default();
             if !roots.contains(&root) {
                 roots.push(root);

@@ -150,9 +150,15 @@ pub fn promote(repo_dir: &Path, spec: &PromoteSpec) -> Result<Promotion> {
         ));
     }
 
-    // The destination's own layers: those the source does not share.
-    let own: Vec<&str> =
-        dest.layers.iter().map(|l| l.path.as_str()).filter(|p| !source.layers.iter().any(|s| s.path == *p)).collect();
+    // The destination's own layers: those the source does not share. A chart's templates are
+    // not edited (a promoted value is set in a values file or a later layer's patch).
+    let own: Vec<&str> = dest
+        .layers
+        .iter()
+        .filter(|l| l.helm.is_none())
+        .map(|l| l.path.as_str())
+        .filter(|p| !source.layers.iter().any(|s| s.path == *p))
+        .collect();
     let inside = |file: &str| own.iter().any(|l| file == *l || file.starts_with(&format!("{l}/")));
     let mut files: Vec<OwnFile> = Vec::new();
     let add = |path: &str, files: &mut Vec<OwnFile>| -> Result<Option<usize>> {

@@ -15,14 +15,7 @@ use super::host::Failure;
 
 /// The cache directory, if one can be found.
 pub fn directory() -> Option<PathBuf> {
-    let base = match std::env::var_os("CAIRN_CACHE_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => match std::env::var_os("XDG_CACHE_HOME") {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("cairn"),
-            _ => PathBuf::from(std::env::var_os("HOME")?).join(".cache/cairn"),
-        },
-    };
-    Some(base.join("wasm"))
+    Some(crate::fs::cache_dir()?.join("wasm"))
 }
 
 /// Feeds the engine's compatibility hash into sha256, so the key is stable across runs.

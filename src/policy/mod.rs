@@ -531,7 +531,7 @@ pub fn touches(env: Option<&Environment>, path: &str) -> bool {
         || owners::LOCATIONS.contains(&path);
     global
         || env.is_some_and(|env| {
-            env.layers.iter().any(|layer| path == layer.path || path.starts_with(&format!("{}/", layer.path)))
+            env.layers.iter().flat_map(|layer| layer.paths()).any(|p| path == p || path.starts_with(&format!("{p}/")))
         })
 }
 

@@ -246,7 +246,11 @@ pub fn desired_at(repo: &Repo, environment: &str, rev: &str) -> Result<Vec<Objec
     let config = config_at(repo, rev, &snapshot)?;
     match config.environment(environment) {
         // Notes and status never show a value, so they need no keys: secrets stay encrypted.
-        Ok(env) => Ok(render::Renderer::new(&snapshot, &[env]).keep_encrypted().render(env)?.objects),
+        Ok(env) => Ok(render::Renderer::new(&snapshot, &[env])
+            .with_capabilities(&crate::target::capabilities)
+            .keep_encrypted()
+            .render(env)?
+            .objects),
         Err(_) => Ok(Vec::new()),
     }
 }

@@ -136,6 +136,27 @@ pub fn open(root: &Path, env: &Environment) -> Result<Target> {
     }
 }
 
+/// What helm is told about an environment's cluster: the server's version and every API version
+/// (and kind) it serves, from discovery; for the local target, the bundled schemas' version and
+/// kinds.
+pub fn capabilities(env: &Environment) -> Result<crate::render::helm::Capabilities> {
+    match &env.target {
+        TargetConfig::Local { .. } => Ok(crate::render::helm::Capabilities {
+            kube_version: crate::validate::schema::KUBERNETES_VERSION.to_string(),
+            api_versions: crate::validate::schema::bundled_api_versions(),
+        }),
+        TargetConfig::Kubernetes { context, namespace, state_namespace } => {
+            KubernetesTarget::connect(&kubernetes::Settings {
+                context: context.as_deref(),
+                namespace: namespace.as_deref(),
+                state_namespace: state_namespace.as_deref(),
+                environment: &env.name,
+            })?
+            .capabilities()
+        }
+    }
+}
+
 fn wrong_lock() -> Error {
     Error::Usage { message: "internal: a lock of another target was used".into() }
 }

@@ -22,6 +22,32 @@ const KUBERNETES_BUNDLE: &str = include_str!("../../schemas/kubernetes/v1.37.0.j
 const KUBERNETES_URI: &str = "https://kubernetes.io/api/_definitions.json";
 pub const KUBERNETES_VERSION: &str = "1.37.0";
 
+/// The API versions of the bundled schemas, as helm's `--api-versions` takes them (`apps/v1` and
+/// `apps/v1/Deployment`): what the local target tells a chart it serves.
+pub fn bundled_api_versions() -> Vec<String> {
+    static VERSIONS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    VERSIONS
+        .get_or_init(|| {
+            #[derive(serde::Deserialize)]
+            struct Kinds {
+                kinds: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+            }
+            let Ok(bundle) = serde_json::from_str::<Kinds>(KUBERNETES_BUNDLE) else { return Vec::new() };
+            let mut out = std::collections::BTreeSet::new();
+            for gvk in bundle.kinds.keys() {
+                let Some((gv, kind)) = gvk.rsplit_once('/') else { continue };
+                // Every group has these two; they are not kinds a chart asks about.
+                if kind == "DeleteOptions" || kind == "WatchEvent" || kind.ends_with("List") {
+                    continue;
+                }
+                out.insert(gv.to_string());
+                out.insert(gvk.clone());
+            }
+            out.into_iter().collect()
+        })
+        .clone()
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     /// Reject properties a schema does not declare.

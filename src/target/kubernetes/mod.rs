@@ -156,6 +156,32 @@ impl KubernetesTarget {
         self.label.clone()
     }
 
+    /// The server's version and every group/version (and group/version/kind) it serves.
+    pub fn capabilities(&self) -> Result<crate::render::helm::Capabilities> {
+        let info = self
+            .runtime
+            .block_on(self.client.apiserver_version())
+            .map_err(|e| self.api_error("cannot read the server's version".into(), e))?;
+        let discovery = self
+            .runtime
+            .block_on(Discovery::new(self.client.clone()).run())
+            .map_err(|e| self.api_error("cannot discover the served kinds".into(), e))?;
+        let mut api_versions = std::collections::BTreeSet::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                let gv =
+                    if group.name().is_empty() { version.to_string() } else { format!("{}/{version}", group.name()) };
+                for (resource, _) in group.versioned_resources(version) {
+                    api_versions.insert(format!("{gv}/{}", resource.kind));
+                }
+                api_versions.insert(gv);
+            }
+        }
+        // `v1.20.2`, or a distribution's `v1.29.3+k3s1`: helm takes the semantic version.
+        let kube_version = info.git_version.trim_start_matches('v').to_string();
+        Ok(crate::render::helm::Capabilities { kube_version, api_versions: api_versions.into_iter().collect() })
+    }
+
     /// A served kind. The methods that can fail discover first and report a failure; here a
     /// failed discovery reads as "not served".
     fn kind(&self, group: &str, kind: &str) -> Option<Kind> {

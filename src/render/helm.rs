@@ -1,0 +1,276 @@
+//! Helm charts as layers: the chart (from the repository, or fetched from a chart repository and
+//! pinned in [`LOCK_FILE`]) is rendered by the real `helm template` for the target's Kubernetes
+//! version and API versions, and its documents enter the environment like any layer's.
+//!
+//! Reading happens in [`prepare`] (the snapshot is one thread's); helm runs in
+//! [`Prepared::render`], which the renderer calls for the charts of an environment in parallel.
+//! Output is cached by everything it depends on, so a re-plan with nothing changed runs no helm.
+
+mod chart;
+mod fetch;
+mod run;
+mod values;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{LazyIdentities, Parsed, Secrets};
+use crate::config::{ChartSource, Environment, HelmChart};
+use crate::error::{Error, Result};
+use crate::repo::Snapshot;
+use crate::yaml;
+
+pub use fetch::LOCK_FILE;
+pub use run::helm_binary;
+
+/// What helm is told about the cluster it templates for (`--kube-version`, `--api-versions`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// `1.37.0`.
+    pub kube_version: String,
+    /// `apps/v1`, and `apps/v1/Deployment`, as helm's `.Capabilities.APIVersions.Has` takes them.
+    pub api_versions: Vec<String>,
+}
+
+/// How a chart layer was rendered: kept in plans and release records, so a release says which
+/// chart, which digest and which helm made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChartRender {
+    /// The layer's label in `cairn.yaml` (`charts/web`, `https://…/ingress-nginx@4.11.0`).
+    pub layer: String,
+    pub release: String,
+    /// `name` and `version` of the chart's `Chart.yaml`.
+    pub chart: String,
+    pub version: String,
+    /// sha256 of the chart's files (a directory) or of the package (`.tgz`).
+    pub digest: String,
+    /// `helm version` of the binary that rendered it.
+    pub helm: String,
+    pub kube_version: String,
+    /// Whether the output came from the cache (helm not run).
+    pub cached: bool,
+}
+
+/// A chart layer read from the snapshot, ready for helm.
+pub(super) struct Prepared {
+    layer: String,
+    helm: HelmChart,
+    chart: chart::Chart,
+    values: values::Values,
+    capabilities: Capabilities,
+    namespace: Option<String>,
+    /// Where the chart's pin is looked up and recorded.
+    lock: fetch::Lock,
+    work_tree: Option<PathBuf>,
+}
+
+/// Reads what a chart layer needs from the snapshot: the chart (or its pin), the values files
+/// (SOPS files decrypted, or kept encrypted), and the environment's capabilities.
+pub(super) fn prepare(
+    snapshot: &Snapshot,
+    env: &Environment,
+    helm: &HelmChart,
+    capabilities: Capabilities,
+    mode: Secrets,
+    identities: &LazyIdentities,
+) -> Result<Prepared> {
+    let label = helm.label();
+    let chart = match &helm.chart {
+        ChartSource::Path { path } => chart::Chart::from_snapshot(snapshot, path, &env.name, helm.line)?,
+        ChartSource::Repository { url, name, version } => chart::Chart::remote(url, name, version),
+    };
+    let values = values::Values::read(snapshot, helm, mode, identities)?;
+    let lock = fetch::Lock::read(snapshot)?;
+    // A release's namespace: the layer's, else the target's (as `helm install -n` would be).
+    let namespace = helm.namespace.clone().or_else(|| match &env.target {
+        crate::config::TargetConfig::Kubernetes { namespace, .. } => namespace.clone(),
+        crate::config::TargetConfig::Local { .. } => None,
+    });
+    Ok(Prepared {
+        layer: label,
+        helm: helm.clone(),
+        chart,
+        values,
+        capabilities,
+        namespace,
+        lock,
+        work_tree: snapshot.work_tree_root().map(|p| p.to_path_buf()),
+    })
+}
+
+impl Prepared {
+    /// Runs helm (or reads its cached output) and parses the documents.
+    pub(super) fn render(self) -> Result<(Vec<(String, Vec<Parsed>)>, ChartRender)> {
+        let Prepared { layer, helm, mut chart, values, capabilities, namespace, lock, work_tree } = self;
+        fetch::resolve(&mut chart, &lock, work_tree.as_deref(), &layer)?;
+        chart.refuse_lookup(&layer)?;
+        let binary = run::helm_binary()?;
+        let request = run::Request {
+            release: &helm.release,
+            namespace: namespace.as_deref(),
+            chart: &chart,
+            values: &values,
+            set: &helm.set,
+            include_crds: helm.include_crds,
+            include_tests: helm.include_tests,
+            capabilities: &capabilities,
+            timeout: helm.timeout,
+            layer: &layer,
+        };
+        let output = run::template(&binary, &request)?;
+        let docs = parse_output(&layer, &chart, &output.stdout, namespace.as_deref())?;
+        let docs = mark_secrets(docs, &values);
+        let record = ChartRender {
+            layer: layer.clone(),
+            release: helm.release.clone(),
+            chart: chart.name.clone(),
+            version: chart.version.clone(),
+            digest: chart.digest.clone(),
+            helm: binary.version.clone(),
+            kube_version: capabilities.kube_version.clone(),
+            cached: output.cached,
+        };
+        tracing::debug!(layer = %layer, chart = %chart.name, version = %chart.version, cached = output.cached, "rendered chart");
+        Ok((docs, record))
+    }
+}
+
+/// Splits helm's output into documents, each under the template that made it
+/// (`# Source: web/templates/deployment.yaml` → `charts/web/templates/deployment.yaml`).
+fn parse_output(
+    layer: &str,
+    chart: &chart::Chart,
+    text: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<(String, Vec<Parsed>)>> {
+    // (line of the `# Source:` comment, the template's path in the repository).
+    let mut sources: Vec<(u64, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(source) = line.strip_prefix("# Source: ") {
+            sources.push((i as u64 + 1, chart.source_path(source.trim())));
+        }
+    }
+    let label = format!("{layer} (helm template output)");
+    let docs = yaml::parse_documents(&label, text)?;
+    let mut files: Vec<(String, Vec<Parsed>)> = Vec::new();
+    for mut doc in docs {
+        if doc.value.is_null() {
+            continue;
+        }
+        let (file, line) = match sources.iter().rev().find(|(line, _)| *line <= doc.line) {
+            Some((at, file)) => (file.clone(), doc.line.saturating_sub(*at).max(1)),
+            None => (layer.to_string(), doc.line),
+        };
+        if let Some(namespace) = namespace {
+            default_namespace(&mut doc.value, namespace);
+        }
+        let parsed = Parsed { doc: yaml::Document { value: doc.value, line }, secrets: Vec::new(), also: Vec::new() };
+        match files.last_mut() {
+            Some((last, docs)) if *last == file => docs.push(parsed),
+            _ => files.push((file, vec![parsed])),
+        }
+    }
+    Ok(files)
+}
+
+/// Puts a namespaced object without a namespace into the release's namespace, as `helm install
+/// -n` does.
+fn default_namespace(value: &mut Value, namespace: &str) {
+    let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    if super::kustomize::resource::is_cluster_scoped(&api_version, &kind) {
+        return;
+    }
+    let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    if metadata.get("namespace").is_none_or(Value::is_null) {
+        metadata.insert("namespace".into(), Value::String(namespace.to_string()));
+    }
+}
+
+/// Marks every rendered string that holds a decrypted value (or its base64) as secret: values
+/// flow through templates where no pointer follows them.
+fn mark_secrets(mut files: Vec<(String, Vec<Parsed>)>, values: &values::Values) -> Vec<(String, Vec<Parsed>)> {
+    let forms = values.secret_forms();
+    if forms.is_empty() {
+        return files;
+    }
+    for parsed in files.iter_mut().flat_map(|(_, docs)| docs.iter_mut()) {
+        let mut found = BTreeSet::new();
+        let mut path = Vec::new();
+        find_secret_strings(&parsed.doc.value, &forms, &mut path, &mut found);
+        parsed.secrets.extend(found);
+    }
+    files
+}
+
+/// Strings at least this long are masked wherever they appear inside a rendered string; shorter
+/// ones only where the whole string is the value (a `3` in a values file does not mask every
+/// string with a `3` in it).
+const SUBSTRING_MIN: usize = 6;
+
+fn find_secret_strings(value: &Value, forms: &[String], path: &mut Vec<String>, found: &mut BTreeSet<String>) {
+    match value {
+        Value::String(s) => {
+            let holds = forms.iter().any(|f| s == f || (f.len() >= SUBSTRING_MIN && s.contains(f.as_str())));
+            if holds {
+                found.insert(pointer_of(path));
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                path.push(k.clone());
+                find_secret_strings(v, forms, path, found);
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                path.push(i.to_string());
+                find_secret_strings(v, forms, path, found);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn pointer_of(path: &[String]) -> String {
+    path.iter().map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1"))).collect()
+}
+
+/// The error of a chart layer: which chart, what happened, what to do.
+pub(crate) fn error(layer: &str, message: impl Into<String>) -> Error {
+    Error::Helm { layer: layer.to_string(), message: message.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_holding_a_secret_are_found_by_pointer() {
+        let doc = json!({"data": {"url": "postgres://app:s3cr3t-pw@db/app", "n": "3", "other": "fine"}, "list": ["s3cr3t-pw"]});
+        let mut found = BTreeSet::new();
+        find_secret_strings(&doc, &["s3cr3t-pw".to_string(), "3".to_string()], &mut Vec::new(), &mut found);
+        let found: Vec<_> = found.into_iter().collect();
+        assert_eq!(found, vec!["/data/n", "/data/url", "/list/0"]);
+    }
+
+    #[test]
+    fn namespaced_objects_get_the_release_namespace() {
+        let mut dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"}});
+        default_namespace(&mut dep, "apps");
+        assert_eq!(dep["metadata"]["namespace"], "apps");
+        let mut role =
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}});
+        default_namespace(&mut role, "apps");
+        assert!(role["metadata"].get("namespace").is_none());
+        let mut set = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "other"}});
+        default_namespace(&mut set, "apps");
+        assert_eq!(set["metadata"]["namespace"], "other");
+    }
+}
