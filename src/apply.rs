@@ -351,6 +351,7 @@ pub fn execute(
         versions: versions(&plan),
         notifications: Vec::new(),
         rollouts: plan.rollouts.iter().map(|p| rollout::start(p, target.simulated())).collect(),
+        charts: plan.charts.clone(),
     };
     // Never two versions at unknown weights: a killed rollout is continued by this apply when
     // it releases the same pod template, and undone first otherwise.

@@ -109,6 +109,9 @@ pub struct Plan {
     /// with the steps each will go through.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollouts: Vec<PlannedRollout>,
+    /// How each chart layer was rendered: chart, version, digest, helm version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<crate::render::helm::ChartRender>,
 }
 
 impl Plan {
@@ -220,12 +223,14 @@ mod wire {
         orphans: &'a [ObjectId],
         #[serde(skip_serializing_if = "<[super::PlannedRollout]>::is_empty")]
         rollouts: &'a [super::PlannedRollout],
+        #[serde(skip_serializing_if = "<[crate::render::helm::ChartRender]>::is_empty")]
+        charts: &'a [crate::render::helm::ChartRender],
     }
 
     impl<'a> Plan<'a> {
         /// The view of a plan `Maskable::mask` made (the seal says so).
         pub(super) fn of(plan: &'a super::Plan, _: Seal) -> Plan<'a> {
-            let super::Plan { environment, target, source, prune, summary, changes, orphans, rollouts } = plan;
+            let super::Plan { environment, target, source, prune, summary, changes, orphans, rollouts, charts } = plan;
             Plan {
                 environment,
                 target,
@@ -235,6 +240,7 @@ mod wire {
                 changes: changes.iter().map(Change::of).collect(),
                 orphans,
                 rollouts,
+                charts,
             }
         }
     }
@@ -517,6 +523,7 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
         changes,
         orphans,
         rollouts: Vec::new(),
+        charts: rendered.charts.clone(),
     }
 }
 
@@ -607,6 +614,7 @@ mod tests {
             changes: vec![change],
             orphans: vec![id("ConfigMap")],
             rollouts: Vec::new(),
+            charts: Vec::new(),
         };
         let debug = format!("{plan:?}");
         let masked = crate::secrets::Masked::new(&vec![plan]);

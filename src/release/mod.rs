@@ -120,6 +120,9 @@ pub struct Release {
     /// Deployments released by a strategy (canary, blue/green), each with its steps as they ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollouts: Vec<rollout::Rollout>,
+    /// The charts the release's chart layers were rendered from (chart, version, digest, helm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<crate::render::helm::ChartRender>,
 }
 
 impl Release {

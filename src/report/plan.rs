@@ -154,6 +154,9 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
             writeln!(w, "    {line}")?;
         }
     }
+    for chart in &plan.charts {
+        writeln!(w, "  {}", chart_line(chart))?;
+    }
     if !plan.orphans.is_empty() {
         writeln!(
             w,
@@ -169,10 +172,28 @@ fn write_plan_human(w: &mut dyn Write, plan: &Plan, style: Style, show_diff: boo
     writeln!(w, "{}", style.paint(colors::BOLD, &line))
 }
 
-/// The rollouts of a plan in Markdown: each Deployment's strategy and steps, for plans and the
+/// `chart web 1.2.0 (release web, charts/web, sha256:3f2a…, helm v3.16.2)`.
+pub(super) fn chart_line(chart: &crate::render::helm::ChartRender) -> String {
+    let digest = chart.digest.get(..19).unwrap_or(&chart.digest);
+    format!(
+        "chart {} {} (release {}, {}, {digest}…, helm {}, Kubernetes {}{})",
+        chart.chart,
+        chart.version,
+        chart.release,
+        chart.layer,
+        chart.helm,
+        chart.kube_version,
+        if chart.cached { ", from the cache" } else { "" }
+    )
+}
+
+/// The charts and rollouts of a plan in Markdown (each Deployment's strategy and steps), for plans and the
 /// pull-request report.
 pub(super) fn rollouts_markdown(plan: &Plan) -> String {
     let mut s = String::new();
+    for chart in &plan.charts {
+        s.push_str(&format!("\n{}\n", chart_line(chart).replacen("chart ", "**Chart:** ", 1)));
+    }
     for rollout in &plan.rollouts {
         let lines = super::rollout::planned_lines(rollout);
         s.push_str(&format!(

@@ -273,6 +273,7 @@ impl<T: Maskable> Maskable for Vec<T> {
 ///     changes: vec![change],
 ///     orphans: Vec::new(),
 ///     rollouts: Vec::new(),
+///     charts: Vec::new(),
 /// };
 /// let plans = Masked::new(&vec![plan]);
 /// let json = serde_json::to_string(&plans)?;

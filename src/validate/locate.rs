@@ -41,7 +41,11 @@ impl<'a> Locator<'a> {
                 line: 1,
                 message: "not valid UTF-8".into(),
             })?;
-            let documents = Node::parse_documents(path, &text)?.into_iter().map(|n| (n.line, n)).collect();
+            // A source that is not YAML (a chart's template, which helm rendered) has no places
+            // to point into; findings then name the template and the document's line.
+            let documents = Node::parse_documents(path, &text)
+                .map(|docs| docs.into_iter().map(|n| (n.line, n)).collect())
+                .unwrap_or_default();
             let lines = text.lines().map(str::to_string).collect();
             self.files.insert(path.to_string(), ParsedFile { lines, documents });
         }
