@@ -613,3 +613,44 @@ fn bad_chart_layers_in_cairn_yaml_are_refused_with_their_line() {
         assert!(!err.contains("schemas/cairn.schema.json"), "{err}");
     }
 }
+
+// --- the example --------------------------------------------------------------------------
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn the_example_renders_both_environments_and_shows_no_secret() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let f = Fixture::new();
+    copy_dir(&root.join("helm-platform"), f.path());
+    f.write(".gitignore", ".cairn/\n.cache/\n");
+    f.commit("feat: the platform");
+    let key = std::fs::read_to_string(root.join("shop/keys/example-only.agekey")).expect("key");
+    f.set_env("SOPS_AGE_KEY", &key);
+    f.set_env("CAIRN_HELM", &helm());
+    f.set_env("CAIRN_CACHE_DIR", f.join(".cache").to_str().expect("path"));
+    const TOKEN: &str = "prod-upstream-token-7c41e9";
+    let outputs = f.outputs_of(&[&["plan"], &["plan", "--format", "json"], &["render", "--format", "json"]]);
+    assert!(!outputs.contains(TOKEN) && !outputs.contains(&b64(TOKEN)), "{outputs}");
+    let production = f.json(&["render", "--env", "production", "--format", "json"], 0);
+    let objects: Vec<Value> =
+        production[0]["objects"].as_array().expect("objects").iter().map(|o| o["body"].clone()).collect();
+    let container = &find(&objects, "Deployment", "edge")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "registry.example.org/platform/edge:2.11.0");
+    assert_eq!(container["resources"]["limits"]["memory"], "256Mi", "the patch is merged");
+    assert_eq!(container["ports"][1]["name"], "metrics", "the chart's ports are kept");
+    assert_eq!(find(&objects, "Deployment", "edge")["spec"]["replicas"], 3);
+    f.ok(&["apply", "--env", "production"], 0);
+    f.ok(&["apply", "--env", "staging"], 0);
+    assert!(f.ok(&["plan"], 0).contains("0 to create, 0 to update, 0 to delete"));
+}

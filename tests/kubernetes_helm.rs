@@ -55,8 +55,10 @@ fn a_chart_is_applied_and_its_upgrade_planned_against_the_api_server() {
     let data = cluster.kubectl(&["-n", "shop", "get", "configmap", "capabilities", "-o", "jsonpath={.data}"], None);
     assert!(data.contains(&format!("\"kube\":\"v{kube}\"")), "{data}");
     assert!(data.contains("\"deployments\":\"true\"") && data.contains("\"widgets\":\"false\""), "{data}");
-    let image =
-        cluster.kubectl(&["-n", "shop", "get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"], None);
+    let image = cluster.kubectl(
+        &["-n", "shop", "get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"],
+        None,
+    );
     assert_eq!(image, "nginx:1.25.0");
 
     // The upgrade: chart 0.2.0 with a new image, planned as the API server would store it.
@@ -73,7 +75,9 @@ fn a_chart_is_applied_and_its_upgrade_planned_against_the_api_server() {
     let human = f.ok(&["plan"], 0);
     assert!(human.contains("chart web 0.2.0") && human.contains(&format!("Kubernetes {kube}")), "{human}");
     f.ok(&["apply", "--env", "staging"], 0);
-    let image =
-        cluster.kubectl(&["-n", "shop", "get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"], None);
+    let image = cluster.kubectl(
+        &["-n", "shop", "get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"],
+        None,
+    );
     assert_eq!(image, "nginx:1.27.1");
 }
