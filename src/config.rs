@@ -14,7 +14,7 @@ mod notifications;
 mod promotion;
 mod strategy;
 mod verify;
-pub use helm::{ChartSource, DEFAULT_HELM_TIMEOUT, HelmChart};
+pub use helm::{ChartSource, DEFAULT_HELM_TIMEOUT, HelmChart, LOCK_FILE};
 pub use notifications::{Channel, ChannelKind, EventKind, Notifications, Route, SmtpTls};
 pub use promotion::{Evidence, Promoted, Promotion};
 pub use strategy::{BlueGreen, DEFAULT_SCALE_DOWN_DELAY, DEFAULT_STEP_TIMEOUT, How, Selector, Step, Strategy};
@@ -108,7 +108,7 @@ impl Layer {
                 let mut paths = helm.paths();
                 // A chart from a chart repository is pinned by the lock file.
                 if matches!(helm.chart, ChartSource::Repository { .. }) {
-                    paths.push(crate::render::helm::LOCK_FILE);
+                    paths.push(LOCK_FILE);
                 }
                 paths
             }

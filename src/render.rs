@@ -359,7 +359,7 @@ impl<'a> Renderer<'a> {
 
     /// Renders the chart layers of an environment, in parallel (helm is the slow part; reading
     /// the snapshot is not, and happens first, in order).
-    fn render_charts(&self, env: &Environment) -> Result<Vec<(Vec<(String, Vec<Parsed>)>, helm::ChartRender)>> {
+    fn render_charts(&self, env: &Environment) -> Result<Vec<helm::RenderedChart>> {
         let charts: Vec<&config::HelmChart> = env.layers.iter().filter_map(|l| l.helm.as_ref()).collect();
         if charts.is_empty() {
             return Ok(Vec::new());

@@ -9,6 +9,10 @@ use super::verify::Located;
 use crate::error::Result;
 use crate::yaml::{Key, Node, NodeValue};
 
+/// The chart pins (digests of charts fetched from chart repositories), at the configuration
+/// root beside `cairn.yaml`.
+pub const LOCK_FILE: &str = "cairn.lock";
+
 /// How long one `helm template` may run before it is stopped.
 pub const DEFAULT_HELM_TIMEOUT: Duration = Duration::from_secs(120);
 

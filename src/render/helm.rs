@@ -54,6 +54,9 @@ pub struct ChartRender {
     pub cached: bool,
 }
 
+/// A chart layer's documents, by template, and how they were made.
+pub(super) type RenderedChart = (Vec<(String, Vec<Parsed>)>, ChartRender);
+
 /// A chart layer read from the snapshot, ready for helm.
 pub(super) struct Prepared {
     layer: String,
@@ -103,7 +106,7 @@ pub(super) fn prepare(
 
 impl Prepared {
     /// Runs helm (or reads its cached output) and parses the documents.
-    pub(super) fn render(self) -> Result<(Vec<(String, Vec<Parsed>)>, ChartRender)> {
+    pub(super) fn render(self) -> Result<RenderedChart> {
         let Prepared { layer, helm, mut chart, values, capabilities, namespace, lock, work_tree } = self;
         fetch::resolve(&mut chart, &lock, work_tree.as_deref(), &layer)?;
         chart.refuse_lookup(&layer)?;
@@ -200,7 +203,7 @@ fn mark_secrets(mut files: Vec<(String, Vec<Parsed>)>, values: &values::Values) 
     for parsed in files.iter_mut().flat_map(|(_, docs)| docs.iter_mut()) {
         let mut found = BTreeSet::new();
         let mut path = Vec::new();
-        find_secret_strings(&parsed.doc.value, &forms, &mut path, &mut found);
+        find_secret_strings(&parsed.doc.value, forms, &mut path, &mut found);
         parsed.secrets.extend(found);
     }
     files

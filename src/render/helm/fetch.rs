@@ -17,8 +17,7 @@ use super::error;
 use crate::error::Result;
 use crate::repo::Snapshot;
 
-/// The chart pins, at the configuration root.
-pub const LOCK_FILE: &str = "cairn.lock";
+pub use crate::config::LOCK_FILE;
 
 /// How long one request to a chart repository may take; a repository that does not answer is
 /// reported, not retried.

@@ -351,7 +351,7 @@ pub fn parse(file: &str, text: &str) -> Result<Kustomization, Error> {
             "generators" => k.generators = r.strings(value, "generators")?,
             "helmCharts" | "helmGlobals" | "helmChartInflationGenerator" => {
                 return Err(r.key(key).error(format!(
-                    "`{}` (Helm charts) is not supported in a kustomize layer yet; render the chart with `helm template` into the repository, or give the chart its own layer",
+                    "`{}` (Helm charts) is not supported in a kustomize layer yet; give the chart its own `helm` layer before this one in cairn.yaml (docs/helm.md), and patch its output here",
                     key.name
                 )));
             }
