@@ -426,8 +426,10 @@ fn an_unreachable_chart_repository_is_named_once() {
 
 const DB_PASSWORD: &str = "pg-pass-5d1e0c77-correcthorse";
 
-#[test]
-fn sops_values_reach_helm_and_no_output() {
+/// A chart whose staging values include a SOPS file (the password encrypted by the real sops),
+/// the key in CAIRN_AGE_KEY_FILE, and a private directory of /dev/shm (CAIRN_SECRET_TMPDIR) for
+/// the decrypted values, so a test sees what is left there by its own runs only.
+fn secret_fixture() -> (Fixture, tempfile::TempDir, tempfile::TempDir) {
     let f = fixture();
     let keys = tempfile::tempdir().expect("tempdir");
     let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
@@ -454,6 +456,18 @@ fn sops_values_reach_helm_and_no_output() {
     );
     f.commit("feat: the database password");
     f.set_env("CAIRN_AGE_KEY_FILE", &key.display().to_string());
+    let shm = tempfile::Builder::new().prefix("cairn-test-").tempdir_in("/dev/shm").expect("a directory in /dev/shm");
+    f.set_env("CAIRN_SECRET_TMPDIR", shm.path().to_str().expect("path"));
+    (f, keys, shm)
+}
+
+fn left_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir).expect("dir").flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect()
+}
+
+#[test]
+fn sops_values_reach_helm_and_no_output() {
+    let (f, _keys, shm) = secret_fixture();
 
     let forbidden = [DB_PASSWORD.to_string(), b64(DB_PASSWORD)];
     let base = f.git(&["rev-parse", "HEAD~1"]);
@@ -498,15 +512,56 @@ fn sops_values_reach_helm_and_no_output() {
     // Nothing of the plaintext is left behind: not in the cache, not in a temporary file.
     let cached = read_tree(&f.join(".cache"));
     assert!(!cached.contains(DB_PASSWORD) && !cached.contains(&b64(DB_PASSWORD)), "the cache holds the secret");
-    let shm: Vec<_> = std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| n.starts_with("cairn-helm-values-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(shm.is_empty(), "left behind: {shm:?}");
+    assert!(left_in(shm.path()).is_empty(), "left behind: {:?}", left_in(shm.path()));
+}
+
+#[test]
+fn a_render_stopped_while_helm_reads_decrypted_values_leaves_none_behind() {
+    let (f, keys, shm) = secret_fixture();
+    // A helm that shows it was handed the values file, then hangs.
+    let tools = tempfile::tempdir().expect("tempdir");
+    let started = tools.path().join("started");
+    let wrapper = tools.path().join("helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = version ] && exec '{}' \"$@\"\nls '{}'/* > '{}'\nsleep 60\n",
+            helm(),
+            shm.path().display(),
+            started.display()
+        ),
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"));
+    command
+        .args(["render"])
+        .env("CAIRN_REPO", f.path())
+        .env("HOME", f.path())
+        .env("CAIRN_HELM", &wrapper)
+        .env("CAIRN_CACHE_DIR", f.join(".cache"))
+        .env("CAIRN_SECRET_TMPDIR", shm.path())
+        .env("CAIRN_AGE_KEY_FILE", keys.path().join("key.txt"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(&started).unwrap_or_default().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "helm was not started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let handed = std::fs::read_to_string(&started).expect("started");
+    assert!(handed.contains("values-"), "helm was handed the decrypted values: {handed}");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let out = child.wait_with_output().expect("wait");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(15), "ended by the signal: {:?}", out.status);
+    assert!(left_in(shm.path()).is_empty(), "left behind: {:?}", left_in(shm.path()));
+    // The hanging helm was stopped with it.
+    let hanging = Command::new("pgrep").args(["-f", wrapper.to_str().expect("path")]).output().expect("pgrep");
+    assert!(hanging.stdout.is_empty(), "helm still runs: {}", String::from_utf8_lossy(&hanging.stdout));
 }
 
 fn read_tree(dir: &Path) -> String {
