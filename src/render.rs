@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{self, Environment, Layer};
+use crate::config::{Environment, Layer};
 use crate::error::{Error, Result};
 use crate::repo::{EntryKind, Snapshot};
 use crate::yaml;
@@ -360,7 +360,7 @@ impl<'a> Renderer<'a> {
     /// Renders the chart layers of an environment, in parallel (helm is the slow part; reading
     /// the snapshot is not, and happens first, in order).
     fn render_charts(&self, env: &Environment) -> Result<Vec<helm::RenderedChart>> {
-        let charts: Vec<&config::HelmChart> = env.layers.iter().filter_map(|l| l.helm.as_ref()).collect();
+        let charts: Vec<&crate::config::HelmChart> = env.layers.iter().filter_map(|l| l.helm.as_ref()).collect();
         if charts.is_empty() {
             return Ok(Vec::new());
         }
@@ -375,7 +375,10 @@ impl<'a> Renderer<'a> {
         let capabilities = capabilities_of(env)?;
         let prepared = charts
             .into_iter()
-            .map(|chart| helm::prepare(self.snapshot, env, chart, capabilities.clone(), self.secrets, &self.identities))
+            .map(|chart| {
+                let request = helm::ChartRequest::from_layer(chart, env);
+                helm::prepare(self.snapshot, request, capabilities.clone(), self.secrets, &self.identities)
+            })
             .collect::<Result<Vec<_>>>()?;
         prepared.into_par_iter().map(helm::Prepared::render).collect()
     }
@@ -399,8 +402,15 @@ impl<'a> Renderer<'a> {
             let parsed = match self.parsed.get(&layer.path) {
                 Some(parsed) => Arc::clone(parsed),
                 None => {
-                    let parsed = Arc::new(self.parse_layer(env, layer)?);
-                    self.parsed.insert(layer.path.clone(), Arc::clone(&parsed));
+                    let (parsed, charts) = self.parse_layer(env, layer)?;
+                    let parsed = Arc::new(parsed);
+                    if charts.is_empty() {
+                        self.parsed.insert(layer.path.clone(), Arc::clone(&parsed));
+                    } else {
+                        // A kustomization's charts render for this environment's cluster; another
+                        // environment builds the layer again for its own.
+                        records.extend(charts);
+                    }
                     parsed
                 }
             };
@@ -440,8 +450,9 @@ pub fn render(snapshot: &Snapshot, env: &Environment) -> Result<Rendered> {
 }
 
 impl Renderer<'_> {
-    /// Reads and parses a layer: every `*.yaml`/`*.yml` under a directory, or the file itself.
-    fn parse_layer(&self, env: &Environment, layer: &Layer) -> Result<Vec<(String, Vec<Parsed>)>> {
+    /// Reads and parses a layer: every `*.yaml`/`*.yml` under a directory, or the file itself, or
+    /// a kustomization built (with the charts its `helmCharts` rendered).
+    fn parse_layer(&self, env: &Environment, layer: &Layer) -> Result<(ParsedFiles, Vec<helm::ChartRender>)> {
         let snapshot = self.snapshot;
         let texts = match snapshot.entry_kind(&layer.path)? {
             Some(EntryKind::File) => {
@@ -457,9 +468,33 @@ impl Renderer<'_> {
                     })?;
                     open_secrets(mode, identities, file, yaml::parse_documents_yaml12(file, &text)?)
                 };
-                let built = kustomize::build(snapshot, &layer.path, &read)?;
+                let records = std::cell::RefCell::new(Vec::new());
+                let capabilities = std::cell::OnceCell::new();
+                let render_chart = |request: helm::ChartRequest| -> Result<helm::RenderedChart> {
+                    let capabilities = match capabilities.get() {
+                        Some(c) => c,
+                        None => {
+                            let Some(of) = self.capabilities else {
+                                return Err(Error::Usage {
+                                    message:
+                                        "internal: a kustomization's helmCharts need the environment's capabilities"
+                                            .into(),
+                                });
+                            };
+                            let _ = capabilities.set(of(env)?);
+                            capabilities
+                                .get()
+                                .ok_or_else(|| Error::Usage { message: "internal: capabilities".into() })?
+                        }
+                    };
+                    let rendered =
+                        helm::prepare(snapshot, request, capabilities.clone(), mode, identities)?.render()?;
+                    records.borrow_mut().push(rendered.1.clone());
+                    Ok(rendered)
+                };
+                let built = kustomize::build(snapshot, &layer.path, &read, Some(&render_chart))?;
                 tracing::debug!(layer = %layer.path, objects = built.iter().map(|(_, d)| d.len()).sum::<usize>(), "built kustomization");
-                return Ok(built);
+                return Ok((built, records.into_inner()));
             }
             Some(EntryKind::Dir) => snapshot.read_under(&layer.path, |f| {
                 (f.ends_with(".yaml") || f.ends_with(".yml")) && !self.values_files.contains(f)
@@ -475,7 +510,7 @@ impl Renderer<'_> {
         tracing::debug!(layer = %layer.path, files = texts.len(), "read");
         // Parsing dominates rendering time; files are independent.
         let (mode, identities) = (self.secrets, &self.identities);
-        texts
+        let files = texts
             .into_par_iter()
             .map(|(file, bytes)| {
                 let text = String::from_utf8(bytes).map_err(|e| Error::Document {
@@ -487,9 +522,13 @@ impl Renderer<'_> {
                 let docs = open_secrets(mode, identities, &file, docs)?;
                 Ok((file, docs))
             })
-            .collect()
+            .collect::<Result<ParsedFiles>>()?;
+        Ok((files, Vec::new()))
     }
 }
+
+/// A layer's documents, grouped by the file that wrote them.
+type ParsedFiles = Vec<(String, Vec<Parsed>)>;
 
 /// age keys, read once when the first encrypted document is met.
 type LazyIdentities = std::sync::OnceLock<std::result::Result<crate::secrets::Identities, String>>;

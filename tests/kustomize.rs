@@ -552,9 +552,27 @@ fn bad_kustomizations_are_refused_with_the_file_line_and_a_fix() {
         &["k/overlay/kustomization.yaml:2:5", "remote resource", "vendor the remote base into the repository"],
     );
     refused(
-        "helm charts",
+        "a helm chart without a release name",
         &[("overlay/kustomization.yaml", "helmCharts:\n  - { name: x, repo: https://charts.example.org }\n")],
-        &["k/overlay/kustomization.yaml:1:1", "`helmCharts`", "helm template"],
+        &["k/overlay/kustomization.yaml:2:5", "no `releaseName`", "random"],
+    );
+    refused(
+        "a helm chart without a version",
+        &[(
+            "overlay/kustomization.yaml",
+            "helmCharts:\n  - { name: x, releaseName: x, repo: https://charts.example.org }\n",
+        )],
+        &["k/overlay/kustomization.yaml:2:5", "no `version`", "pin `version`"],
+    );
+    refused(
+        "a helm chart that is not there",
+        &[("overlay/kustomization.yaml", "helmCharts:\n  - { name: x, releaseName: x }\n")],
+        &["k/overlay/kustomization.yaml:2:5", "no chart at k/overlay/charts/x"],
+    );
+    refused(
+        "the deprecated helm generator",
+        &[("overlay/kustomization.yaml", "helmChartInflationGenerator:\n  - { chartName: x }\n")],
+        &["k/overlay/kustomization.yaml:1:1", "`helmCharts` entries"],
     );
     refused(
         "validators",

@@ -57,48 +57,105 @@ pub struct ChartRender {
 /// A chart layer's documents, by template, and how they were made.
 pub(super) type RenderedChart = (Vec<(String, Vec<Parsed>)>, ChartRender);
 
-/// A chart layer read from the snapshot, ready for helm.
+/// Where one values file of a chart comes from, in helm's order (later ones win).
+#[derive(Debug, Clone)]
+pub(super) enum ValuesSource {
+    /// A file of the repository (a SOPS file is decrypted).
+    File(String),
+    /// Values written inline (kustomize's `valuesInline`), named for messages.
+    Inline { label: String, values: Value },
+}
+
+/// One chart to render: from a `helm` layer of `cairn.yaml`, or a kustomization's `helmCharts`.
+#[derive(Debug, Clone)]
+pub(super) struct ChartRequest {
+    /// How the chart is named in messages and records.
+    pub label: String,
+    pub chart: ChartSource,
+    pub release: String,
+    pub namespace: Option<String>,
+    /// Whether namespaced objects without a namespace get `namespace` (a `helm` layer, as
+    /// `helm install -n` does; kustomize leaves that to its namespace transformer).
+    pub default_namespace: bool,
+    pub values: Vec<ValuesSource>,
+    pub set: Vec<(String, Value)>,
+    pub include_crds: bool,
+    pub include_tests: bool,
+    pub no_hooks: bool,
+    /// API versions added to the target's, and a Kubernetes version instead of the target's.
+    pub api_versions: Vec<String>,
+    pub kube_version: Option<String>,
+    pub timeout: std::time::Duration,
+    /// Where the chart is configured (`cairn.yaml:LINE`, or the kustomization), for messages.
+    pub configured_at: String,
+}
+
+impl ChartRequest {
+    /// The request of a `helm` layer. A release's namespace is the layer's, else the target's
+    /// (as `helm install -n` would be).
+    pub fn from_layer(helm: &HelmChart, env: &Environment) -> ChartRequest {
+        let namespace = helm.namespace.clone().or_else(|| match &env.target {
+            crate::config::TargetConfig::Kubernetes { namespace, .. } => namespace.clone(),
+            crate::config::TargetConfig::Local { .. } => None,
+        });
+        ChartRequest {
+            label: helm.label(),
+            chart: helm.chart.clone(),
+            release: helm.release.clone(),
+            namespace,
+            default_namespace: true,
+            values: helm.values.iter().cloned().map(ValuesSource::File).collect(),
+            set: helm.set.clone(),
+            include_crds: helm.include_crds,
+            include_tests: helm.include_tests,
+            no_hooks: false,
+            api_versions: Vec::new(),
+            kube_version: None,
+            timeout: helm.timeout,
+            configured_at: format!("environment `{}` (cairn.yaml:{})", env.name, helm.line),
+        }
+    }
+}
+
+/// A chart read from the snapshot, ready for helm.
 pub(super) struct Prepared {
-    layer: String,
-    helm: HelmChart,
+    request: ChartRequest,
     chart: chart::Chart,
     values: values::Values,
     capabilities: Capabilities,
-    namespace: Option<String>,
     /// Where the chart's pin is looked up and recorded.
     lock: fetch::Lock,
     work_tree: Option<PathBuf>,
 }
 
-/// Reads what a chart layer needs from the snapshot: the chart (or its pin), the values files
-/// (SOPS files decrypted, or kept encrypted), and the environment's capabilities.
+/// Reads what a chart needs from the snapshot: the chart (or its pin), the values files (SOPS
+/// files decrypted, or kept encrypted), and the environment's capabilities.
 pub(super) fn prepare(
     snapshot: &Snapshot,
-    env: &Environment,
-    helm: &HelmChart,
-    capabilities: Capabilities,
+    request: ChartRequest,
+    mut capabilities: Capabilities,
     mode: Secrets,
     identities: &LazyIdentities,
 ) -> Result<Prepared> {
-    let label = helm.label();
-    let chart = match &helm.chart {
-        ChartSource::Path { path } => chart::Chart::from_snapshot(snapshot, path, &env.name, helm.line)?,
+    let chart = match &request.chart {
+        ChartSource::Path { path } => chart::Chart::from_snapshot(snapshot, path, &request.configured_at)?,
         ChartSource::Repository { url, name, version } => chart::Chart::remote(url, name, version),
     };
-    let values = values::Values::read(snapshot, helm, mode, identities)?;
+    let values = values::Values::read(snapshot, &request, mode, identities)?;
     let lock = fetch::Lock::read(snapshot)?;
-    // A release's namespace: the layer's, else the target's (as `helm install -n` would be).
-    let namespace = helm.namespace.clone().or_else(|| match &env.target {
-        crate::config::TargetConfig::Kubernetes { namespace, .. } => namespace.clone(),
-        crate::config::TargetConfig::Local { .. } => None,
-    });
+    if let Some(version) = &request.kube_version {
+        capabilities.kube_version = version.trim_start_matches('v').to_string();
+    }
+    for extra in &request.api_versions {
+        if !capabilities.api_versions.contains(extra) {
+            capabilities.api_versions.push(extra.clone());
+        }
+    }
     Ok(Prepared {
-        layer: label,
-        helm: helm.clone(),
+        request,
         chart,
         values,
         capabilities,
-        namespace,
         lock,
         work_tree: snapshot.work_tree_root().map(|p| p.to_path_buf()),
     })
@@ -107,28 +164,31 @@ pub(super) fn prepare(
 impl Prepared {
     /// Runs helm (or reads its cached output) and parses the documents.
     pub(super) fn render(self) -> Result<RenderedChart> {
-        let Prepared { layer, helm, mut chart, values, capabilities, namespace, lock, work_tree } = self;
-        fetch::resolve(&mut chart, &lock, work_tree.as_deref(), &layer)?;
-        chart.refuse_lookup(&layer)?;
+        let Prepared { request, mut chart, values, capabilities, lock, work_tree } = self;
+        let layer = request.label.as_str();
+        fetch::resolve(&mut chart, &lock, work_tree.as_deref(), layer)?;
+        chart.refuse_lookup(layer)?;
         let binary = run::helm_binary()?;
-        let request = run::Request {
-            release: &helm.release,
-            namespace: namespace.as_deref(),
+        let run_request = run::Request {
+            release: &request.release,
+            namespace: request.namespace.as_deref(),
             chart: &chart,
             values: &values,
-            set: &helm.set,
-            include_crds: helm.include_crds,
-            include_tests: helm.include_tests,
+            set: &request.set,
+            include_crds: request.include_crds,
+            include_tests: request.include_tests,
+            no_hooks: request.no_hooks,
             capabilities: &capabilities,
-            timeout: helm.timeout,
-            layer: &layer,
+            timeout: request.timeout,
+            layer,
         };
-        let output = run::template(&binary, &request)?;
-        let docs = parse_output(&layer, &chart, &output.stdout, namespace.as_deref())?;
+        let output = run::template(&binary, &run_request)?;
+        let namespace = if request.default_namespace { request.namespace.as_deref() } else { None };
+        let docs = parse_output(layer, &chart, &output.stdout, namespace)?;
         let docs = mark_secrets(docs, &values);
         let record = ChartRender {
-            layer: layer.clone(),
-            release: helm.release.clone(),
+            layer: layer.to_string(),
+            release: request.release.clone(),
             chart: chart.name.clone(),
             version: chart.version.clone(),
             digest: chart.digest.clone(),
@@ -136,7 +196,7 @@ impl Prepared {
             kube_version: capabilities.kube_version.clone(),
             cached: output.cached,
         };
-        tracing::debug!(layer = %layer, chart = %chart.name, version = %chart.version, cached = output.cached, "rendered chart");
+        tracing::debug!(layer, chart = %chart.name, version = %chart.version, cached = output.cached, "rendered chart");
         Ok((docs, record))
     }
 }

@@ -16,6 +16,7 @@
 //! name hash needs the plaintext, it is computed over a copy with the values put back.
 
 mod build;
+mod charts;
 pub mod fieldspec;
 pub mod file;
 mod generate;

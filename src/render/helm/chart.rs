@@ -33,12 +33,12 @@ pub enum Body {
 }
 
 impl Chart {
-    pub fn from_snapshot(snapshot: &Snapshot, path: &str, environment: &str, line: u64) -> Result<Chart> {
+    pub fn from_snapshot(snapshot: &Snapshot, path: &str, configured_at: &str) -> Result<Chart> {
         let missing = || {
             error(
                 path,
                 format!(
-                    "the chart of environment `{environment}` (cairn.yaml:{line}) does not exist in the repository; vendor it there (`helm pull --untar`) or give `repo` and `version`"
+                    "the chart of {configured_at} does not exist in the repository; vendor it there (`helm pull --untar`) or give `repo` and `version`"
                 ),
             )
         };

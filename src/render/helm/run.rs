@@ -87,6 +87,7 @@ pub struct Request<'a> {
     pub set: &'a [(String, serde_json::Value)],
     pub include_crds: bool,
     pub include_tests: bool,
+    pub no_hooks: bool,
     pub capabilities: &'a Capabilities,
     pub timeout: Duration,
     pub layer: &'a str,
@@ -109,6 +110,7 @@ struct Key<'a> {
     namespace: Option<&'a str>,
     include_crds: bool,
     include_tests: bool,
+    no_hooks: bool,
     capabilities: &'a Capabilities,
 }
 
@@ -127,6 +129,7 @@ pub fn template(binary: &Binary, request: &Request) -> Result<Output> {
                 namespace: request.namespace,
                 include_crds: request.include_crds,
                 include_tests: request.include_tests,
+                no_hooks: request.no_hooks,
                 capabilities: request.capabilities,
             };
             let json = serde_json::to_vec(&key).unwrap_or_default();
@@ -178,6 +181,9 @@ fn run(binary: &Binary, request: &Request) -> Result<String> {
     }
     if !request.include_tests {
         command.arg("--skip-tests");
+    }
+    if request.no_hooks {
+        command.arg("--no-hooks");
     }
     // Hermetic: no repositories, plugins or kubeconfig of the machine change what renders.
     command

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::error;
-use crate::config::HelmChart;
+use super::{ChartRequest, ValuesSource};
 use crate::error::{Error, Result};
 use crate::render::{LazyIdentities, Secrets};
 use crate::repo::Snapshot;
@@ -34,16 +34,37 @@ struct ValuesFile {
 }
 
 impl Values {
-    pub fn read(snapshot: &Snapshot, helm: &HelmChart, mode: Secrets, identities: &LazyIdentities) -> Result<Values> {
+    pub fn read(
+        snapshot: &Snapshot,
+        request: &ChartRequest,
+        mode: Secrets,
+        identities: &LazyIdentities,
+    ) -> Result<Values> {
         let mut files = Vec::new();
         let mut forms: Zeroizing<Vec<String>> = Zeroizing::new(Vec::new());
         let mut hasher = Sha256::new();
         let mut any_secret = false;
-        for path in &helm.values {
+        for source in &request.values {
+            let path = match source {
+                ValuesSource::File(path) => path,
+                ValuesSource::Inline { label, values } => {
+                    let text = serde_json::to_string(values).unwrap_or_default();
+                    hasher.update((label.len() as u64).to_le_bytes());
+                    hasher.update(label.as_bytes());
+                    hasher.update((text.len() as u64).to_le_bytes());
+                    hasher.update(text.as_bytes());
+                    files.push(ValuesFile {
+                        path: label.clone(),
+                        bytes: Zeroizing::new(text.into_bytes()),
+                        secret: false,
+                    });
+                    continue;
+                }
+            };
             let Some(bytes) = snapshot.read(path)? else {
                 return Err(error(
-                    &helm.label(),
-                    format!("values file `{path}` (cairn.yaml:{}) does not exist in the repository", helm.line),
+                    &request.label,
+                    format!("values file `{path}` of {} does not exist in the repository", request.configured_at),
                 ));
             };
             let text = String::from_utf8(bytes).map_err(|e| Error::Document {
@@ -106,7 +127,7 @@ impl Values {
             crate::secrets::zeroize_value(&mut value);
             files.push(ValuesFile { path: path.clone(), bytes, secret: true });
         }
-        for (key, value) in &helm.set {
+        for (key, value) in &request.set {
             hasher.update(key.as_bytes());
             hasher.update(value.to_string().as_bytes());
         }

@@ -17,10 +17,13 @@ use super::file::{self, Kind, Kustomization, Located};
 use super::resource::{Id, Resource};
 use super::vars::{self, Var};
 use super::vault::Vault;
-use super::{generate, nameref, plugin, replace, transform};
+use super::{charts, generate, nameref, plugin, replace, transform};
 
 /// Reads a file's documents the way every layer file is read (SOPS files decrypted).
 pub type ReadDocuments<'a> = dyn Fn(&str, Vec<u8>) -> Result<Vec<Parsed>> + Sync + 'a;
+
+/// Renders a chart of `helmCharts` for the environment being rendered.
+pub type RenderChart<'a> = dyn Fn(crate::render::helm::ChartRequest) -> Result<crate::render::helm::RenderedChart> + 'a;
 
 /// Everything gathered so far by one kustomization (and what it includes).
 pub struct Acc {
@@ -99,6 +102,8 @@ impl Acc {
 pub struct Builder<'a> {
     pub snapshot: &'a Snapshot,
     pub read: &'a ReadDocuments<'a>,
+    /// How `helmCharts` are rendered (none: they are an error).
+    pub charts: Option<&'a RenderChart<'a>>,
     pub vault: Vault,
     pub schemas: Schemas,
     /// The kustomizations being built, outermost first (a cycle is an error, not a hang).
@@ -111,10 +116,12 @@ pub(in crate::render) fn build(
     snapshot: &Snapshot,
     dir: &str,
     read: &ReadDocuments<'_>,
+    charts: Option<&RenderChart<'_>>,
 ) -> Result<Vec<(String, Vec<Parsed>)>> {
     let mut builder = Builder {
         snapshot,
         read,
+        charts,
         vault: Vault::default(),
         schemas: Schemas::with_crds(std::iter::empty()),
         stack: Vec::new(),
@@ -359,6 +366,8 @@ impl Builder<'_> {
         }
         tracing::debug!(kustomization = %k.file, resources = acc.resources.len(), elapsed = ?started.elapsed(), "resources read");
         generate::run(self, k, &mut acc)?;
+        // kustomize's built-in generators run in this order: ConfigMaps, Secrets, Helm charts.
+        charts::inflate(self, k, &mut acc)?;
         plugin::generators(self, k, &mut acc)?;
         for entry in &k.components {
             refuse_remote(entry, "component")?;

@@ -82,6 +82,37 @@ pub enum Behavior {
     Replace,
 }
 
+/// How `valuesInline` combines with the values file (kustomize's `valuesMerge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValuesMerge {
+    /// Inline values win (the default).
+    Override,
+    /// The file's values win.
+    Merge,
+    /// Only the inline values (over the chart's defaults).
+    Replace,
+}
+
+/// A `helmCharts` entry (kustomize's HelmChartInflationGenerator).
+#[derive(Debug, Clone)]
+pub struct HelmChartEntry {
+    pub name: String,
+    pub version: Option<String>,
+    pub repo: Option<String>,
+    pub release_name: String,
+    pub namespace: Option<String>,
+    pub values_file: Option<Located>,
+    pub additional_values_files: Vec<Located>,
+    pub values_inline: Option<serde_json::Value>,
+    pub values_merge: ValuesMerge,
+    pub include_crds: bool,
+    pub skip_hooks: bool,
+    pub skip_tests: bool,
+    pub api_versions: Vec<String>,
+    pub kube_version: Option<String>,
+    pub at: Loc,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GeneratorOptions {
     pub labels: Vec<(String, String)>,
@@ -136,6 +167,10 @@ pub struct Kustomization {
     pub transformers: Vec<Located>,
     pub generators: Vec<Located>,
     pub openapi: Option<Located>,
+    /// `helmCharts`, inflated with the real helm as `kustomize build --enable-helm` does.
+    pub helm_charts: Vec<HelmChartEntry>,
+    /// `helmGlobals.chartHome` (default `charts`, relative to the kustomization).
+    pub chart_home: Option<Located>,
 }
 
 /// Every field of a kustomization and whether cairn reads it.
@@ -213,6 +248,8 @@ pub fn parse(file: &str, text: &str) -> Result<Kustomization, Error> {
         transformers: Vec::new(),
         generators: Vec::new(),
         openapi: None,
+        helm_charts: Vec::new(),
+        chart_home: None,
     };
     let mut bases = Vec::new();
     for (key, value) in entries {
@@ -349,11 +386,23 @@ pub fn parse(file: &str, text: &str) -> Result<Kustomization, Error> {
             }
             "transformers" => k.transformers = r.strings(value, "transformers")?,
             "generators" => k.generators = r.strings(value, "generators")?,
-            "helmCharts" | "helmGlobals" | "helmChartInflationGenerator" => {
-                return Err(r.key(key).error(format!(
-                    "`{}` (Helm charts) is not supported in a kustomize layer yet; give the chart its own `helm` layer before this one in cairn.yaml (docs/helm.md), and patch its output here",
-                    key.name
-                )));
+            "helmCharts" => {
+                for item in r.list(value, "helmCharts")? {
+                    k.helm_charts.push(r.helm_chart(item)?);
+                }
+            }
+            "helmGlobals" => {
+                let map = r.map(value, "helmGlobals", &["chartHome", "configHome"])?;
+                if let Some(home) = field(map, "chartHome") {
+                    k.chart_home = Some(r.string(home, "helmGlobals.chartHome")?);
+                }
+                // `configHome` is helm's configuration directory; cairn runs helm with empty ones
+                // of its own (docs/helm.md), so nothing of the machine changes the output.
+            }
+            "helmChartInflationGenerator" => {
+                return Err(r.key(key).error(
+                    "`helmChartInflationGenerator` is kustomize's deprecated form of `helmCharts`; write the charts as `helmCharts` entries (with `helmGlobals.chartHome`)",
+                ));
             }
             "validators" => {
                 return Err(r.key(key).error(
@@ -459,6 +508,108 @@ impl Reader<'_> {
             NodeValue::Bool(b) => Ok(b),
             _ => Err(self.at(node).error(format!("`{what}` is true or false, found {}", node.kind_name()))),
         }
+    }
+
+    fn helm_chart(&self, node: &Node) -> Result<HelmChartEntry, Error> {
+        const FIELDS: &[&str] = &[
+            "name",
+            "version",
+            "repo",
+            "releaseName",
+            "namespace",
+            "valuesFile",
+            "additionalValuesFiles",
+            "valuesInline",
+            "valuesMerge",
+            "includeCRDs",
+            "skipHooks",
+            "skipTests",
+            "apiVersions",
+            "kubeVersion",
+            "nameTemplate",
+            "devel",
+            "digest",
+            "debug",
+        ];
+        let map = self.map(node, "a helmCharts entry", FIELDS)?;
+        let name = self.required_string(node, map, "name", "a helmCharts entry")?;
+        let optional = |field_name: &str| -> Result<Option<String>, Error> {
+            field(map, field_name)
+                .map(|v| self.string(v, field_name).map(|l| l.value))
+                .transpose()
+                .map(|v| v.filter(|s| !s.is_empty()))
+        };
+        let release_name = match optional("releaseName")? {
+            Some(name) => name,
+            None => {
+                return Err(self.at(node).error(format!(
+                    "helmCharts entry `{name}` has no `releaseName`; kustomize would have helm generate a random one, so every build would differ — set `releaseName`"
+                )));
+            }
+        };
+        for refused in ["nameTemplate", "devel", "digest"] {
+            if let Some(v) = field(map, refused) {
+                let why = match refused {
+                    "nameTemplate" => "the release is named by `releaseName`; drop `nameTemplate`",
+                    "devel" => "a development version is chosen at render time, not by git; pin `version`",
+                    _ => "`digest` is for OCI registries, which cairn does not fetch from; vendor the chart",
+                };
+                return Err(self.at(v).error(format!("`{refused}` in helmCharts entry `{name}`: {why}")));
+            }
+        }
+        let flag = |field_name: &str| -> Result<bool, Error> {
+            field(map, field_name).map(|v| self.bool(v, field_name)).transpose().map(|v| v.unwrap_or(false))
+        };
+        let values_merge = match optional("valuesMerge")?.as_deref() {
+            None | Some("override") => ValuesMerge::Override,
+            Some("merge") => ValuesMerge::Merge,
+            Some("replace") => ValuesMerge::Replace,
+            Some(other) => {
+                return Err(self
+                    .at(field(map, "valuesMerge").unwrap_or(node))
+                    .error(format!("valuesMerge `{other}` is not one of override, merge, replace")));
+            }
+        };
+        let values_inline = match field(map, "valuesInline") {
+            None => None,
+            Some(v) if matches!(v.value, NodeValue::Map(_) | NodeValue::Null) => Some(v.to_json()),
+            Some(v) => {
+                return Err(self
+                    .at(v)
+                    .error(format!("`valuesInline` is a mapping of values, found {}", v.kind_name())));
+            }
+        };
+        let repo = optional("repo")?;
+        if let Some(repo) = &repo
+            && repo.starts_with("oci://")
+        {
+            return Err(self.at(field(map, "repo").unwrap_or(node)).error(
+                "OCI registries are not supported; vendor the chart (`helm pull --untar`) under the chart home",
+            ));
+        }
+        Ok(HelmChartEntry {
+            name,
+            version: optional("version")?,
+            repo,
+            release_name,
+            namespace: optional("namespace")?,
+            values_file: field(map, "valuesFile").map(|v| self.string(v, "valuesFile")).transpose()?,
+            additional_values_files: match field(map, "additionalValuesFiles") {
+                Some(v) => self.strings(v, "additionalValuesFiles")?,
+                None => Vec::new(),
+            },
+            values_inline,
+            values_merge,
+            include_crds: flag("includeCRDs")?,
+            skip_hooks: flag("skipHooks")?,
+            skip_tests: flag("skipTests")?,
+            api_versions: match field(map, "apiVersions") {
+                Some(v) => self.strings(v, "apiVersions")?.into_iter().map(|l| l.value).collect(),
+                None => Vec::new(),
+            },
+            kube_version: optional("kubeVersion")?,
+            at: self.at(node),
+        })
     }
 
     fn label(&self, node: &Node) -> Result<Label, Error> {
