@@ -780,3 +780,44 @@ fn helm_charts_in_a_kustomization_build_as_kustomize_enable_helm_does() {
     let plan = f.json(&["plan", "--format", "json"], 0);
     assert_eq!(plan["plans"][0]["charts"][0]["chart"], "web", "{:#}", plan["plans"][0]["charts"]);
 }
+
+#[test]
+fn sops_values_of_a_kustomization_chart_are_masked_through_its_transformers() {
+    let f = Fixture::new();
+    f.write(".gitignore", ".cairn/\n.cache/\n");
+    f.write(
+        "cairn.yaml",
+        "environments:\n  staging:\n    layers: [deploy]\n    target:\n      local: { path: .cairn/live/staging }\n",
+    );
+    std::fs::create_dir_all(f.join("deploy/charts")).expect("mkdir");
+    run_helm(&f.join("deploy/charts"), &["create", "web"]);
+    f.write(
+        "deploy/charts/web/templates/db.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db\ndata:\n  url: postgres://app:{{ .Values.database.password }}@db/app\n",
+    );
+    f.write(
+        "deploy/kustomization.yaml",
+        "namePrefix: staging-\nhelmCharts:\n  - { name: web, releaseName: web, additionalValuesFiles: [secrets.yaml] }\n",
+    );
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
+    f.write(".sops.yaml", &format!("creation_rules:\n  - path_regex: secrets\\.yaml$\n    age: {public}\n"));
+    f.write("deploy/secrets.yaml", &format!("database:\n  password: {DB_PASSWORD}\n"));
+    common::sops_encrypt(f.path(), &f.join("deploy/secrets.yaml"), &[]);
+    f.commit("feat: the database through kustomize");
+    f.set_env("CAIRN_HELM", &helm());
+    f.set_env("CAIRN_CACHE_DIR", f.join(".cache").to_str().expect("path"));
+    f.set_env("CAIRN_AGE_KEY_FILE", &key.display().to_string());
+    let shm = tempfile::Builder::new().prefix("cairn-test-").tempdir_in("/dev/shm").expect("a directory in /dev/shm");
+    f.set_env("CAIRN_SECRET_TMPDIR", shm.path().to_str().expect("path"));
+
+    let outputs = f.outputs_of(&[&["render"], &["render", "--format", "json"], &["plan", "--format", "json"]]);
+    assert!(!outputs.contains(DB_PASSWORD) && !outputs.contains(&b64(DB_PASSWORD)), "{outputs}");
+    let json = f.json(&["render", "--format", "json"], 0);
+    let db =
+        json[0]["objects"].as_array().expect("objects").iter().find(|o| o["id"]["name"] == "staging-db").expect("db");
+    assert!(db["body"]["data"]["url"].to_string().contains("secret"), "{db}");
+    f.ok(&["apply", "--env", "staging"], 0);
+    assert!(read_tree(&f.join(".cairn/live/staging/objects")).contains(DB_PASSWORD), "applied with the real value");
+    assert!(left_in(shm.path()).is_empty());
+}
