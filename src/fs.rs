@@ -60,6 +60,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Writes `bytes` to `path` through a temp file and a rename, without fsync: for caches, where a
+/// crash may lose an entry but a reader never sees a torn one.
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create directory", e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // The thread as well as the process: charts render in parallel.
+    let temp = dir.join(format!(".tmp-{}-{:?}-{name}", std::process::id(), std::thread::current().id()));
+    let result = fs::write(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(Error::io(path, "cannot write", e));
+    }
+    Ok(())
+}
+
 /// How many threads `replace_dir` writes files with.
 const WRITERS: usize = 8;
 

@@ -380,7 +380,14 @@ impl<'a> Renderer<'a> {
                 helm::prepare(self.snapshot, request, capabilities.clone(), self.secrets, &self.identities)
             })
             .collect::<Result<Vec<_>>>()?;
-        prepared.into_par_iter().map(helm::Prepared::render).collect()
+        // The largest charts start first, so a small one never leaves the largest to run alone
+        // at the end; results go back into layer order.
+        let mut prepared: Vec<(usize, helm::Prepared)> = prepared.into_iter().enumerate().collect();
+        prepared.sort_by_key(|(_, p)| std::cmp::Reverse(p.weight()));
+        let mut rendered: Vec<(usize, helm::RenderedChart)> =
+            prepared.into_par_iter().map(|(i, p)| p.render().map(|r| (i, r))).collect::<Result<Vec<_>>>()?;
+        rendered.sort_by_key(|(i, _)| *i);
+        Ok(rendered.into_iter().map(|(_, r)| r).collect())
     }
 
     /// Renders one environment.

@@ -162,6 +162,11 @@ pub(super) fn prepare(
 }
 
 impl Prepared {
+    /// About how long helm takes for the chart: its size.
+    pub(super) fn weight(&self) -> usize {
+        self.chart.size()
+    }
+
     /// Runs helm (or reads its cached output) and parses the documents.
     pub(super) fn render(self) -> Result<RenderedChart> {
         let Prepared { request, mut chart, values, capabilities, lock, work_tree } = self;
@@ -169,9 +174,11 @@ impl Prepared {
         fetch::resolve(&mut chart, &lock, work_tree.as_deref(), layer)?;
         chart.refuse_lookup(layer)?;
         let binary = run::helm_binary()?;
+        let namespace = if request.default_namespace { request.namespace.as_deref() } else { None };
         let run_request = run::Request {
             release: &request.release,
             namespace: request.namespace.as_deref(),
+            default_namespace: request.default_namespace,
             chart: &chart,
             values: &values,
             set: &request.set,
@@ -182,9 +189,19 @@ impl Prepared {
             timeout: request.timeout,
             layer,
         };
-        let output = run::template(&binary, &run_request)?;
-        let namespace = if request.default_namespace { request.namespace.as_deref() } else { None };
-        let docs = parse_output(layer, &chart, &output.stdout, namespace)?;
+        // The cache holds the parsed output, so a warm render neither runs helm nor parses YAML.
+        let cache = run::cache_file(&binary, &run_request);
+        let (docs, cached) = match cache.as_deref().and_then(cached_docs) {
+            Some(docs) => (docs, true),
+            None => {
+                let stdout = run::run(&binary, &run_request)?;
+                let docs = parse_output(layer, &chart, &stdout, namespace)?;
+                if let Some(file) = &cache {
+                    keep_docs(file, &docs);
+                }
+                (docs, false)
+            }
+        };
         let docs = mark_secrets(docs, &values);
         let record = ChartRender {
             layer: layer.to_string(),
@@ -194,10 +211,71 @@ impl Prepared {
             digest: chart.digest.clone(),
             helm: binary.version.clone(),
             kube_version: capabilities.kube_version.clone(),
-            cached: output.cached,
+            cached,
         };
-        tracing::debug!(layer, chart = %chart.name, version = %chart.version, cached = output.cached, "rendered chart");
+        tracing::debug!(layer, chart = %chart.name, version = %chart.version, cached, "rendered chart");
         Ok((docs, record))
+    }
+}
+
+/// A chart's parsed output as the cache keeps it.
+#[derive(Serialize, Deserialize)]
+struct CachedFile {
+    file: String,
+    docs: Vec<CachedDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedDoc {
+    line: u64,
+    value: Value,
+}
+
+fn cached_docs(file: &std::path::Path) -> Option<Vec<(String, Vec<Parsed>)>> {
+    let bytes = std::fs::read(file).ok()?;
+    let files: Vec<CachedFile> = serde_json::from_slice(&bytes).ok()?;
+    Some(
+        files
+            .into_iter()
+            .map(|f| {
+                let docs = f
+                    .docs
+                    .into_iter()
+                    .map(|d| Parsed {
+                        doc: yaml::Document { value: d.value, line: d.line },
+                        secrets: Vec::new(),
+                        also: Vec::new(),
+                    })
+                    .collect();
+                (f.file, docs)
+            })
+            .collect(),
+    )
+}
+
+/// Keeps a chart's parsed output; a cache that cannot be written only costs the next run a
+/// helm call.
+fn keep_docs(file: &std::path::Path, docs: &[(String, Vec<Parsed>)]) {
+    #[derive(Serialize)]
+    struct FileOut<'a> {
+        file: &'a str,
+        docs: Vec<DocOut<'a>>,
+    }
+    #[derive(Serialize)]
+    struct DocOut<'a> {
+        line: u64,
+        value: &'a Value,
+    }
+    let out: Vec<FileOut> = docs
+        .iter()
+        .map(|(file, docs)| FileOut {
+            file,
+            docs: docs.iter().map(|p| DocOut { line: p.doc.line, value: &p.doc.value }).collect(),
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&out).unwrap_or_default();
+    if let Err(e) = crate::fs::write_replacing(file, &bytes) {
+        tracing::debug!(error = %e.chain(), "chart output not cached");
     }
 }
 

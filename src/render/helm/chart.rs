@@ -81,6 +81,15 @@ impl Chart {
         }
     }
 
+    /// Bytes of the chart's files (0 before a remote chart is fetched).
+    pub fn size(&self) -> usize {
+        match &self.body {
+            Body::Dir(files) => files.iter().map(|(_, b)| b.len()).sum(),
+            Body::Package(bytes) => bytes.len() * 4,
+            Body::Remote { .. } => 0,
+        }
+    }
+
     pub fn remote(url: &str, name: &str, version: &str) -> Chart {
         Chart {
             name: name.to_string(),

@@ -109,7 +109,7 @@ pub fn resolve(chart: &mut Chart, lock: &Lock, work_tree: Option<&Path>, layer: 
         )?,
     }
     if let Some(cache) = &cache
-        && let Err(e) = crate::fs::write_atomically(&cache.join(file_of(&digest)), &bytes)
+        && let Err(e) = crate::fs::write_replacing(&cache.join(file_of(&digest)), &bytes)
     {
         tracing::debug!(error = %e.chain(), "chart package not cached");
     }

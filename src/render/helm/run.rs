@@ -69,7 +69,7 @@ pub fn helm_binary() -> Result<Binary> {
         ));
     }
     if let Some(file) = cached {
-        let _ = crate::fs::write_atomically(&file, version.as_bytes());
+        let _ = crate::fs::write_replacing(&file, version.as_bytes());
     }
     Ok(Binary { path, version })
 }
@@ -82,6 +82,8 @@ pub(super) fn cache_dir() -> Option<PathBuf> {
 pub struct Request<'a> {
     pub release: &'a str,
     pub namespace: Option<&'a str>,
+    /// Whether the output's namespaced objects get `namespace` (part of the cached output).
+    pub default_namespace: bool,
     pub chart: &'a Chart,
     pub values: &'a Values,
     pub set: &'a [(String, serde_json::Value)],
@@ -91,11 +93,6 @@ pub struct Request<'a> {
     pub capabilities: &'a Capabilities,
     pub timeout: Duration,
     pub layer: &'a str,
-}
-
-pub struct Output {
-    pub stdout: String,
-    pub cached: bool,
 }
 
 /// What a render's output depends on; its sha256 names the cache entry.
@@ -108,49 +105,37 @@ struct Key<'a> {
     set: &'a [(String, serde_json::Value)],
     release: &'a str,
     namespace: Option<&'a str>,
+    default_namespace: bool,
     include_crds: bool,
     include_tests: bool,
     no_hooks: bool,
     capabilities: &'a Capabilities,
 }
 
-/// The output of `helm template` for the request: from the cache when it holds it (never for
-/// secret values), else from helm, within the timeout.
-pub fn template(binary: &Binary, request: &Request) -> Result<Output> {
-    let cache_file = match (request.values.digest(), cache_dir()) {
-        (Some(values), Some(dir)) => {
-            let key = Key {
-                format: 1,
-                helm: &binary.version,
-                chart: &request.chart.digest,
-                values,
-                set: request.set,
-                release: request.release,
-                namespace: request.namespace,
-                include_crds: request.include_crds,
-                include_tests: request.include_tests,
-                no_hooks: request.no_hooks,
-                capabilities: request.capabilities,
-            };
-            let json = serde_json::to_vec(&key).unwrap_or_default();
-            Some(dir.join("renders").join(format!("{}.yaml", hex::encode(Sha256::digest(&json)))))
-        }
-        _ => None,
+/// The cache file of the request's parsed output; `None` for secret values (their output holds
+/// plaintext, never written to the cache) or without a cache directory.
+pub fn cache_file(binary: &Binary, request: &Request) -> Option<PathBuf> {
+    let (values, dir) = (request.values.digest()?, cache_dir()?);
+    let key = Key {
+        format: 2,
+        helm: &binary.version,
+        chart: &request.chart.digest,
+        values,
+        set: request.set,
+        release: request.release,
+        namespace: request.namespace,
+        default_namespace: request.default_namespace,
+        include_crds: request.include_crds,
+        include_tests: request.include_tests,
+        no_hooks: request.no_hooks,
+        capabilities: request.capabilities,
     };
-    if let Some(stdout) = cache_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
-        return Ok(Output { stdout, cached: true });
-    }
-    let stdout = run(binary, request)?;
-    if let Some(file) = cache_file {
-        // A cache that cannot be written only costs the next run a helm call.
-        if let Err(e) = crate::fs::write_atomically(&file, stdout.as_bytes()) {
-            tracing::debug!(error = %e.chain(), "chart output not cached");
-        }
-    }
-    Ok(Output { stdout, cached: false })
+    let json = serde_json::to_vec(&key).unwrap_or_default();
+    Some(dir.join("renders").join(format!("{}.json", hex::encode(Sha256::digest(&json)))))
 }
 
-fn run(binary: &Binary, request: &Request) -> Result<String> {
+/// Runs `helm template` for the request, within its timeout; its standard output.
+pub fn run(binary: &Binary, request: &Request) -> Result<String> {
     let layer = request.layer;
     let work = tempfile::Builder::new()
         .prefix("cairn-helm-")
@@ -218,28 +203,31 @@ fn run(binary: &Binary, request: &Request) -> Result<String> {
     };
     let stdout = read(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let stderr = read(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let mut pause = Duration::from_millis(2);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() >= request.timeout => {
-                kill_group(child.id());
-                let _ = child.wait();
-                return Err(error(
-                    layer,
-                    format!(
-                        "helm template did not finish within {} and was stopped; raise the layer's `timeout` if the chart is that large",
-                        crate::duration::format(request.timeout)
-                    ),
-                ));
-            }
-            Ok(None) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            Err(e) => return Err(Error::io(&binary.path, "cannot wait for helm", e)),
+    // A watchdog stops helm at the timeout; this thread waits for helm itself, so its exit is
+    // seen at once (polling would add up to the poll interval to every render).
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let pid = child.id();
+    let timeout = request.timeout;
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            kill_group(pid);
+            return true;
         }
-    };
+        false
+    });
+    let status = child.wait();
+    let _ = done.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
+    let status = status.map_err(|e| Error::io(&binary.path, "cannot wait for helm", e))?;
+    if timed_out {
+        return Err(error(
+            layer,
+            format!(
+                "helm template did not finish within {} and was stopped; raise the layer's `timeout` if the chart is that large",
+                crate::duration::format(request.timeout)
+            ),
+        ));
+    }
     if let Some(dir) = &secret_dir {
         dir.helm_group.store(0, Ordering::SeqCst);
     }
