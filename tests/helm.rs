@@ -821,3 +821,34 @@ fn sops_values_of_a_kustomization_chart_are_masked_through_its_transformers() {
     assert!(read_tree(&f.join(".cairn/live/staging/objects")).contains(DB_PASSWORD), "applied with the real value");
     assert!(left_in(shm.path()).is_empty());
 }
+
+#[test]
+fn a_packaged_chart_in_the_repository_renders_as_its_directory_does() {
+    let f = fixture();
+    let from_directory = rendered(&f);
+    run_helm(&f.join("charts"), &["package", "web"]);
+    std::fs::remove_dir_all(f.join("charts/web")).expect("remove the directory");
+    f.write("cairn.yaml", &CONFIG.replace("chart: charts/web", "chart: charts/web-0.1.0.tgz"));
+    f.commit("chore: the chart as a package");
+    let from_package = rendered(&f);
+    assert_eq!(from_package, from_directory);
+    let plan = f.json(&["plan", "--format", "json"], 0);
+    let package = std::fs::read(f.join("charts/web-0.1.0.tgz")).expect("package");
+    let digest = {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&package)))
+    };
+    assert_eq!(plan["plans"][0]["charts"][0]["digest"], digest.as_str());
+
+    // A packaged chart whose template calls `lookup` is refused too, naming the file inside it.
+    let work = tempfile::tempdir().expect("tempdir");
+    run_helm(work.path(), &["create", "web"]);
+    std::fs::write(
+        work.path().join("web/templates/peek.yaml"),
+        "{{- $s := lookup \"v1\" \"Secret\" \"shop\" \"db\" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: peek\n",
+    )
+    .expect("write");
+    run_helm(work.path(), &["package", "web", "--destination", f.join("charts").to_str().expect("path")]);
+    f.commit("break: a package that looks up");
+    refused(&f, &["render"], &["charts/web-0.1.0.tgz/templates/peek.yaml:1", "calls `lookup`"]);
+}
