@@ -7,15 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-use common::{Fixture, b64};
+use common::{Fixture, b64, helm};
 use serde_json::Value;
-
-fn helm() -> String {
-    let helm = std::env::var("CAIRN_TEST_HELM").unwrap_or_else(|_| "helm".to_string());
-    let ok = Command::new(&helm).arg("version").output().is_ok_and(|o| o.status.success());
-    assert!(ok, "the real helm is needed (scripts/test.sh installs it; or set CAIRN_TEST_HELM)");
-    helm
-}
 
 fn run_helm(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(helm()).args(args).current_dir(dir).output().expect("run helm");

@@ -5,15 +5,8 @@ mod common;
 
 use std::process::Command;
 
-use common::Fixture;
 use common::cluster::Cluster;
-
-fn helm() -> String {
-    let helm = std::env::var("CAIRN_TEST_HELM").unwrap_or_else(|_| "helm".to_string());
-    let ok = Command::new(&helm).arg("version").output().is_ok_and(|o| o.status.success());
-    assert!(ok, "the real helm is needed (scripts/test.sh installs it; or set CAIRN_TEST_HELM)");
-    helm
-}
+use common::{Fixture, helm};
 
 const CONFIG: &str = "\
 environments:

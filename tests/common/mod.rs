@@ -191,6 +191,14 @@ pub fn sops() -> String {
     sops
 }
 
+/// The real helm (scripts/test.sh installs it and names it in CAIRN_TEST_HELM).
+pub fn helm() -> String {
+    let helm = std::env::var("CAIRN_TEST_HELM").unwrap_or_else(|_| "helm".to_string());
+    let ok = Command::new(&helm).arg("version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "the real helm is needed (scripts/test.sh installs it; or set CAIRN_TEST_HELM)");
+    helm
+}
+
 /// A key file written by the real age-keygen; returns (file, public key).
 pub fn age_keygen(file: &Path) -> (PathBuf, String) {
     let out =
