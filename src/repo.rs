@@ -465,6 +465,70 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// `summarise` applied to every file under `dir` whose path passes `keep`, in path order:
+    /// files are read (blobs inflated) in parallel and each is dropped as soon as it is
+    /// summarised, for callers that need a figure per file rather than its contents (the CI
+    /// matrix's document counts over thousands of layers). A committed symbolic link is refused
+    /// as in [`Snapshot::read_under`].
+    pub fn summarise_under<T: Send>(
+        &self,
+        dir: &str,
+        keep: impl Fn(&str) -> bool,
+        summarise: impl Fn(&[u8]) -> T + Sync,
+    ) -> Result<Vec<(String, T)>> {
+        use rayon::prelude::*;
+        let mut entries = Vec::new();
+        for (path, source) in self.entries_under(dir)? {
+            if let (Files::Revision { repo, .. }, Source::Link(id)) = (&self.files, &source) {
+                return Err(link_in_revision(repo, &path, id.to_owned()));
+            }
+            if keep(&path) {
+                entries.push((path, source));
+            }
+        }
+        match &self.files {
+            Files::WorkTree { .. } => entries
+                .into_par_iter()
+                .map(|(path, source)| {
+                    let bytes = match &source {
+                        Source::Disk(real) => read_file(&path, real)?.unwrap_or_default(),
+                        _ => Vec::new(),
+                    };
+                    let figure = summarise(&bytes);
+                    Ok((path, figure))
+                })
+                .collect(),
+            Files::Revision { repo, .. } => {
+                // A repository handle is one thread's: each worker opens its own, once, on the
+                // same git directory, and inflates its share of the blobs.
+                let git_dir = repo.git_dir().to_path_buf();
+                let workers = rayon::current_num_threads().max(1);
+                let chunk = entries.len().div_ceil(workers).max(1);
+                let parts: Vec<Result<Vec<(String, T)>>> = entries
+                    .par_chunks(chunk)
+                    .map(|part| {
+                        let mut own = gix::open(&git_dir).map_err(git_error)?;
+                        own.object_cache_size_if_unset(OBJECT_CACHE_BYTES / workers);
+                        part.iter()
+                            .map(|(path, source)| {
+                                let figure = match source {
+                                    Source::Blob(id) => summarise(&own.find_blob(*id).map_err(git_error)?.data),
+                                    _ => summarise(&[]),
+                                };
+                                Ok((path.clone(), figure))
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                for part in parts {
+                    out.extend(part?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
     /// Paths under `dir`, sorted, with where their contents are.
     fn entries_under(&self, dir: &str) -> Result<Vec<(String, Source)>> {
         let mut out = Vec::new();

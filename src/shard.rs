@@ -97,8 +97,8 @@ fn read_layer_roots(snapshot: &Snapshot, config: &Config, envs: &[&str]) -> Opti
     }
     let mut files = BTreeMap::new();
     for root in roots {
-        match snapshot.read_under(root, is_yaml) {
-            Ok(read) => files.extend(read.into_iter().map(|(path, bytes)| (path, documents(&bytes)))),
+        match snapshot.summarise_under(root, is_yaml, documents) {
+            Ok(counted) => files.extend(counted),
             Err(_) => return None,
         }
         // A layer that is a single file at the top.

@@ -203,6 +203,22 @@ fn many_environments() -> Fixture {
 }
 
 #[test]
+fn a_change_touching_every_environment_counts_every_layer_once() {
+    // Over 64 environments the estimate reads every layer file in one parallel walk, at the
+    // revision; the counts must be those of each environment's own files plus the base.
+    let f = many_environments();
+    f.git(&["checkout", "-q", "-b", "config", "main"]);
+    f.write("cairn.yaml", &(f.read("cairn.yaml") + "# touched\n"));
+    f.commit("chore: touch the configuration");
+    let matrix = f.json(&["changes", "--base", "main", "--head", "config", "--format", "github-matrix"], 0);
+    let shards = matrix["include"].as_array().expect("include");
+    let environments: usize = shards.iter().map(|s| s["environments"].as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(environments, 300);
+    let total: u64 = shards.iter().map(|s| s["objects"].as_u64().expect("objects")).sum();
+    assert_eq!(total, (0..300u64).map(|i| 1 + 1 + (i * 7) % 30).sum::<u64>());
+}
+
+#[test]
 fn the_matrix_balances_whole_environments_over_capped_shards_stably() {
     let f = many_environments();
     let args = ["changes", "--base", "main", "--head", "feature", "--format", "github-matrix", "--max-jobs", "8"];
