@@ -77,9 +77,10 @@ pub struct Layer {
     /// A directory or a single file, relative to the configuration root; for a chart layer, the
     /// chart's label (its path, or `URL/NAME@VERSION`).
     pub path: String,
-    /// A Helm chart rendered with `helm template` (`{helm: {...}}`); `None` for files.
+    /// A Helm chart rendered with `helm template` (`{helm: {...}}`); `None` for files. Boxed: a
+    /// repository may have tens of thousands of file layers, each of which would carry the room.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub helm: Option<HelmChart>,
+    pub helm: Option<Box<HelmChart>>,
     pub line: u64,
 }
 
@@ -290,7 +291,7 @@ fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
                     return Err(at(item, &format!("{what}: a layer is a path or `{{helm: {{chart, release, ...}}}}`")));
                 };
                 let helm = helm::parse_helm(&HERE, helm_node, &what)?;
-                layers.push(Layer { path: helm.label(), helm: Some(helm), line: item.line });
+                layers.push(Layer { path: helm.label(), helm: Some(Box::new(helm)), line: item.line });
                 continue;
             }
             let Some(path) = item.as_str() else {
@@ -582,22 +583,65 @@ pub fn parse_policy_file(file: &str, text: &str, environments: &[Environment]) -
 pub const CONFIG_SCHEMA: &str = include_str!("../schemas/cairn.schema.json");
 
 fn check_against_schema(root: &Node) -> Result<()> {
-    let schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA)
+    let mut schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA)
         .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema is corrupt: {e}") })?;
-    let validator = jsonschema::options()
-        .build(&schema)
-        .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema cannot be used: {e}") })?;
-    let instance = root.to_json();
-    if let Some(error) = validator.iter_errors(&instance).next() {
-        let pointer = error.instance_path().as_str();
+    // Each environment is checked on its own, against the environment definition: a copy of the
+    // whole file as JSON would cost as much memory again as the file's located tree (tens of MiB
+    // for ten thousand environments).
+    let environment = serde_json::json!({
+        "$defs": schema.get("$defs").cloned().unwrap_or(serde_json::Value::Null),
+        "$ref": "#/$defs/environment",
+    });
+    if let Some(envs) = schema.pointer_mut("/properties/environments/additionalProperties") {
+        *envs = serde_json::Value::Bool(true);
+    }
+    let build = |schema: &serde_json::Value| {
+        jsonschema::options()
+            .build(schema)
+            .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema cannot be used: {e}") })
+    };
+    let (top, each) = (build(&schema)?, build(&environment)?);
+    let refused = |pointer: &str, error: &jsonschema::ValidationError| {
         let (_, line, column) = root.walk(pointer);
-        return Err(Error::Config {
+        Error::Config {
             message: format!(
                 "{CONFIG_FILE}:{line}:{column}: `{}` does not match schemas/cairn.schema.json: {}",
                 if pointer.is_empty() { "/" } else { pointer },
                 error.masked()
             ),
-        });
+        }
+    };
+    // The top level, with every environment's body left out.
+    let mut instance = serde_json::Map::new();
+    let mut environments: Vec<(&str, &Node)> = Vec::new();
+    if let NodeValue::Map(entries) = &root.value {
+        for (key, value) in entries {
+            match (&value.value, key.name.as_str()) {
+                (NodeValue::Map(envs), "environments") => {
+                    let names =
+                        envs.iter().map(|(k, _)| (k.name.clone(), serde_json::Value::Object(Default::default())));
+                    instance.insert(key.name.clone(), serde_json::Value::Object(names.collect()));
+                    environments.extend(envs.iter().map(|(k, v)| (k.name.as_str(), v)));
+                }
+                _ => {
+                    instance.insert(key.name.clone(), value.to_json());
+                }
+            }
+        }
+    }
+    let instance = match &root.value {
+        NodeValue::Map(_) => serde_json::Value::Object(instance),
+        _ => root.to_json(),
+    };
+    if let Some(error) = top.iter_errors(&instance).next() {
+        return Err(refused(error.instance_path().as_str(), &error));
+    }
+    for (name, node) in environments {
+        let body = node.to_json();
+        if let Some(error) = each.iter_errors(&body).next() {
+            let escaped = name.replace('~', "~0").replace('/', "~1");
+            return Err(refused(&format!("/environments/{escaped}{}", error.instance_path().as_str()), &error));
+        }
     }
     Ok(())
 }
@@ -716,6 +760,22 @@ mod tests {
         let bad = Node::parse(CONFIG_FILE, &GOOD.replace("layers:", "layer:")).expect("parses");
         let err = check_against_schema(&bad).expect_err("schema rejects unknown keys");
         assert!(err.to_string().starts_with("cairn.yaml:2:3: `/environments/staging`"), "{err}");
+        // Environments are checked one by one: a field deep in the second one is still named by
+        // its full pointer and its own line.
+        let deep = Node::parse(
+            CONFIG_FILE,
+            &GOOD.replace("      kubernetes: { context: prod, namespace: apps }", "      kubernetes: { context: 3 }"),
+        )
+        .expect("parses");
+        let err = check_against_schema(&deep).expect_err("a number is not a context");
+        assert!(
+            err.to_string().starts_with("cairn.yaml:9:21: `/environments/production/target/kubernetes/context`"),
+            "{err}"
+        );
+        // The top level still sees the environments' names.
+        let named = Node::parse(CONFIG_FILE, &GOOD.replace("  staging:", "  Staging:")).expect("parses");
+        let err = check_against_schema(&named).expect_err("names are lowercase");
+        assert!(err.to_string().contains("`/environments`"), "{err}");
     }
 
     #[test]

@@ -330,7 +330,7 @@ impl<'a> Renderer<'a> {
         }
         let values_files = environments
             .iter()
-            .flat_map(|env| env.layers.iter().filter_map(|l| l.helm.as_ref()))
+            .flat_map(|env| env.layers.iter().filter_map(|l| l.helm.as_deref()))
             .flat_map(|helm| helm.values.iter().cloned())
             .collect();
         Renderer {
@@ -360,7 +360,7 @@ impl<'a> Renderer<'a> {
     /// Renders the chart layers of an environment, in parallel (helm is the slow part; reading
     /// the snapshot is not, and happens first, in order).
     fn render_charts(&self, env: &Environment) -> Result<Vec<helm::RenderedChart>> {
-        let charts: Vec<&crate::config::HelmChart> = env.layers.iter().filter_map(|l| l.helm.as_ref()).collect();
+        let charts: Vec<&crate::config::HelmChart> = env.layers.iter().filter_map(|l| l.helm.as_deref()).collect();
         if charts.is_empty() {
             return Ok(Vec::new());
         }
