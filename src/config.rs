@@ -85,16 +85,6 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// What the renderer caches a layer's documents under: the path for files; for a chart, the
-    /// whole chart entry (two environments share a chart's output only when every setting is the
-    /// same).
-    pub fn key(&self) -> String {
-        match &self.helm {
-            None => self.path.clone(),
-            Some(helm) => format!("helm:{}", serde_json::to_string(helm).unwrap_or_else(|_| helm.label())),
-        }
-    }
-
     /// Whether the layer is a chart fetched from a chart repository (nothing of it is in git but
     /// its pin).
     pub fn is_remote_chart(&self) -> bool {

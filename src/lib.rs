@@ -7,6 +7,7 @@ pub mod error;
 pub mod expr;
 pub mod fs;
 pub mod pointer;
+pub mod process;
 pub mod render;
 pub mod repo;
 pub mod suggest;

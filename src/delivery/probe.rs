@@ -323,11 +323,7 @@ fn parse_float(s: &str) -> Option<f64> {
 
 /// Kills a command and every process of its group.
 fn kill_group(child: &mut std::process::Child) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", child.id())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    crate::process::kill_group(child.id());
     let _ = child.kill();
     let _ = child.wait();
 }

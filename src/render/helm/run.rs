@@ -210,7 +210,7 @@ pub fn run(binary: &Binary, request: &Request) -> Result<String> {
     let timeout = request.timeout;
     let watchdog = std::thread::spawn(move || {
         if finished.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-            kill_group(pid);
+            crate::process::kill_group(pid);
             return true;
         }
         false
@@ -242,15 +242,6 @@ pub fn run(binary: &Binary, request: &Request) -> Result<String> {
         return Err(error(layer, format!("helm template failed: {}", first_lines(text, 12))));
     }
     String::from_utf8(stdout).map_err(|_| error(layer, "helm template wrote output that is not UTF-8"))
-}
-
-/// Kills a process group (helm and whatever it started).
-pub fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 fn first_lines(text: &str, n: usize) -> String {

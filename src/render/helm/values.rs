@@ -224,7 +224,7 @@ impl SecretDir {
             if let Some(signal) = signals.forever().next() {
                 let pid = group.load(Ordering::SeqCst);
                 if pid != 0 {
-                    super::run::kill_group(pid);
+                    crate::process::kill_group(pid);
                 }
                 let _ = std::fs::remove_dir_all(&path);
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
