@@ -629,7 +629,7 @@ fn check_against_schema(root: &Node) -> Result<()> {
     for (name, node) in environments {
         let body = node.to_json();
         if let Some(error) = each.iter_errors(&body).next() {
-            let escaped = name.replace('~', "~0").replace('/', "~1");
+            let escaped = crate::pointer::escape(name);
             return Err(refused(&format!("/environments/{escaped}{}", error.instance_path().as_str()), &error));
         }
     }

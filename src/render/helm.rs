@@ -379,7 +379,11 @@ fn find_secret_strings(value: &Value, forms: &[String], path: &mut Vec<String>, 
 }
 
 fn pointer_of(path: &[String]) -> String {
-    path.iter().map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1"))).collect()
+    let mut pointer = String::new();
+    for token in path {
+        crate::pointer::push(&mut pointer, token);
+    }
+    pointer
 }
 
 /// The error of a chart layer: which chart, what happened, what to do.
