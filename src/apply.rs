@@ -254,7 +254,8 @@ pub fn prepare(
     let lock = target.lock(&Holder::current(&options.actor))?;
     let history = release::list(target)?;
     // Compared with a saved plan, every create must be projected exactly as the saved one was.
-    let plan = plan::plan_with(rendered, target, source, options.prune, expected.is_some())?;
+    let plan =
+        plan::plan_with(std::borrow::Cow::Borrowed(rendered), target, source, options.prune, expected.is_some())?;
     if let Some(saved) = expected {
         let moved = moved(saved, &plan);
         if !moved.is_empty() {

@@ -11,6 +11,7 @@
 //! what it judged is what is written. When the gate blocks, no object is written and no release
 //! is recorded.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -131,23 +132,37 @@ pub fn validate(run: &Run, options: validate::Options, change: &ChangeSpec) -> R
 pub struct Planned {
     pub plans: Vec<Plan>,
     pub findings: Vec<Finding>,
+    /// The environments and objects validated.
+    pub scope: validate::Scope,
 }
 
-/// Plans each environment against its target, then validates and runs the policies with the
-/// plans as the change (`cairn plan`).
-pub fn plan(run: &Run, options: validate::Options, change: &ChangeSpec, prune: bool) -> Result<Planned> {
-    let mut plans = Vec::new();
-    for r in &run.rendered {
+/// Validates a loaded run, plans each environment against its target, and runs the policies
+/// with the plans as the change (`cairn plan`). Where no policy judges the objects and no rollout
+/// needs them, each environment's objects move from the run into its plan instead of being
+/// copied (`run.rendered` keeps the others), so a plan of 10,000 environments holds each object
+/// once.
+pub fn plan(run: &mut Run, options: validate::Options, change: &ChangeSpec, prune: bool) -> Result<Planned> {
+    let mut findings = validate::validate(&run.snapshot, &run.config, &run.rendered, options)?;
+    let scope = validate::Scope::of(&run.rendered);
+    let judged = !run.config.policies.is_empty();
+    let mut plans = Vec::with_capacity(run.rendered.len());
+    let rendered = std::mem::take(&mut run.rendered);
+    for r in rendered {
         let environment = run.config.environment(&r.environment)?;
         let target = target::open(run.repo.root(), environment)?;
-        let mut planned = plan::plan(r, &target, &run.snapshot.source, prune)?;
-        planned.rollouts = plan::rollout::rollouts(&planned, r, &run.config, environment, &target)?;
+        let planned = if judged || plan::rollout::may_roll_out(&run.config, &r) {
+            let mut planned = plan::plan(Cow::Borrowed(&r), &target, &run.snapshot.source, prune)?;
+            planned.rollouts = plan::rollout::rollouts(&planned, &r, &run.config, environment, &target)?;
+            run.rendered.push(r);
+            planned
+        } else {
+            plan::plan(Cow::Owned(r), &target, &run.snapshot.source, prune)?
+        };
         plans.push(planned);
     }
-    let mut findings = validate::validate(&run.snapshot, &run.config, &run.rendered, options)?;
     findings.extend(read_only_policies(run, change, Some(check::policy_changes(&plans)))?);
     validate::sort(&mut findings);
-    Ok(Planned { plans, findings })
+    Ok(Planned { plans, findings, scope })
 }
 
 /// What `check` is asked about: the change `base..head`, which of its environments (empty: all
@@ -198,7 +213,7 @@ pub fn check(
     for r in &rendered {
         let environment = config.environment(&r.environment)?;
         let target = target::open(repo.root(), environment)?;
-        let mut planned = plan::plan(r, &target, &snapshot.source, prune)?;
+        let mut planned = plan::plan(Cow::Borrowed(r), &target, &snapshot.source, prune)?;
         planned.rollouts = plan::rollout::rollouts(&planned, r, &config, environment, &target)?;
         let s = planned.summary;
         events.emit(&crate::events::Event::Planned {

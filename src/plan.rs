@@ -1,6 +1,7 @@
 //! Desired objects against live state: per object create / update / delete / unchanged, the
 //! changed fields as JSON pointers, and a unified YAML diff for people.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error::Result;
-use crate::render::{ObjectId, Rendered, SourceRef};
+use crate::render::{Object, ObjectId, Rendered, SourceRef};
 use crate::repo::SourceInfo;
 use crate::secrets::{Maskable, Masker, Seal};
 use crate::target::{Digester, Inventory, Target};
@@ -196,6 +197,27 @@ impl Maskable for Plan {
         Plan { changes: self.changes.iter().map(|c| mask_change(c, masker)).collect(), ..self.clone() }
     }
 
+    /// Only changes that hold a secret are replaced by masked copies (their plaintext zeroed);
+    /// the others are kept as they are.
+    fn mask_owned(mut self, masker: &Masker) -> Plan {
+        for change in &mut self.changes {
+            if !crate::secrets::holds_secrets(&change.object.kind, &change.secrets) {
+                continue;
+            }
+            let masked = mask_change(change, masker);
+            for value in [change.desired.as_mut(), change.live.as_mut()].into_iter().flatten() {
+                crate::secrets::zeroize_at(value, &change.secrets);
+            }
+            for field in &mut change.fields {
+                for value in [field.old.as_mut(), field.new.as_mut()].into_iter().flatten() {
+                    crate::secrets::zeroize_value(value);
+                }
+            }
+            *change = masked;
+        }
+        self
+    }
+
     fn serialize_masked<S: Serializer>(&self, serializer: S, seal: Seal) -> std::result::Result<S::Ok, S::Error> {
         wire::Plan::of(self, seal).serialize(serializer)
     }
@@ -323,15 +345,24 @@ pub fn check_waves(rendered: &Rendered) -> Result<()> {
     Ok(())
 }
 
-/// Compares the rendered environment with the target's live state.
-pub fn plan(rendered: &Rendered, target: &Target, source: &SourceInfo, prune: bool) -> Result<Plan> {
+/// Compares the rendered environment with the target's live state. Given the rendered objects
+/// themselves (`Cow::Owned`), the plan takes their bodies instead of copying them: a caller that
+/// has no further use for them (a full `plan` of thousands of environments) holds each object
+/// once.
+pub fn plan(rendered: Cow<'_, Rendered>, target: &Target, source: &SourceInfo, prune: bool) -> Result<Plan> {
     plan_with(rendered, target, source, prune, true)
 }
 
 /// Like `plan`; without `exact`, objects a cluster does not have yet are not dry-run (their
 /// desired side is the object as rendered), which is all an apply that writes them next needs.
-pub fn plan_with(rendered: &Rendered, target: &Target, source: &SourceInfo, prune: bool, exact: bool) -> Result<Plan> {
-    check_waves(rendered)?;
+pub fn plan_with(
+    rendered: Cow<'_, Rendered>,
+    target: &Target,
+    source: &SourceInfo,
+    prune: bool,
+    exact: bool,
+) -> Result<Plan> {
+    check_waves(&rendered)?;
     let inventory = target.inventory()?;
     let desired_ids: std::collections::HashSet<&ObjectId> = rendered.objects.iter().map(|o| &o.id).collect();
     let stale: Vec<&ObjectId> = inventory.objects.iter().filter(|id| !desired_ids.contains(id)).collect();
@@ -366,20 +397,29 @@ pub fn plan_with(rendered: &Rendered, target: &Target, source: &SourceInfo, prun
                 inventory.rendered.get(&key).is_some_and(|d| *d == digester.digest(&object.body, secret))
                     && inventory.applied.get(&key).is_some_and(|d| digester.matches(live, d))
             };
-            let observation = cluster.observe(&rendered.objects, &reuse, !exact)?;
+            let mut observation = cluster.observe(&rendered.objects, &reuse, !exact)?;
             let mut live = observation.live;
             live.extend(cluster.read_objects(&stale)?);
-            let mut projected = rendered.clone();
+            // The phases are read before the objects move into the plan (a custom resource's
+            // scope comes from its CRD among them).
+            let phases: HashMap<ObjectId, usize> = rendered
+                .objects
+                .iter()
+                .map(|o| &o.id)
+                .chain(stale.iter().copied())
+                .map(|id| (id.clone(), phase(id, cluster.namespaced(id, &rendered.objects))))
+                .collect();
+            let mut projected = rendered.into_owned();
             for object in &mut projected.objects {
                 // An object whose CRD arrives in the same plan has no projection yet: a create.
-                if let Some(body) = observation.projected.get(&object.id) {
-                    object.body = body.clone();
+                if let Some(body) = observation.projected.remove(&object.id) {
+                    let mut rendered_body = std::mem::replace(&mut object.body, body);
+                    crate::secrets::zeroize_at(&mut rendered_body, &object.secrets);
                 }
             }
             let observed = Observed { live: &live, stale: &stale, inventory: &inventory, digester: &digester };
-            let mut plan = compare(&projected, &observed, target.describe(), source, prune);
-            let phase_of = |id: &ObjectId| phase(id, cluster.namespaced(id, &rendered.objects));
-            order(&mut plan, |id| (phase_of(id), id.apply_rank()));
+            let mut plan = compare(Cow::Owned(projected), &observed, target.describe(), source, prune);
+            order(&mut plan, |id| (phases.get(id).copied().unwrap_or_default(), id.apply_rank()));
             Ok(plan)
         }
     }
@@ -411,8 +451,15 @@ pub struct Observed<'a> {
     pub digester: &'a Digester,
 }
 
-/// The pure part of planning: desired versus observed.
-pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source: &SourceInfo, prune: bool) -> Plan {
+/// The pure part of planning: desired versus observed. Owned objects give their bodies to the
+/// changes; borrowed ones are copied.
+pub fn compare(
+    rendered: Cow<'_, Rendered>,
+    observed: &Observed,
+    target: String,
+    source: &SourceInfo,
+    prune: bool,
+) -> Plan {
     let digest = |v: &Value, id: &ObjectId, secrets: &[String]| {
         observed.digester.digest(v, crate::secrets::holds_secrets(&id.kind, secrets))
     };
@@ -428,21 +475,32 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
     };
     let mut summary = Summary::default();
     let mut changes = Vec::with_capacity(rendered.objects.len() + observed.stale.len());
-    for object in &rendered.objects {
+    let (environment, charts, mut objects) = match rendered {
+        Cow::Borrowed(r) => (r.environment.clone(), r.charts.clone(), Objects::Borrowed(&r.objects)),
+        Cow::Owned(mut r) => {
+            let objects = std::mem::take(&mut r.objects);
+            (std::mem::take(&mut r.environment), std::mem::take(&mut r.charts), Objects::Owned(objects))
+        }
+    };
+    for i in 0..objects.len() {
+        let object = objects.get(i);
         let change = match observed.live.get(&object.id) {
             None => {
                 summary.create += 1;
+                let digest = digest(&object.body, &object.id, &object.secrets);
+                let drift = observed.inventory.applied.contains_key(&object.id.to_string());
+                let (id, body, sources, secrets) = objects.take(i);
                 Change {
-                    object: object.id.clone(),
+                    object: id,
                     action: Action::Create,
                     fields: Vec::new(),
-                    desired: Some(object.body.clone()),
+                    desired: Some(body),
                     live: None,
-                    digest: digest(&object.body, &object.id, &object.secrets),
+                    digest,
                     live_digest: None,
-                    sources: object.sources.clone(),
-                    secrets: object.secrets.clone(),
-                    drift: observed.inventory.applied.contains_key(&object.id.to_string()),
+                    sources,
+                    secrets,
+                    drift,
                 }
             }
             Some(current) if *current == object.body => {
@@ -471,17 +529,21 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
                         secrets.push(pointer);
                     }
                 }
+                let (desired_digest, live_digest) =
+                    (digest(&object.body, &object.id, &secrets), digest(current, &object.id, &secrets));
+                let drift = drifted(&object.id, current);
+                let (id, body, sources, _) = objects.take(i);
                 Change {
-                    object: object.id.clone(),
+                    object: id,
                     action: Action::Update,
                     fields,
-                    desired: Some(object.body.clone()),
+                    desired: Some(body),
                     live: Some(current.clone()),
-                    digest: digest(&object.body, &object.id, &secrets),
-                    live_digest: Some(digest(current, &object.id, &secrets)),
-                    sources: object.sources.clone(),
+                    digest: desired_digest,
+                    live_digest: Some(live_digest),
+                    sources,
                     secrets,
-                    drift: drifted(&object.id, current),
+                    drift,
                 }
             }
         };
@@ -514,16 +576,44 @@ pub fn compare(rendered: &Rendered, observed: &Observed, target: String, source:
     deletes.sort_by(|a, b| b.object.sort_key().cmp(&a.object.sort_key()));
     changes.extend(deletes);
     orphans.sort();
-    Plan {
-        environment: rendered.environment.clone(),
-        target,
-        source: source.clone(),
-        prune,
-        summary,
-        changes,
-        orphans,
-        rollouts: Vec::new(),
-        charts: rendered.charts.clone(),
+    Plan { environment, target, source: source.clone(), prune, summary, changes, orphans, rollouts: Vec::new(), charts }
+}
+
+/// The objects `compare` reads: borrowed, each taken as a copy, or owned, each taken as it is.
+enum Objects<'a> {
+    Borrowed(&'a [Object]),
+    Owned(Vec<Object>),
+}
+
+impl Objects<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Objects::Borrowed(list) => list.len(),
+            Objects::Owned(list) => list.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> &Object {
+        match self {
+            Objects::Borrowed(list) => &list[i],
+            Objects::Owned(list) => &list[i],
+        }
+    }
+
+    /// The identity, body, sources and secret pointers of object `i` for its change. An owned
+    /// object is left empty (its `Drop` then has nothing to zero: the change holds the values).
+    fn take(&mut self, i: usize) -> (ObjectId, Value, Vec<SourceRef>, Vec<String>) {
+        match self {
+            Objects::Borrowed(list) => {
+                let o = &list[i];
+                (o.id.clone(), o.body.clone(), o.sources.clone(), o.secrets.clone())
+            }
+            Objects::Owned(list) => {
+                let o = &mut list[i];
+                let body = std::mem::take(&mut o.body);
+                (o.id.clone(), body, std::mem::take(&mut o.sources), std::mem::take(&mut o.secrets))
+            }
+        }
     }
 }
 
@@ -626,5 +716,83 @@ mod tests {
         let back: Vec<Plan> = serde_json::from_value(json).expect("reads back");
         assert_eq!(&back, &*masked);
         assert!(back[0].changes[0].drift && back[0].changes[0].live_digest.is_some() && !back[0].orphans.is_empty());
+    }
+
+    fn object(kind: &str, name: &str, body: Value, secrets: &[&str]) -> Object {
+        let id =
+            ObjectId { group: String::new(), kind: kind.into(), namespace: Some("shop".into()), name: name.into() };
+        let mut object = Object::new(id, body, vec![SourceRef { file: format!("base/{name}.yaml"), line: 1 }]);
+        object.secrets = secrets.iter().map(|s| s.to_string()).collect();
+        object
+    }
+
+    /// An environment with a create, an update, an unchanged object and a stale one, two of them
+    /// holding secrets, and its live side.
+    fn environment() -> (Rendered, HashMap<ObjectId, Value>, Inventory) {
+        let settings = |level: i64| json!({"kind": "ConfigMap", "data": {"level": level}});
+        let secret = |password: &str| json!({"kind": "Secret", "stringData": {"password": password}});
+        let token = |token: &str| json!({"kind": "ConfigMap", "data": {"token": token, "plain": "x"}});
+        let rendered = Rendered {
+            environment: "staging".into(),
+            objects: vec![
+                object("ConfigMap", "settings", settings(2), &[]),
+                object("Secret", "db", secret("hunter3"), &[]),
+                object("ConfigMap", "api", token("sesame-2"), &["/data/token"]),
+                object("ConfigMap", "same", settings(1), &[]),
+            ],
+            charts: Vec::new(),
+        };
+        let mut live = HashMap::new();
+        live.insert(rendered.objects[1].id.clone(), secret("hunter2"));
+        live.insert(rendered.objects[3].id.clone(), settings(1));
+        let stale = object("ConfigMap", "old", settings(0), &[]);
+        live.insert(stale.id.clone(), settings(0));
+        let mut inventory = Inventory { environment: "staging".into(), ..Inventory::default() };
+        inventory.objects.extend(rendered.objects.iter().map(|o| o.id.clone()));
+        inventory.objects.insert(stale.id.clone());
+        (rendered, live, inventory)
+    }
+
+    #[test]
+    fn a_plan_of_owned_objects_equals_a_plan_of_borrowed_ones() {
+        let (rendered, live, inventory) = environment();
+        let stale: Vec<&ObjectId> =
+            inventory.objects.iter().filter(|id| !rendered.objects.iter().any(|o| o.id == **id)).collect();
+        let digester = Digester::new(Some(b"key"));
+        let observed = Observed { live: &live, stale: &stale, inventory: &inventory, digester: &digester };
+        let source = SourceInfo::WorkTree { head: None, dirty: false };
+        let borrowed = compare(Cow::Borrowed(&rendered), &observed, "local".into(), &source, true);
+        let owned = compare(Cow::Owned(rendered.clone()), &observed, "local".into(), &source, true);
+        assert_eq!(borrowed, owned);
+        let actions: Vec<Action> = owned.changes.iter().map(|c| c.action).collect();
+        assert_eq!(actions, [Action::Create, Action::Update, Action::Create, Action::Unchanged, Action::Delete]);
+        assert_eq!(owned.changes[2].desired, Some(rendered.objects[2].body.clone()));
+        assert_eq!(owned.changes[2].secrets, ["/data/token"]);
+        assert_eq!(owned.changes[0].sources, rendered.objects[0].sources);
+    }
+
+    #[test]
+    fn masking_a_plan_in_place_equals_masking_a_copy() {
+        let (rendered, live, inventory) = environment();
+        let stale: Vec<&ObjectId> = Vec::new();
+        let digester = Digester::new(Some(b"key"));
+        let observed = Observed { live: &live, stale: &stale, inventory: &inventory, digester: &digester };
+        let source = SourceInfo::WorkTree { head: None, dirty: false };
+        let plan = compare(Cow::Owned(rendered), &observed, "local".into(), &source, true);
+        let masker = Masker::new();
+        let plan_copy_of_first = |p: &Plan| p.changes[0].clone();
+        let untouched = plan.changes[0].clone();
+        let copied = plan.mask(&masker);
+        let in_place = plan.mask_owned(&masker);
+        assert_eq!(copied, in_place);
+        let at =
+            |i: usize, pointer: &str| in_place.changes[i].desired.as_ref().and_then(|d| d.pointer(pointer)).cloned();
+        let marker = |v: Option<Value>| v.and_then(|v| v.as_str().map(|s| s.starts_with("<secret: "))).unwrap_or(false);
+        assert!(marker(at(1, "/stringData/password")) && marker(at(2, "/data/token")));
+        assert_eq!(at(2, "/data/plain"), Some(json!("x")));
+        assert_eq!(in_place.changes[0], plan_copy_of_first(&copied));
+        assert_eq!(in_place.changes[0], untouched);
+        let live = in_place.changes[1].live.as_ref().and_then(|l| l.pointer("/stringData/password")).cloned();
+        assert!(marker(live));
     }
 }

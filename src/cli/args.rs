@@ -585,7 +585,7 @@ mod tests {
         writes_exactly("render", RENDER_FORMATS, |w, f| report::write_rendered(w, &Masked::each(&[]), f));
         writes_exactly("validate", VALIDATE_FORMATS, |w, f| report::write_findings(w, &[], &[], f, PLAIN));
         writes_exactly("plan", PLAN_FORMATS, |w, f| {
-            report::write_plans_with_findings(w, &Masked::each(&[]), &[], &[], f, PLAIN, true)
+            report::write_plans_with_findings(w, &Masked::each(&[]), &Default::default(), &[], f, PLAIN, true)
         });
         for (what, offered) in [("apply", APPLY_FORMATS), ("rollback", ROLLBACK_FORMATS)] {
             writes_exactly(what, offered, |w, f| report::write_apply(w, &Masked::each(&[]), f, PLAIN));

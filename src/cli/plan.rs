@@ -24,20 +24,24 @@ pub fn run(
     flags: Flags,
     out: &mut dyn Write,
 ) -> Result<Status> {
-    let run = pipeline::load(&cli.repo, &select.envs, select.rev.as_deref())?;
-    let planned = pipeline::plan(&run, schema.into(), &change.into(), flags.prune)?;
+    let mut run = pipeline::load(&cli.repo, &select.envs, select.rev.as_deref())?;
+    let planned = pipeline::plan(&mut run, schema.into(), &change.into(), flags.prune)?;
+    let changed = planned.plans.iter().any(crate::plan::Plan::has_changes);
+    let blocked = crate::validate::has_errors(&planned.findings);
+    // The plans are masked in place: nothing else reads them.
+    let plans = Masked::owned(planned.plans);
     report_io(report::write_plans_with_findings(
         out,
-        &Masked::new(&planned.plans),
-        &run.rendered,
+        &plans,
+        &planned.scope,
         &planned.findings,
         format,
         cli.style(),
         flags.diff,
     ))?;
-    let changed = planned.plans.iter().any(crate::plan::Plan::has_changes);
-    let blocked = crate::validate::has_errors(&planned.findings);
-    pipeline::leave_to_exit(run.rendered, planned.plans);
+    run.leave_to_exit();
+    // Masked already: the operating system takes them back at exit (see `leave_to_exit`).
+    std::mem::forget(plans);
     Ok(if blocked {
         Status::Findings
     } else if flags.detailed_exitcode && changed {

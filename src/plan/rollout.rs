@@ -133,6 +133,12 @@ pub fn rollouts(
     Ok(out)
 }
 
+/// Whether `rollouts` may find a rollout in this environment: a strategy is declared, or an
+/// object is annotated with one. Otherwise a plan needs no rendered object after it is made.
+pub fn may_roll_out(config: &Config, rendered: &Rendered) -> bool {
+    !config.strategies.is_empty() || rendered.objects.iter().any(|o| annotation(&o.body).is_some())
+}
+
 fn annotation(body: &Value) -> Option<&str> {
     body.pointer("/metadata/annotations").and_then(|a| a.get(STRATEGY_ANNOTATION)).and_then(Value::as_str)
 }

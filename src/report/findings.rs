@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{Format, Style, colors, markdown_cell, write_json};
 use crate::render::{ObjectId, Rendered};
-use crate::validate::{Finding, Level};
+use crate::validate::{Finding, Level, Scope};
 
 /// Writes findings. `rendered` gives the objects checked (JUnit has one test case per object).
 pub fn write_findings(
@@ -20,10 +20,25 @@ pub fn write_findings(
     format: Format,
     style: Style,
 ) -> io::Result<()> {
+    if format == Format::Junit {
+        return write_junit(w, rendered, findings);
+    }
+    write_findings_in(w, &Scope::of(rendered), findings, format, style)
+}
+
+/// Writes findings in any format but JUnit (which needs every object checked), counting the
+/// objects of `scope`.
+pub(super) fn write_findings_in(
+    w: &mut dyn Write,
+    scope: &Scope,
+    findings: &[Finding],
+    format: Format,
+    style: Style,
+) -> io::Result<()> {
     let errors = findings.iter().filter(|f| f.severity == Level::Error).count();
     let warnings = findings.len() - errors;
-    let environments: Vec<&str> = rendered.iter().map(|r| r.environment.as_str()).collect();
-    let objects: usize = rendered.iter().map(|r| r.objects.len()).sum();
+    let environments: Vec<&str> = scope.environments.iter().map(String::as_str).collect();
+    let objects = scope.objects;
     match format {
         Format::Json => {
             #[derive(Serialize)]
@@ -95,7 +110,7 @@ pub fn write_findings(
             Ok(())
         }
         Format::Sarif => write_json(w, &sarif(findings)),
-        Format::Junit => write_junit(w, rendered, findings),
+        Format::Junit => Err(format.unsupported("findings without their objects")),
         Format::Github => {
             for f in findings {
                 let command = match f.severity {

@@ -9,7 +9,7 @@ use super::{Format, Style, colors, markdown_cell, truncate, write_json};
 use crate::apply::ApplyReport;
 use crate::plan::{Action, Change, Plan, Summary};
 use crate::secrets::Masked;
-use crate::validate::Finding;
+use crate::validate::{Finding, Scope};
 use crate::yaml;
 
 /// Writes plans for one or more environments.
@@ -20,7 +20,7 @@ pub fn write_plans(
     style: Style,
     show_diff: bool,
 ) -> io::Result<()> {
-    write_plans_with_findings(w, plans, &[], &[], format, style, show_diff)
+    write_plans_with_findings(w, plans, &Scope::default(), &[], format, style, show_diff)
 }
 
 /// Writes the findings of validation and policies, then the plans: in JSON one document with a
@@ -28,7 +28,7 @@ pub fn write_plans(
 pub fn write_plans_with_findings(
     w: &mut dyn Write,
     plans: &Masked<Vec<Plan>>,
-    rendered: &[crate::render::Rendered],
+    scope: &Scope,
     findings: &[Finding],
     format: Format,
     style: Style,
@@ -39,7 +39,7 @@ pub fn write_plans_with_findings(
     }
     // JSON carries the findings inside the one document written below.
     if !findings.is_empty() && format != Format::Json {
-        super::write_findings(w, rendered, findings, format, style)?;
+        super::findings::write_findings_in(w, scope, findings, format, style)?;
         writeln!(w)?;
     }
     match format {

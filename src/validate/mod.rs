@@ -112,6 +112,23 @@ pub fn validate(snapshot: &Snapshot, config: &Config, rendered: &[Rendered], opt
     Ok(findings)
 }
 
+/// What a validation looked at, for the reports that count it: the environments and the number
+/// of objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub environments: Vec<String>,
+    pub objects: usize,
+}
+
+impl Scope {
+    pub fn of(rendered: &[Rendered]) -> Scope {
+        Scope {
+            environments: rendered.iter().map(|r| r.environment.clone()).collect(),
+            objects: rendered.iter().map(|r| r.objects.len()).sum(),
+        }
+    }
+}
+
 /// Sorts findings for reports: by file, line, column, code and environment.
 pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
