@@ -17,8 +17,11 @@ Goals (from the issue), at 10,000 environments on this 2-core machine: check of 
 one environment < 0.3 s with peak RSS within 1.5× of the 100-environment repository's; the matrix
 < 0.5 s; the full plan of 200,000 objects < 15 s and < 1.5 GB; the site < 10 s.
 
+With `--baseline BIN`, every step is also run with that build, alternating with the measured
+one (ABAB…), so the machine's noise falls on both alike; the table then shows both and the ratio.
+
 Usage: scripts/bench_scale.py [--sizes 100,1000,10000] [--runs 5] [--plan-runs 3]
-                              [--binary target/release/cairn] [--json]
+                              [--binary target/release/cairn] [--baseline BIN] [--json]
 """
 import argparse
 import json
@@ -117,15 +120,25 @@ def generate(root, n):
     subprocess.run(git + ["checkout", "-q", "main"], check=True)
 
 
-def run(name, cmd, env, runs, expect=(0,)):
-    times, rss = [], []
+def run(name, cmd, env, runs, baseline=None, expect=(0,)):
+    """Median and minimum wall time and peak RSS of `cmd`; with `baseline`, the same command with
+    that binary in place of the first word, runs alternating."""
+    binaries = [cmd[0]] + ([baseline] if baseline else [])
+    times = {b: [] for b in binaries}
+    rss = {b: [] for b in binaries}
     for _ in range(runs):
-        t, r, code = measure(cmd, env)
-        if code not in expect:
-            sys.exit(f"{name}: {' '.join(cmd)} exited {code}")
-        times.append(t)
-        rss.append(r)
-    return {"name": name, "median_s": statistics.median(times), "min_s": min(times), "peak_rss_mib": max(rss)}
+        for b in binaries:
+            t, r, code = measure([b] + cmd[1:], env)
+            if code not in expect:
+                sys.exit(f"{name}: {b} {' '.join(cmd[1:])} exited {code}")
+            times[b].append(t)
+            rss[b].append(r)
+    out = {"name": name, "median_s": statistics.median(times[cmd[0]]), "min_s": min(times[cmd[0]]),
+           "peak_rss_mib": max(rss[cmd[0]])}
+    if baseline:
+        out["baseline"] = {"median_s": statistics.median(times[baseline]), "min_s": min(times[baseline]),
+                           "peak_rss_mib": max(rss[baseline])}
+    return out
 
 
 def main():
@@ -134,9 +147,11 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--plan-runs", type=int, default=3)
     ap.add_argument("--binary", default="target/release/cairn")
+    ap.add_argument("--baseline", help="another build to run beside it, alternating")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
+    baseline = os.path.abspath(args.baseline) if args.baseline else None
     results = []
     for n in [int(s) for s in args.sizes.split(",")]:
         root = tempfile.mkdtemp(prefix=f"cairn-bench-scale-{n}-")
@@ -155,7 +170,7 @@ def main():
                 (f"plan --no-diff ({n * OBJECTS} objects)", [binary, "plan", "--no-diff"], args.plan_runs),
             ]
             for name, cmd, runs in steps:
-                r = run(name, cmd, env, runs)
+                r = run(name, cmd, env, runs, baseline)
                 r["environments"] = n
                 results.append(r)
             # The site reads every environment's records: one in a hundred has releases (applying
@@ -165,7 +180,7 @@ def main():
                 apply = [binary, "apply", "--rev", "main"] + sum((["--env", e] for e in released[i:i + 50]), [])
                 subprocess.run(apply, env=env, check=True, stdout=subprocess.DEVNULL)
             site = os.path.join(root, "site-out")
-            r = run(f"site ({len(released)} with releases)", [binary, "site", "--out", site], env, args.runs)
+            r = run(f"site ({len(released)} with releases)", [binary, "site", "--out", site], env, args.runs, baseline)
             r["environments"] = n
             results.append(r)
         finally:
@@ -173,10 +188,15 @@ def main():
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'environments':>12}  {'step':<40} {'median':>9} {'min':>9} {'peak RSS':>10}")
+    print(f"{'environments':>12}  {'step':<40} {'median':>9} {'min':>9} {'peak RSS':>10}"
+          + (f" {'baseline':>9} {'its RSS':>10} {'time ratio':>10}" if baseline else ""))
     for r in results:
-        print(f"{r['environments']:>12}  {r['name']:<40} {r['median_s']:>8.3f}s {r['min_s']:>8.3f}s "
-              f"{r['peak_rss_mib']:>7.1f} MiB")
+        line = (f"{r['environments']:>12}  {r['name']:<40} {r['median_s']:>8.3f}s {r['min_s']:>8.3f}s "
+                f"{r['peak_rss_mib']:>7.1f} MiB")
+        if "baseline" in r:
+            b = r["baseline"]
+            line += f" {b['median_s']:>8.3f}s {b['peak_rss_mib']:>7.1f} MiB {r['median_s'] / b['median_s']:>9.2f}x"
+        print(line)
 
 
 if __name__ == "__main__":

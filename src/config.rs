@@ -36,10 +36,11 @@ pub struct Config {
     pub notifications: Notifications,
     /// Canary and blue/green rollouts of Deployments (`strategies:`).
     pub strategies: Vec<Strategy>,
-    /// Environment name → its index in `environments`: a repository may have thousands, and
-    /// commands look them up by name once per environment.
+    /// Indices of `environments` in the order of their names: a repository may have thousands,
+    /// commands look them up by name once per environment, and a map of copied names would cost
+    /// more than this index.
     #[serde(skip)]
-    by_name: std::collections::HashMap<String, usize>,
+    by_name: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,7 +56,8 @@ pub struct Environment {
     /// What a failed verification does (`on_failure:`).
     pub on_failure: OnFailure,
     /// Where the environment's versions come from (`promotion:`, `cairn promote`).
-    pub promotion: Option<Promotion>,
+    /// Boxed: most environments have none, and a repository may have ten thousand.
+    pub promotion: Option<Box<Promotion>>,
     /// Line of the environment's key in `cairn.yaml`.
     pub line: u64,
 }
@@ -174,7 +176,13 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config> {
-        let root = Node::parse(CONFIG_FILE, text)?;
+        // Each environment is converted and checked against the schema as soon as it is read,
+        // and its tree dropped: with 10,000 environments the file's located tree would
+        // otherwise cost several times the environments themselves. Errors wait their turn:
+        // the top level first, then the environments, then the other sections, then the schema.
+        let schema = ConfigSchema::new()?;
+        let mut reader = EnvironmentReader::new(&schema);
+        let root = Node::parse_streaming(CONFIG_FILE, text, "environments", &mut |key, node| reader.read(key, &node))?;
         let top = expect_map(&root, "the top level")?;
         check_keys(
             top,
@@ -190,7 +198,15 @@ impl Config {
         let Some((_, envs)) = find(top, "environments") else {
             return Err(at(&root, "missing `environments`: declare at least one environment"));
         };
-        let environments = parse_environments(envs)?;
+        let entries = expect_map(envs, "`environments`")?;
+        if entries.is_empty() {
+            return Err(at(envs, "`environments` is empty: declare at least one environment"));
+        }
+        // Entries merged in with `<<` (or a whole section from an alias) stayed in the tree.
+        for (key, node) in entries.iter().skip(reader.streamed) {
+            reader.read(key, node);
+        }
+        let (environments, unmatched) = reader.finish()?;
         let schemas = match find(top, "schemas") {
             Some((_, node)) => parse_schemas(node)?,
             None => Vec::new(),
@@ -210,13 +226,18 @@ impl Config {
             Some((_, node)) => strategy::parse_strategies(&HERE, node, &environments)?,
             None => Vec::new(),
         };
-        check_against_schema(&root)?;
-        let by_name = environments.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
+        schema.check_top(&root)?;
+        if let Some(error) = unmatched {
+            return Err(error);
+        }
+        let mut by_name: Vec<u32> = (0..environments.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| environments[a as usize].name.cmp(&environments[b as usize].name));
         Ok(Config { environments, schemas, policies, notifications, strategies, by_name })
     }
 
     pub fn environment(&self, name: &str) -> Result<&Environment> {
-        self.by_name.get(name).map(|&i| &self.environments[i]).ok_or_else(|| Error::UnknownEnvironment {
+        let found = self.by_name.binary_search_by(|&i| self.environments[i as usize].name.as_str().cmp(name)).ok();
+        found.map(|at| &self.environments[self.by_name[at] as usize]).ok_or_else(|| Error::UnknownEnvironment {
             name: name.to_string(),
             known: self.environment_names().join(", "),
         })
@@ -242,118 +263,149 @@ impl Config {
     }
 }
 
-fn parse_environments(node: &Node) -> Result<Vec<Environment>> {
-    let entries = expect_map(node, "`environments`")?;
-    if entries.is_empty() {
-        return Err(at(node, "`environments` is empty: declare at least one environment"));
+/// Reads the environments of `cairn.yaml` one at a time, as the loader hands them over: each is
+/// converted, then checked against the schema, and its tree dropped. The first error of each
+/// kind is kept for its turn.
+struct EnvironmentReader<'a> {
+    schema: &'a ConfigSchema,
+    environments: Vec<Environment>,
+    /// How many were handed over while the file was read (the rest are in the tree).
+    streamed: usize,
+    invalid: Option<Error>,
+    unmatched: Option<Error>,
+}
+
+impl<'a> EnvironmentReader<'a> {
+    fn new(schema: &'a ConfigSchema) -> EnvironmentReader<'a> {
+        EnvironmentReader { schema, environments: Vec::new(), streamed: 0, invalid: None, unmatched: None }
     }
-    let mut out: Vec<Environment> = Vec::new();
-    for (key, value) in entries {
-        let name = key.name.clone();
-        if !valid_name(&name) {
-            return Err(at_key(
-                key,
-                &format!(
-                    "environment name `{name}` is not valid: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"
-                ),
-            ));
-        }
-        let what = format!("environment `{name}`");
-        let map = expect_map(value, &what)?;
-        check_keys(map, &["layers", "target", "drift", "verify", "on_failure", "promotion"], &what)?;
-        let Some((_, layers_node)) = find(map, "layers") else {
-            return Err(at_key(key, &format!("{what}: missing `layers` (a list of directories, later ones win)")));
-        };
-        let NodeValue::Seq(items) = &layers_node.value else {
-            return Err(at(
-                layers_node,
-                &format!("{what}: `layers` must be a list, found {}", layers_node.kind_name()),
-            ));
-        };
-        if items.is_empty() {
-            return Err(at(layers_node, &format!("{what}: `layers` is empty")));
-        }
-        let mut layers = Vec::new();
-        for item in items {
-            if let NodeValue::Map(entries) = &item.value {
-                check_keys(entries, &["helm"], &format!("{what}: a layer"))?;
-                let Some((_, helm_node)) = find(entries, "helm") else {
-                    return Err(at(item, &format!("{what}: a layer is a path or `{{helm: {{chart, release, ...}}}}`")));
-                };
-                let helm = helm::parse_helm(&HERE, helm_node, &what)?;
-                layers.push(Layer { path: helm.label(), helm: Some(Box::new(helm)), line: item.line });
-                continue;
+
+    fn read(&mut self, key: &Key, node: &Node) {
+        self.streamed += 1;
+        if self.invalid.is_none() {
+            match parse_environment(key, node) {
+                Ok(env) => self.environments.push(env),
+                Err(e) => self.invalid = Some(e),
             }
-            let Some(path) = item.as_str() else {
-                return Err(at(
-                    item,
-                    &format!("{what}: a layer must be a path or a `helm` chart, found {}", item.kind_name()),
-                ));
-            };
-            let path = normalize_relative(path).ok_or_else(|| {
-                at(item, &format!("{what}: layer `{path}` must be a relative path inside the repository"))
-            })?;
-            layers.push(Layer { path, helm: None, line: item.line });
         }
-        let Some((_, target_node)) = find(map, "target") else {
-            return Err(at_key(
-                key,
-                &format!(
-                    "{what}: missing `target` (for example `target: {{ local: {{ path: .cairn/live/{name} }} }}`)"
-                ),
+        if self.unmatched.is_none() {
+            self.unmatched = self.schema.check_environment(key, node).err();
+        }
+    }
+
+    /// The environments, checked against one another, and the first schema mismatch.
+    fn finish(self) -> Result<(Vec<Environment>, Option<Error>)> {
+        if let Some(error) = self.invalid {
+            return Err(error);
+        }
+        let mut out = self.environments;
+        out.shrink_to_fit();
+        for env in &out {
+            let Some(p) = &env.promotion else { continue };
+            if p.from == env.name {
+                return Err(Error::Config {
+                    message: format!(
+                        "{CONFIG_FILE}:{}: environment `{}` cannot be promoted from itself",
+                        p.line, env.name
+                    ),
+                });
+            }
+            if !out.iter().any(|e| e.name == p.from) {
+                return Err(Error::Config {
+                    message: format!(
+                        "{CONFIG_FILE}:{}: environment `{}`: `promotion.from` names `{}`, which is not an environment{}",
+                        p.line,
+                        env.name,
+                        p.from,
+                        suggest(&p.from, out.iter().map(|e| e.name.as_str()))
+                    ),
+                });
+            }
+        }
+        Ok((out, self.unmatched))
+    }
+}
+
+fn parse_environment(key: &Key, value: &Node) -> Result<Environment> {
+    let name = key.name.clone();
+    if !valid_name(&name) {
+        return Err(at_key(
+            key,
+            &format!(
+                "environment name `{name}` is not valid: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"
+            ),
+        ));
+    }
+    let what = format!("environment `{name}`");
+    let map = expect_map(value, &what)?;
+    check_keys(map, &["layers", "target", "drift", "verify", "on_failure", "promotion"], &what)?;
+    let Some((_, layers_node)) = find(map, "layers") else {
+        return Err(at_key(key, &format!("{what}: missing `layers` (a list of directories, later ones win)")));
+    };
+    let NodeValue::Seq(items) = &layers_node.value else {
+        return Err(at(layers_node, &format!("{what}: `layers` must be a list, found {}", layers_node.kind_name())));
+    };
+    if items.is_empty() {
+        return Err(at(layers_node, &format!("{what}: `layers` is empty")));
+    }
+    let mut layers = Vec::with_capacity(items.len());
+    for item in items {
+        if let NodeValue::Map(entries) = &item.value {
+            check_keys(entries, &["helm"], &format!("{what}: a layer"))?;
+            let Some((_, helm_node)) = find(entries, "helm") else {
+                return Err(at(item, &format!("{what}: a layer is a path or `{{helm: {{chart, release, ...}}}}`")));
+            };
+            let helm = helm::parse_helm(&HERE, helm_node, &what)?;
+            layers.push(Layer { path: helm.label(), helm: Some(Box::new(helm)), line: item.line });
+            continue;
+        }
+        let Some(path) = item.as_str() else {
+            return Err(at(
+                item,
+                &format!("{what}: a layer must be a path or a `helm` chart, found {}", item.kind_name()),
             ));
         };
-        let target = parse_target(target_node, &what)?;
-        let drift = match find(map, "drift") {
-            None => DriftPolicy::default(),
-            Some((_, node)) => match node.as_str() {
-                Some("repair") => DriftPolicy::Repair,
-                Some("refuse") => DriftPolicy::Refuse,
-                _ => {
-                    return Err(at(
-                        node,
-                        &format!(
-                            "{what}: `drift` must be `repair` (the default) or `refuse`, found {}",
-                            node.as_str().map_or_else(|| node.kind_name().to_string(), |t| format!("`{t}`"))
-                        ),
-                    ));
-                }
-            },
-        };
-        let verify = match find(map, "verify") {
-            Some((_, node)) => verify::parse_verify(&HERE, node, &what)?,
-            None => Verify::default(),
-        };
-        let on_failure = match find(map, "on_failure") {
-            Some((_, node)) => verify::parse_on_failure(&HERE, node, &what)?,
-            None => OnFailure::default(),
-        };
-        let promotion = match find(map, "promotion") {
-            Some((_, node)) => Some(promotion::parse_promotion(&HERE, node, &what)?),
-            None => None,
-        };
-        out.push(Environment { name, layers, target, drift, verify, on_failure, promotion, line: key.line });
+        let path = normalize_relative(path).ok_or_else(|| {
+            at(item, &format!("{what}: layer `{path}` must be a relative path inside the repository"))
+        })?;
+        layers.push(Layer { path, helm: None, line: item.line });
     }
-    for env in &out {
-        let Some(p) = &env.promotion else { continue };
-        if p.from == env.name {
-            return Err(Error::Config {
-                message: format!("{CONFIG_FILE}:{}: environment `{}` cannot be promoted from itself", p.line, env.name),
-            });
-        }
-        if !out.iter().any(|e| e.name == p.from) {
-            return Err(Error::Config {
-                message: format!(
-                    "{CONFIG_FILE}:{}: environment `{}`: `promotion.from` names `{}`, which is not an environment{}",
-                    p.line,
-                    env.name,
-                    p.from,
-                    suggest(&p.from, out.iter().map(|e| e.name.as_str()))
-                ),
-            });
-        }
-    }
-    Ok(out)
+    let Some((_, target_node)) = find(map, "target") else {
+        return Err(at_key(
+            key,
+            &format!("{what}: missing `target` (for example `target: {{ local: {{ path: .cairn/live/{name} }} }}`)"),
+        ));
+    };
+    let target = parse_target(target_node, &what)?;
+    let drift = match find(map, "drift") {
+        None => DriftPolicy::default(),
+        Some((_, node)) => match node.as_str() {
+            Some("repair") => DriftPolicy::Repair,
+            Some("refuse") => DriftPolicy::Refuse,
+            _ => {
+                return Err(at(
+                    node,
+                    &format!(
+                        "{what}: `drift` must be `repair` (the default) or `refuse`, found {}",
+                        node.as_str().map_or_else(|| node.kind_name().to_string(), |t| format!("`{t}`"))
+                    ),
+                ));
+            }
+        },
+    };
+    let verify = match find(map, "verify") {
+        Some((_, node)) => verify::parse_verify(&HERE, node, &what)?,
+        None => Verify::default(),
+    };
+    let on_failure = match find(map, "on_failure") {
+        Some((_, node)) => verify::parse_on_failure(&HERE, node, &what)?,
+        None => OnFailure::default(),
+    };
+    let promotion = match find(map, "promotion") {
+        Some((_, node)) => Some(Box::new(promotion::parse_promotion(&HERE, node, &what)?)),
+        None => None,
+    };
+    Ok(Environment { name, layers, target, drift, verify, on_failure, promotion, line: key.line })
 }
 
 fn parse_target(node: &Node, what: &str) -> Result<TargetConfig> {
@@ -572,27 +624,34 @@ pub fn parse_policy_file(file: &str, text: &str, environments: &[Environment]) -
 /// the friendlier messages; this keeps the file and the code from drifting apart.
 pub const CONFIG_SCHEMA: &str = include_str!("../schemas/cairn.schema.json");
 
-fn check_against_schema(root: &Node) -> Result<()> {
-    let mut schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA)
-        .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema is corrupt: {e}") })?;
-    // Each environment is checked on its own, against the environment definition: a copy of the
-    // whole file as JSON would cost as much memory again as the file's located tree (tens of MiB
-    // for ten thousand environments).
-    let environment = serde_json::json!({
-        "$defs": schema.get("$defs").cloned().unwrap_or(serde_json::Value::Null),
-        "$ref": "#/$defs/environment",
-    });
-    if let Some(envs) = schema.pointer_mut("/properties/environments/additionalProperties") {
-        *envs = serde_json::Value::Bool(true);
+/// `schemas/cairn.schema.json`, compiled: the top level with every environment's body left out,
+/// and one environment. Each environment is checked on its own, as it is read: a JSON copy of
+/// the whole file would cost as much memory again as the file itself.
+struct ConfigSchema {
+    top: jsonschema::Validator,
+    environment: jsonschema::Validator,
+}
+
+impl ConfigSchema {
+    fn new() -> Result<ConfigSchema> {
+        let mut schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA)
+            .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema is corrupt: {e}") })?;
+        let environment = serde_json::json!({
+            "$defs": schema.get("$defs").cloned().unwrap_or(serde_json::Value::Null),
+            "$ref": "#/$defs/environment",
+        });
+        if let Some(envs) = schema.pointer_mut("/properties/environments/additionalProperties") {
+            *envs = serde_json::Value::Bool(true);
+        }
+        let build = |schema: &serde_json::Value| {
+            jsonschema::options()
+                .build(schema)
+                .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema cannot be used: {e}") })
+        };
+        Ok(ConfigSchema { top: build(&schema)?, environment: build(&environment)? })
     }
-    let build = |schema: &serde_json::Value| {
-        jsonschema::options()
-            .build(schema)
-            .map_err(|e| Error::Config { message: format!("the bundled cairn.yaml schema cannot be used: {e}") })
-    };
-    let (top, each) = (build(&schema)?, build(&environment)?);
-    let refused = |pointer: &str, error: &jsonschema::ValidationError| {
-        let (_, line, column) = root.walk(pointer);
+
+    fn refused(pointer: &str, (line, column): (u64, u64), error: &jsonschema::ValidationError) -> Error {
         Error::Config {
             message: format!(
                 "{CONFIG_FILE}:{line}:{column}: `{}` does not match schemas/cairn.schema.json: {}",
@@ -600,40 +659,49 @@ fn check_against_schema(root: &Node) -> Result<()> {
                 error.masked()
             ),
         }
-    };
-    // The top level, with every environment's body left out.
-    let mut instance = serde_json::Map::new();
-    let mut environments: Vec<(&str, &Node)> = Vec::new();
-    if let NodeValue::Map(entries) = &root.value {
-        for (key, value) in entries {
-            match (&value.value, key.name.as_str()) {
-                (NodeValue::Map(envs), "environments") => {
-                    let names =
-                        envs.iter().map(|(k, _)| (k.name.clone(), serde_json::Value::Object(Default::default())));
-                    instance.insert(key.name.clone(), serde_json::Value::Object(names.collect()));
-                    environments.extend(envs.iter().map(|(k, v)| (k.name.as_str(), v)));
+    }
+
+    /// The top level, each environment an empty map (their bodies are checked as they are read).
+    fn check_top(&self, root: &Node) -> Result<()> {
+        let instance = match &root.value {
+            NodeValue::Map(entries) => {
+                let mut instance = serde_json::Map::new();
+                for (key, value) in entries {
+                    let json = match (&value.value, key.name.as_str()) {
+                        (NodeValue::Map(envs), "environments") => serde_json::Value::Object(
+                            envs.iter()
+                                .map(|(k, _)| (k.name.clone(), serde_json::Value::Object(Default::default())))
+                                .collect(),
+                        ),
+                        _ => value.to_json(),
+                    };
+                    instance.insert(key.name.clone(), json);
                 }
-                _ => {
-                    instance.insert(key.name.clone(), value.to_json());
-                }
+                serde_json::Value::Object(instance)
             }
+            _ => root.to_json(),
+        };
+        match self.top.iter_errors(&instance).next() {
+            Some(error) => {
+                let pointer = error.instance_path().as_str();
+                let (_, line, column) = root.walk(pointer);
+                Err(ConfigSchema::refused(pointer, (line, column), &error))
+            }
+            None => Ok(()),
         }
     }
-    let instance = match &root.value {
-        NodeValue::Map(_) => serde_json::Value::Object(instance),
-        _ => root.to_json(),
-    };
-    if let Some(error) = top.iter_errors(&instance).next() {
-        return Err(refused(error.instance_path().as_str(), &error));
-    }
-    for (name, node) in environments {
+
+    fn check_environment(&self, key: &Key, node: &Node) -> Result<()> {
         let body = node.to_json();
-        if let Some(error) = each.iter_errors(&body).next() {
-            let escaped = crate::pointer::escape(name);
-            return Err(refused(&format!("/environments/{escaped}{}", error.instance_path().as_str()), &error));
-        }
+        let Some(error) = self.environment.iter_errors(&body).next() else { return Ok(()) };
+        let inner = error.instance_path().as_str();
+        let at = match node.walk(inner) {
+            (0, ..) => (key.line, key.column),
+            (_, line, column) => (line, column),
+        };
+        let pointer = format!("/environments/{}{inner}", crate::pointer::escape(&key.name));
+        Err(ConfigSchema::refused(&pointer, at, &error))
     }
-    Ok(())
 }
 
 /// A relative path inside the repository, normalised (no `./`, no trailing `/`); `None` for an
@@ -737,6 +805,19 @@ mod tests {
         assert!(err.contains("`prod`") && err.contains("staging, production"), "{err}");
     }
 
+    /// The whole schema check of a tree: the top level, then each environment.
+    fn check_against_schema(root: &Node) -> Result<()> {
+        let schema = ConfigSchema::new()?;
+        schema.check_top(root)?;
+        let envs = expect_map(root, "the top level")?.iter().find(|(k, _)| k.name == "environments");
+        if let Some((_, NodeValue::Map(entries))) = envs.map(|(k, v)| (k, &v.value)) {
+            for (key, node) in entries {
+                schema.check_environment(key, node)?;
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn the_published_schema_accepts_the_example_and_agrees_on_errors() {
         let example = include_str!("../examples/shop/cairn.yaml");
@@ -766,6 +847,22 @@ mod tests {
         let named = Node::parse(CONFIG_FILE, &GOOD.replace("  staging:", "  Staging:")).expect("parses");
         let err = check_against_schema(&named).expect_err("names are lowercase");
         assert!(err.to_string().contains("`/environments`"), "{err}");
+    }
+
+    #[test]
+    fn environments_read_as_they_stream_keep_their_order_errors_and_merged_entries() {
+        let text = "environments:\n  staging: &staging\n    layers: [base, environments/staging]\n    target: { local: { path: .cairn/live/staging } }\n  <<: { production: { layers: [base], target: { local: { path: .cairn/live/production } } } }\n  dev: *staging\n";
+        let config = Config::parse(text).expect("valid");
+        assert_eq!(config.environment_names(), ["staging", "dev", "production"]);
+        assert_eq!(config.environment("dev").expect("dev").layers[1].path, "environments/staging");
+        assert_eq!(config.environment("production").expect("merged").line, 5);
+        // The first environment that does not parse is named, whatever follows it.
+        let bad = "environments:\n  a:\n    layers: [x]\n    target: { local: { path: a } }\n  b:\n    layers: []\n    target: { local: { path: b } }\n  c:\n    target: { local: { path: c } }\n";
+        let err = Config::parse(bad).expect_err("invalid").to_string();
+        assert!(err.starts_with("cairn.yaml:6:") && err.contains("`layers` is empty"), "{err}");
+        // The top level is judged before any environment.
+        let err = Config::parse(&format!("{bad}extra: 1\n")).expect_err("invalid").to_string();
+        assert!(err.contains("extra"), "{err}");
     }
 
     #[test]

@@ -86,6 +86,22 @@ impl Node {
         Node::parse_one(loader, text)
     }
 
+    /// As [`Node::parse`], handing each entry of the map under the top-level key `section` to
+    /// `each` as soon as it is read, and keeping only a placeholder for it (`null`, at the
+    /// value's position): `cairn.yaml` with 10,000 environments never holds all their trees at
+    /// once. Entries merged in with `<<` are not handed over; they stay in the tree, last.
+    pub fn parse_streaming(
+        file: &str,
+        text: &str,
+        section: &str,
+        each: &mut dyn FnMut(&Key, Node),
+    ) -> Result<Node, Error> {
+        let mut loader = Loader::new(file);
+        loader.compact = true;
+        loader.hook = Some((section, each));
+        Node::parse_one(loader, text)
+    }
+
     /// As [`Node::parse`], with YAML 1.2 booleans (only `true`/`false`): how kustomize reads a
     /// kustomization, where `on` or `y` is a string.
     pub fn parse_yaml12(file: &str, text: &str) -> Result<Node, Error> {
@@ -193,7 +209,13 @@ struct Loader<'f> {
     /// Lists and maps are trimmed to their length as they close: for a tree that is kept while
     /// it is read (a configuration file of 10,000 environments), not one converted at once.
     compact: bool,
+    /// Entries of the map under this top-level key are handed over as they are read (see
+    /// [`Node::parse_streaming`]).
+    hook: Option<(&'f str, &'f mut EntryHook<'f>)>,
 }
+
+/// What [`Node::parse_streaming`] hands each entry of the streamed section to.
+type EntryHook<'f> = dyn FnMut(&Key, Node) + 'f;
 
 enum Frame {
     Seq {
@@ -231,7 +253,15 @@ fn count_nodes(node: &Node) -> usize {
 
 impl<'f> Loader<'f> {
     fn new(file: &'f str) -> Loader<'f> {
-        Loader { file, anchors: HashMap::new(), alias_nodes: 0, stack: Vec::new(), yaml12: false, compact: false }
+        Loader {
+            file,
+            anchors: HashMap::new(),
+            alias_nodes: 0,
+            stack: Vec::new(),
+            yaml12: false,
+            compact: false,
+            hook: None,
+        }
     }
 
     fn error(&self, (line, column): (u64, u64), message: impl Into<String>) -> Error {
@@ -345,6 +375,14 @@ impl<'f> Loader<'f> {
             self.anchors.insert(anchor, (node.clone(), size));
         }
         let file = self.file;
+        // An entry of the streamed section: the value of a key of the map under the top-level
+        // key the hook names.
+        let streamed = match (&self.hook, self.stack.as_slice()) {
+            (Some((section, _)), [Frame::Map { key: Some(top), .. }, Frame::Map { key: Some(entry), .. }]) => {
+                top.name == *section && entry.name != "<<"
+            }
+            _ => false,
+        };
         match self.stack.last_mut() {
             None => *root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
@@ -417,6 +455,14 @@ impl<'f> Loader<'f> {
                         built.insert(k.name.clone(), entries.len());
                         *index = Some(built);
                     }
+                    let node = match &mut self.hook {
+                        Some((_, each)) if streamed => {
+                            let placeholder = Node { value: NodeValue::Null, line: node.line, column: node.column };
+                            each(&k, node);
+                            placeholder
+                        }
+                        _ => node,
+                    };
                     entries.push((k, node));
                 }
             },
