@@ -24,7 +24,8 @@ once at sizes >= 5000 unless --kustomize-runs says otherwise.
 
 Usage: scripts/bench_kustomize.py [--sizes 1000,5000] [--runs 3] [--kustomize-runs N]
                                   [--binary target/release/cairn] [--kubectl kubectl]
-                                  [--keep DIR] [--skip-kustomize] [--json]
+                                  [--keep DIR] [--skip-kustomize] [--variants overlay,bare]
+                                  [--json]
 """
 import argparse
 import json
@@ -331,8 +332,13 @@ def main():
     ap.add_argument("--kubectl", default="kubectl")
     ap.add_argument("--keep", metavar="DIR", help="generate the trees under DIR and keep them")
     ap.add_argument("--skip-kustomize", action="store_true", help="time cairn only (no output check)")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="which trees to time, comma separated (default: overlay,bare)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    variants = {v: VARIANTS[v] for v in args.variants.split(",") if v.strip()}
+    if not variants or any(v.strip() not in VARIANTS for v in args.variants.split(",")):
+        sys.exit(f"--variants: choose from {', '.join(VARIANTS)}")
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     binary = os.path.abspath(args.binary)
     if not os.access(binary, os.X_OK):
@@ -365,7 +371,7 @@ def main():
             os.makedirs(outputs, exist_ok=True)
             k_runs = 0 if args.skip_kustomize else (
                 args.kustomize_runs if args.kustomize_runs is not None else (1 if n >= 5000 else args.runs))
-            for variant, (env_name, directory) in VARIANTS.items():
+            for variant, (env_name, directory) in variants.items():
                 tools = {
                     "cairn": ([binary, "--repo", root, "render", "--env", env_name, "--format", "human"], args.runs),
                     "kustomize": ([kubectl, "kustomize", os.path.join(root, directory)], k_runs),
@@ -413,7 +419,7 @@ def main():
                                  f"{'yes' if r['identical'] else 'no'}")
                     print(line, file=sys.stderr, flush=True)
         linearity = []
-        for variant in VARIANTS:
+        for variant in variants:
             rows = [r for r in results if r["variant"] == variant]
             for a, b in zip(rows, rows[1:]):
                 linearity.append({
