@@ -800,6 +800,42 @@ fn a_sops_file_in_a_secret_generator_is_decrypted_and_hashed_as_kustomize_hashes
 }
 
 #[test]
+fn a_sops_dotenv_file_in_a_generator_is_refused_without_a_trace_of_its_values() {
+    const TOKEN: &str = "dotenv-token-5f4e3d2c";
+    let f = Fixture::new();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
+    f.write(
+        "cairn.yaml",
+        "environments:\n  e:\n    layers: [k/overlay]\n    target:\n      local: { path: .cairn/live/e }\n",
+    );
+    f.write(".gitignore", ".cairn/\n");
+    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n"));
+    f.write("k/overlay/kustomization.yaml", "secretGenerator:\n  - name: api\n    envs: [secrets.env]\n");
+    f.write("k/overlay/secrets.env", &format!("TOKEN={TOKEN}\nLEVEL=3\n"));
+    common::sops_encrypt(
+        f.path(),
+        &f.join("k/overlay/secrets.env"),
+        &["--input-type", "dotenv", "--output-type", "dotenv"],
+    );
+    assert!(f.read("k/overlay/secrets.env").contains("sops_mac="), "sops wrote its dotenv format");
+    f.commit("a generator over an encrypted dotenv file");
+    f.set_env("CAIRN_AGE_KEY_FILE", &key.display().to_string());
+    for args in [&["render", "--env", "e"][..], &["apply", "--env", "e"]] {
+        let (code, out, err) = f.run(args);
+        assert_eq!(code, 2, "{args:?}: exit {code}\n{out}\n{err}");
+        assert!(
+            err.contains("k/overlay/kustomization.yaml:3")
+                && err.contains("SOPS dotenv file")
+                && err.contains("--input-type binary"),
+            "{err}"
+        );
+        assert!(!err.contains(TOKEN) && !out.contains(TOKEN), "{err}");
+    }
+    assert!(!f.join(".cairn/live/e").exists(), "nothing was applied");
+}
+
+#[test]
 fn builtin_transformer_and_generator_configurations_run_with_their_own_field_specs() {
     same_as_kustomize(
         "builtin plugins",

@@ -97,6 +97,13 @@ fn generate(
         let bytes = builder.read_file(&file, entry, "env file")?;
         let text =
             String::from_utf8(bytes).map_err(|_| entry.at.error(format!("env file {file} is not valid UTF-8")))?;
+        // SOPS writes its metadata into a dotenv file as `sops_…=` lines; read as a plain env
+        // file, its ciphertexts and metadata would become the values.
+        if text.lines().any(|l| l.starts_with("sops_mac=") || l.starts_with("sops_version=")) {
+            return Err(entry.at.error(format!(
+                "{file} is a SOPS dotenv file, a format cairn does not decrypt; encrypt the file whole (`sops encrypt --input-type binary --output-type json`) and list it under `files:`, or keep the values in a SOPS-encrypted Secret listed under `resources`"
+            )));
+        }
         for (n, line) in text.lines().enumerate() {
             let line = if n == 0 { line.trim_start_matches('\u{feff}') } else { line };
             let line = line.trim_start();
