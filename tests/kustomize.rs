@@ -597,9 +597,9 @@ fn bad_kustomizations_are_refused_with_the_file_line_and_a_fix() {
     );
 }
 
-#[test]
-fn a_sops_resource_in_a_kustomization_is_decrypted_masked_and_followed_where_replacements_copy_it() {
-    const PASSWORD: &str = "pw-4f3e2d1c0b9a";
+/// A repository with one environment over `k/overlay`, an age key (in the returned directory,
+/// kept while the test runs) and `.sops.yaml` encrypting for it (`rule`: more keys of the rule).
+fn encrypted_fixture(rule: &str) -> (Fixture, tempfile::TempDir, std::path::PathBuf) {
     let f = Fixture::new();
     let keys = tempfile::tempdir().expect("tempdir");
     let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
@@ -608,7 +608,14 @@ fn a_sops_resource_in_a_kustomization_is_decrypted_masked_and_followed_where_rep
         "environments:\n  e:\n    layers: [k/overlay]\n    target:\n      local: { path: .cairn/live/e }\n",
     );
     f.write(".gitignore", ".cairn/\n");
-    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n    encrypted_regex: ^(data|stringData)$\n"));
+    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n{rule}"));
+    (f, keys, key)
+}
+
+#[test]
+fn a_sops_resource_in_a_kustomization_is_decrypted_masked_and_followed_where_replacements_copy_it() {
+    const PASSWORD: &str = "pw-4f3e2d1c0b9a";
+    let (f, _keys, key) = encrypted_fixture("    encrypted_regex: ^(data|stringData)$\n");
     f.write(
         "k/overlay/kustomization.yaml",
         r#"resources: [db-secret.yaml, app.yaml]
@@ -756,15 +763,7 @@ fn every_patch_and_generator_merge_is_among_the_objects_sources() {
 #[test]
 fn a_sops_file_in_a_secret_generator_is_decrypted_and_hashed_as_kustomize_hashes_the_plaintext() {
     const PASSWORD: &str = "gen-pw-7a6b5c4d3e";
-    let f = Fixture::new();
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
-    f.write(
-        "cairn.yaml",
-        "environments:\n  e:\n    layers: [k/overlay]\n    target:\n      local: { path: .cairn/live/e }\n",
-    );
-    f.write(".gitignore", ".cairn/\n");
-    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n"));
+    let (f, _keys, key) = encrypted_fixture("");
     let kustomization = "namePrefix: p-\nsecretGenerator:\n  - name: db\n    files: [password.txt]\n";
     for dir in ["k/overlay", "plain"] {
         f.write(&format!("{dir}/kustomization.yaml"), kustomization);
@@ -802,15 +801,7 @@ fn a_sops_file_in_a_secret_generator_is_decrypted_and_hashed_as_kustomize_hashes
 #[test]
 fn a_sops_dotenv_file_in_a_generator_is_refused_without_a_trace_of_its_values() {
     const TOKEN: &str = "dotenv-token-5f4e3d2c";
-    let f = Fixture::new();
-    let keys = tempfile::tempdir().expect("tempdir");
-    let (key, public) = common::age_keygen(&keys.path().join("key.txt"));
-    f.write(
-        "cairn.yaml",
-        "environments:\n  e:\n    layers: [k/overlay]\n    target:\n      local: { path: .cairn/live/e }\n",
-    );
-    f.write(".gitignore", ".cairn/\n");
-    f.write(".sops.yaml", &format!("creation_rules:\n  - age: {public}\n"));
+    let (f, _keys, key) = encrypted_fixture("");
     f.write("k/overlay/kustomization.yaml", "secretGenerator:\n  - name: api\n    envs: [secrets.env]\n");
     f.write("k/overlay/secrets.env", &format!("TOKEN={TOKEN}\nLEVEL=3\n"));
     common::sops_encrypt(
