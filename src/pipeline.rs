@@ -55,25 +55,20 @@ pub struct Run {
 impl Run {
     /// Ends the run's life with the process: see `leave_to_exit`.
     pub fn leave_to_exit(self) {
-        leave_to_exit(self.rendered, Vec::new());
+        leave_to_exit(self.rendered);
     }
 }
 
-/// For a command about to exit: freeing tens of thousands of rendered objects and plan changes
-/// one by one costs more (a third of `validate`'s time at 50,000 objects) than the operating
-/// system reclaiming the memory at exit. Every value decrypted from a SOPS file is overwritten
-/// first, so no plaintext outlives its use even in memory the process no longer frees.
-pub fn leave_to_exit(mut rendered: Vec<Rendered>, mut plans: Vec<Plan>) {
+/// For a command about to exit: freeing tens of thousands of rendered objects one by one costs
+/// more (a third of `validate`'s time at 50,000 objects) than the operating system reclaiming the
+/// memory at exit. Every value decrypted from a SOPS file is overwritten first, so no plaintext
+/// outlives its use even in memory the process no longer frees. (Plans are masked in place
+/// before they are shown, so they hold no plaintext by then.)
+pub fn leave_to_exit(mut rendered: Vec<Rendered>) {
     for object in rendered.iter_mut().flat_map(|r| r.objects.iter_mut()) {
         crate::secrets::zeroize_at(&mut object.body, &object.secrets);
     }
-    for change in plans.iter_mut().flat_map(|p| p.changes.iter_mut()) {
-        for value in [change.desired.as_mut(), change.live.as_mut()].into_iter().flatten() {
-            crate::secrets::zeroize_at(value, &change.secrets);
-        }
-    }
     std::mem::forget(rendered);
-    std::mem::forget(plans);
 }
 
 /// Opens the repository, reads the snapshot (`rev`, or the work tree) and its configuration, and

@@ -72,7 +72,7 @@ pub fn run(
         super::notify::after_check(cli, &saved, what.events);
     }
     what.events.emit(&Event::Finished { command: "check", outcome: if blocked { "blocked" } else { "succeeded" } });
-    pipeline::leave_to_exit(rendered, Vec::new());
+    pipeline::leave_to_exit(rendered);
     Ok(if blocked { Status::Findings } else { Status::Success })
 }
 
